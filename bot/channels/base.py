@@ -1,0 +1,48 @@
+"""What a channel is: a place a post can be sent to, with the platform's length rules.
+
+One required method, :meth:`Channel.send`, and a lifecycle (``async with channel``). A channel
+raises :class:`~bot.errors.TransientError` (try later, not before ``retry_after``) or
+:class:`~bot.errors.PermanentError` (never); any other exception is a bug in the channel.
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import Self
+
+from bot.compose.length import LengthRule
+from bot.model import Post, Receipt
+
+
+class Channel(abc.ABC):
+    """A destination for posts. ``rule(has_image)`` is the length rule a post must fit."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
+    def rule(self, *, has_image: bool) -> LengthRule:
+        """The length rule for a post on this channel (a photo caption may have a smaller limit)."""
+
+    @abc.abstractmethod
+    async def send(self, post: Post) -> Receipt:
+        """Deliver one post; raise TransientError or PermanentError when the platform refuses."""
+
+    async def start(self) -> None:
+        """Open connections, check credentials; called once before the first send."""
+
+    async def close(self) -> None:
+        """Release connections; called once at the end."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,74 @@
+"""The one exception tree of newsbot.
+
+Every error newsbot raises on purpose derives from :class:`BotError`; library errors are
+translated at the edge where the library is used (``raise ... from exc``)::
+
+    BotError
+    ├── ConfigError          the config file or a template is wrong (exit status 2)
+    │   └── TemplateError    a template does not exist, compile or render
+    ├── SourceError          a source could not be read this time (recorded, retried next poll)
+    ├── LedgerError          the ledger database refused an operation
+    └── DeliveryError        a post could not be delivered
+        ├── TransientError   try again later, not before ``retry_after`` seconds
+        └── PermanentError   never try again; ``reason`` says why
+
+Messages are written for the person who has to act on them: what went wrong, where, and what
+was expected. No message ever contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Root of every error newsbot raises on purpose."""
+
+
+class ConfigError(BotError):
+    """The configuration is wrong; ``where`` is ``file:line`` when known, ``key`` the dotted key."""
+
+    def __init__(self, message: str, *, where: str | None = None, key: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        self.key = key
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        parts = []
+        if self.where:
+            parts.append(self.where)
+        if self.key:
+            parts.append(self.key)
+        prefix = ": ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class TemplateError(ConfigError):
+    """A template cannot be found, compiled or rendered."""
+
+
+class SourceError(BotError):
+    """A source could not be polled; the reason is recorded against the source."""
+
+
+class LedgerError(BotError):
+    """The ledger database refused an operation."""
+
+
+class DeliveryError(BotError):
+    """A post could not be delivered to a channel."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class TransientError(DeliveryError):
+    """The platform may accept the post later; never retry before ``retry_after`` seconds."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentError(DeliveryError):
+    """The platform will never accept this post as it is; ``reason`` says why."""

@@ -1,0 +1,76 @@
+"""The values that flow through newsbot: articles in, posts out, receipts back.
+
+All are immutable; the ledger is the only place where state changes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class DeliveryState(enum.StrEnum):
+    """Where a delivery stands. ``queued → sending → sent | failed | skipped``; a delivery found
+    in ``sending`` after its holder died becomes ``uncertain`` until a person decides."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNCERTAIN = "uncertain"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article as a source saw it, normalised (NFC text, absolute canonical URL).
+
+    ``key`` is stable across polls: the feed's guid / entry id, else the canonical URL.
+    ``summary_html`` is the source's summary or content, still HTML; the excerpt is built from it.
+    """
+
+    key: str
+    url: str
+    title: str
+    summary_html: str = ""
+    published: datetime | None = None
+    author: str | None = None
+    categories: tuple[str, ...] = ()
+    image: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.published is not None and self.published.tzinfo is None:
+            raise ValueError("Article.published must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """The exact text a channel will send for one delivery.
+
+    ``text`` is what the platform receives (HTML for Telegram, plain text for X); ``length`` is
+    its length as the platform counts it and ``limit`` the platform's limit for this post.
+    """
+
+    channel: str
+    text: str
+    length: int
+    limit: int
+    link: str
+    image: str | None = None
+    article_key: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the platform answered when it accepted a post."""
+
+    remote_id: str
+    url: str | None = None
+    accepted_at: datetime | None = None
+    notes: tuple[str, ...] = field(default=())

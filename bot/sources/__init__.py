@@ -1,0 +1,1 @@
+"""Sources: one module per kind, one small base class (:mod:`bot.sources.base`)."""

@@ -1,0 +1,55 @@
+"""What a source is: something that, polled with its last state, yields articles.
+
+A source never touches the ledger; the pipeline records what it yields. A source that cannot be
+read raises :class:`~bot.errors.SourceError` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from bot.model import Article
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What a source remembers between polls (kept in the ledger): HTTP validators for
+    conditional GET, so that an unchanged feed costs a 304."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll produced. ``not_modified`` is true when the server answered 304."""
+
+    articles: tuple[Article, ...] = ()
+    state: SourceState = field(default_factory=SourceState)
+    not_modified: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+class Source(abc.ABC):
+    """One source of articles. Use as ``async with source: await source.poll(state)``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
+    async def poll(self, state: SourceState) -> PollResult:
+        """Fetch and parse; raise :class:`~bot.errors.SourceError` when nothing could be read."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
