@@ -1,0 +1,291 @@
+"""The ``newsbot`` command: parse, load the config, run one command. Thin on purpose.
+
+Exit status: 0 all well, 1 some deliveries failed, 2 a mistake in the config, a template or
+the command line (one message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import NoReturn
+
+from bot import __version__
+from bot.config import Config, config_path, load_config
+from bot.errors import BotError, ConfigError, DeliveryError, SourceError
+from bot.logs import setup_logging
+
+log = logging.getLogger("newsbot")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"newsbot: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the config file (default: $NEWSBOT_CONFIG, else config/newsbot.yaml)",
+    )
+    common.add_argument("--log-format", choices=["text", "json"], default="text")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = _Parser(
+        prog="newsbot",
+        description="Posts a newsroom's new articles to Telegram and X.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    commands.add_parser("run", parents=[common], help="the daemon, until SIGTERM / SIGINT")
+    commands.add_parser(
+        "once", parents=[common], help="poll every source once, deliver what is due, exit"
+    )
+    preview = commands.add_parser(
+        "preview", parents=[common], help="show the posts the newest articles would get"
+    )
+    preview.add_argument("--source", help="only this source")
+    preview.add_argument("--channel", help="only this channel")
+    preview.add_argument("-n", "--limit", type=int, default=3, help="articles per source")
+    check = commands.add_parser("check", parents=[common], help="validate config and templates")
+    check.add_argument(
+        "--online", action="store_true", help="also verify each channel's credentials"
+    )
+    status = commands.add_parser("status", parents=[common], help="the delivery log")
+    status.add_argument("--json", action="store_true", help="JSON for machines")
+    status.add_argument(
+        "--state",
+        action="append",
+        choices=["queued", "sending", "sent", "failed", "skipped", "uncertain"],
+    )
+    status.add_argument("--source")
+    status.add_argument("--channel")
+    status.add_argument("-n", "--limit", type=int, default=50)
+    retry = commands.add_parser("retry", parents=[common], help="requeue failed or uncertain posts")
+    retry.add_argument("--failed", action="store_true", help="failed deliveries (the default)")
+    retry.add_argument(
+        "--uncertain", action="store_true", help="deliveries that were in flight at a crash"
+    )
+    retry.add_argument("--id", type=int, action="append", dest="ids", help="only this delivery")
+    retry.add_argument("--channel")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    redactor = setup_logging(
+        level=logging.DEBUG if args.verbose else logging.INFO, fmt=args.log_format
+    )
+    path = config_path(args.config)
+    try:
+        config = load_config(path)
+        redactor.update(config.secrets())
+        handler = _COMMANDS[args.command]
+        return asyncio.run(handler(config, args))
+    except ConfigError as exc:
+        print(f"newsbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BotError as exc:
+        print(f"newsbot: {redactor.redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+async def _run(config: Config, args: argparse.Namespace) -> int:
+    from bot.daemon import run_daemon
+
+    return await run_daemon(config)
+
+
+async def _once(config: Config, args: argparse.Namespace) -> int:
+    from bot.daemon import open_runtime, run_once
+
+    async with open_runtime(config) as runtime:
+        report = await run_once(runtime)
+    log.info(
+        "done: %d sent, %d failed, %d to retry, %d skipped",
+        report.sent,
+        report.failed,
+        report.retrying,
+        report.skipped,
+    )
+    return EXIT_FAILED if report.failed or runtime.broken_channels else EXIT_OK
+
+
+async def _preview(config: Config, args: argparse.Namespace) -> int:
+    from bot.channels.console import format_post
+    from bot.compose.excerpt import build_excerpt
+    from bot.daemon import build_channel, build_renderer, build_source
+    from bot.links import with_tracking
+    from bot.sources.base import SourceState
+    from bot.sources.fetch import Fetcher
+
+    _known(args.source, config.sources, "source")
+    _known(args.channel, config.channels, "channel")
+    renderer = build_renderer(config)
+    channels = {name: build_channel(cfg) for name, cfg in config.channels.items()}
+    problems = 0
+    async with Fetcher() as fetcher:
+        for name, source_config in config.sources.items():
+            if args.source and name != args.source:
+                continue
+            try:
+                async with build_source(source_config, fetcher) as source:
+                    result = await source.poll(SourceState())
+            except SourceError as exc:
+                print(f"source {name}: cannot read it: {exc}\n")
+                problems += 1
+                continue
+            newest = sorted(
+                result.articles,
+                key=lambda a: a.published or datetime.now(UTC),
+                reverse=True,
+            )[: args.limit]
+            for article in newest:
+                excerpt = build_excerpt(
+                    article.summary_html,
+                    strip=source_config.strip,
+                    length=source_config.excerpt_length,
+                )
+                for channel_name in config.routes(name):
+                    if args.channel and channel_name != args.channel:
+                        continue
+                    channel = channels[channel_name]
+                    settings = config.channels[channel_name]
+                    try:
+                        post = renderer.render(
+                            settings.template,
+                            article=article,
+                            excerpt=excerpt,
+                            source=name,
+                            channel=channel_name,
+                            link=with_tracking(article.url, settings.tracking),
+                            rule=channel.rule(has_image=bool(article.image)),
+                        )
+                    except (DeliveryError, ConfigError) as exc:
+                        print(f"── {channel_name} · {name} · cannot post {article.title!r}: {exc}\n")
+                        problems += 1
+                        continue
+                    rules = channel.rule(has_image=bool(article.image)).platform
+                    print(format_post(post, rules=rules))
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+async def _check(config: Config, args: argparse.Namespace) -> int:
+    from bot.compose.excerpt import build_excerpt
+    from bot.compose.sample import SAMPLE_ARTICLE, SAMPLE_SOURCE
+    from bot.daemon import build_channel, build_renderer
+    from bot.links import with_tracking
+
+    renderer = build_renderer(config)
+    problems: list[str] = []
+    for name, settings in config.channels.items():
+        channel = build_channel(settings)
+        try:
+            renderer.check(settings.template)
+            post = renderer.render(
+                settings.template,
+                article=SAMPLE_ARTICLE,
+                excerpt=build_excerpt(SAMPLE_ARTICLE.summary_html),
+                source=SAMPLE_SOURCE,
+                channel=name,
+                link=with_tracking(SAMPLE_ARTICLE.url, settings.tracking),
+                rule=channel.rule(has_image=bool(SAMPLE_ARTICLE.image)),
+            )
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        except DeliveryError as exc:
+            problems.append(f"channel {name}: {exc.reason}")
+            continue
+        print(f"ok   channel {name}: {settings.template} renders the sample article "
+              f"at {post.length}/{post.limit}")
+        if args.online:
+            verify = getattr(channel, "verify", None)
+            if verify is None:
+                continue
+            try:
+                await channel.start()
+                who = await verify()
+                print(f"ok   channel {name}: credentials accepted ({who})")
+            except DeliveryError as exc:
+                problems.append(f"channel {name}: {exc.reason}")
+            finally:
+                await channel.close()
+    print(f"ok   config {config.path}: {len(config.sources)} source(s), "
+          f"{len(config.channels)} channel(s)" if not problems else "")
+    for problem in problems:
+        print(f"newsbot: {problem}", file=sys.stderr)
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+async def _status(config: Config, args: argparse.Namespace) -> int:
+    from bot.ledger import Ledger
+    from bot.report import counts_line, status_table
+
+    _known(args.source, config.sources, "source")
+    _known(args.channel, config.channels, "channel")
+    ledger = Ledger.open(config.database)
+    try:
+        rows = ledger.deliveries(
+            states=args.state, source=args.source, channel=args.channel, limit=args.limit
+        )
+        counts = ledger.counts()
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps({"counts": counts, "deliveries": [d.as_dict() for d in rows]},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(counts_line(counts))
+        if rows:
+            print(status_table(rows, config.tz))
+    return EXIT_OK
+
+
+async def _retry(config: Config, args: argparse.Namespace) -> int:
+    from bot.ledger import Ledger
+
+    states = []
+    if args.failed or not args.uncertain:
+        states.append("failed")
+    if args.uncertain:
+        states.append("uncertain")
+    ledger = Ledger.open(config.database)
+    try:
+        moved = ledger.retry(
+            states=states, now=datetime.now(UTC), ids=args.ids, channel=args.channel
+        )
+    finally:
+        ledger.close()
+    print(f"{moved} deliver{'y' if moved == 1 else 'ies'} back in the queue "
+          f"({' and '.join(states)}); the next `newsbot once` or the running daemon sends them")
+    return EXIT_OK
+
+
+def _known(name: str | None, entries: object, what: str) -> None:
+    if name is not None and name not in entries:  # type: ignore[operator]
+        raise ConfigError(f"no {what} named {name!r} in the config")
+
+
+_COMMANDS = {
+    "run": _run,
+    "once": _once,
+    "preview": _preview,
+    "check": _check,
+    "status": _status,
+    "retry": _retry,
+}

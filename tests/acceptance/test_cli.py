@@ -1,0 +1,181 @@
+"""The ``newsbot`` command end to end: the runnable default, dedupe across runs, and one clear
+message with exit status 2 for every config and template mistake."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.testing.feed_server import FeedItem, FeedServer, rss
+
+from .conftest import REPO, Newsbot
+
+CONFIG = """\
+timezone: Asia/Taipei
+database: sqlite:///ledger.db
+templates: templates
+sources:
+  newsvision:
+    kind: feed
+    url: {url}
+    backlog: {backlog}
+    max_age: off
+    strip: ['新聞視界時報\\s*記者\\s*\\S+\\s*整理報導']
+channels:
+  telegram:
+    kind: console
+    template: telegram.html.j2
+  x:
+    kind: console
+    template: x.txt.j2
+"""
+
+
+def item(n: int, title: str | None = None) -> FeedItem:
+    return FeedItem(
+        guid=f"nv-{n}",
+        title=title or f"高雄醫材進軍泰國！經發局攜手在地業者參展（{n}）",
+        link=f"https://news.example.tw/article/{n}?utm_source=rss",
+        summary_html=(
+            "<p>新聞視界時報 記者 王秉程 整理報導</p><p>在全球供應鏈因美國關稅政策調整而重新洗牌之際，"
+            "高雄市府經發局積極協助在地醫材業者「化危機為轉機」。</p>"
+        ),
+        published=datetime(2025, 9, 15, 8, 0, tzinfo=UTC) + timedelta(minutes=n),
+        categories=("產業",),
+    )
+
+
+@pytest.fixture
+def feed() -> FeedServer:
+    with FeedServer() as server:
+        yield server  # type: ignore[misc]
+
+
+def setup(tmp_path: Path, templates: Path, clean_env: dict[str, str], url: str, backlog: int = 0) -> Newsbot:
+    config = tmp_path / "newsbot.yaml"
+    config.write_text(CONFIG.format(url=url, backlog=backlog), encoding="utf-8")
+    return Newsbot(config, clean_env)
+
+
+def test_default_config_posts_to_the_console(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """The repository's default config runs with no account and prints Chinese posts."""
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "config", copy / "config")
+    shutil.copytree(REPO / "templates", copy / "templates")
+    newsbot = Newsbot(copy / "config" / "newsbot.yaml", clean_env)
+    first = newsbot("once")
+    assert first.code == 0, first.err
+    assert first.out.count("── telegram-preview") == 5 and first.out.count("── x-preview") == 5
+    assert "高雄" in first.out and "記者 王秉程" not in first.out
+    second = newsbot("once")
+    assert second.code == 0 and "──" not in second.out
+
+
+def test_once_twice_delivers_nothing_new(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """A second run on an unchanged feed delivers nothing; a new entry goes out once per channel."""
+    url = feed.publish("/rss.xml", rss([item(1), item(2)]))
+    newsbot = setup(tmp_path, templates, clean_env, url)
+    assert newsbot("once").code == 0  # first sight, backlog 0: nothing posted
+    feed.publish("/rss.xml", rss([item(1), item(2), item(3)]))
+    run = newsbot("once")
+    assert run.code == 0, run.err
+    assert run.out.count("── telegram") == 1 and run.out.count("── x") == 1
+    assert "（3）" in run.out
+    again = newsbot("once")
+    assert "──" not in again.out
+    status = json.loads(newsbot("status", "--json").out)
+    assert status["counts"] == {"skipped": 4, "sent": 2}
+
+
+def test_status_and_retry(tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer) -> None:
+    """status prints the log with filters; retry reports how many went back to the queue."""
+    url = feed.publish("/rss.xml", rss([item(1)]))
+    newsbot = setup(tmp_path, templates, clean_env, url, backlog=1)
+    assert newsbot("once").code == 0
+    table = newsbot("status", "--channel", "x")
+    assert table.code == 0 and "sent" in table.out and "高雄醫材" in table.out
+    assert "telegram" not in table.out.split("\n", 1)[1]
+    retried = newsbot("retry")
+    assert retried.code == 0 and retried.out.startswith("0 deliveries")
+
+
+def test_preview_sends_and_records_nothing(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """preview shows each post with its length and limit, and leaves the ledger empty."""
+    url = feed.publish("/rss.xml", rss([item(1), item(2)]))
+    newsbot = setup(tmp_path, templates, clean_env, url)
+    shown = newsbot("preview")
+    assert shown.code == 0, shown.err
+    assert "/280" in shown.out and "/4096" in shown.out and "（2）" in shown.out
+    assert json.loads(newsbot("status", "--json").out)["counts"] == {}
+
+
+def test_check_renders_each_template(tmp_path: Path, templates: Path, clean_env: dict[str, str]) -> None:
+    """check validates the config and renders every channel's template against a sample."""
+    newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
+    result = newsbot("check")
+    assert result.code == 0, result.err
+    assert "ok   channel telegram" in result.out and "ok   channel x" in result.out
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("backlog: 0", "backlgo: 0"), "sources.newsvision.backlgo: unknown key"),
+        (("backlog: 0", "backlog: lots"), "sources.newsvision.backlog"),
+        (("kind: console\n    template: x", "kind: mastodon\n    template: x"), "unknown kind 'mastodon'"),
+        (("max_age: off", "max_age: off\n    channels: [facebook]"), "no channel named 'facebook'"),
+        (("template: x.txt.j2", "template: ${X_TEMPLATE}"), "X_TEMPLATE is not set"),
+        (("    kind: feed", "    kind: feed\n  bad"), "not valid YAML"),
+    ],
+)
+def test_config_mistakes_exit_2_with_one_message(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], change: tuple[str, str], expected: str
+) -> None:
+    """Each config mistake is one line naming file and key, exit 2, no traceback."""
+    newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
+    newsbot.config.write_text(newsbot.config.read_text(encoding="utf-8").replace(*change, 1), encoding="utf-8")
+    for command in ("check", "once"):
+        result = newsbot(command)
+        assert result.code == 2, (command, result.err)
+        assert expected in result.err and "newsbot.yaml:" in result.err
+        assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (None, "missing.txt.j2"),
+        ("【{{ article.title }】\n{{ link }}", "x.txt.j2:1"),
+        ("{{ article.title }}\n{{ article.nope }}\n{{ link }}", "x.txt.j2:2"),
+    ],
+)
+def test_template_mistakes_exit_2_with_file_and_line(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], template: str | None, expected: str
+) -> None:
+    """A template that is missing, does not compile or does not render names its file and line."""
+    newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
+    if template is None:
+        newsbot.config.write_text(
+            newsbot.config.read_text(encoding="utf-8").replace("template: x.txt.j2", "template: missing.txt.j2"),
+            encoding="utf-8",
+        )
+    else:
+        (templates / "x.txt.j2").write_text(template, encoding="utf-8")
+    result = newsbot("check")
+    assert result.code == 2
+    assert expected in result.err and "Traceback" not in result.err
+
+
+def test_usage_mistake_exits_2(tmp_path: Path, templates: Path, clean_env: dict[str, str]) -> None:
+    """An unknown command is a usage error with status 2."""
+    newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
+    result = newsbot("frobnicate")
+    assert result.code == 2 and "invalid choice" in result.err

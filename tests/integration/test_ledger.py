@@ -1,0 +1,153 @@
+"""The ledger on real databases: uniqueness by the database, the delivery state machine,
+claims, retries and the delivery log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bot.ledger import Ledger, NewArticle, deliveries
+from bot.model import Article, DeliveryState, Receipt
+from bot.sources.base import SourceState
+
+NOW = datetime(2025, 9, 15, 8, 0, tzinfo=UTC)
+
+
+def article(n: int, **changes: object) -> Article:
+    values: dict[str, object] = {
+        "key": f"guid-{n}",
+        "url": f"https://news.example.tw/article/{n}",
+        "title": f"高雄與格丁尼亞簽署合作備忘錄 第{n}則",
+        "summary_html": "<p>新聞視界時報 記者 王秉程 整理報導</p><p>高雄與波蘭姊妹市格丁尼亞的交流再度邁向新里程！</p>",
+        "published": NOW - timedelta(minutes=n),
+        "categories": ("地方", "國際交流"),
+    }
+    values.update(changes)
+    return Article(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ledger(database_url: str) -> Ledger:
+    opened = Ledger.open(database_url)
+    yield opened  # type: ignore[misc]
+    opened.close()
+
+
+def test_ingest_creates_one_delivery_per_route(ledger: Ledger) -> None:
+    """Each new article gets one queued delivery per routed channel."""
+    report = ledger.ingest("nv", [NewArticle(article(1), "摘要")], ["telegram", "x"], now=NOW)
+    assert (report.articles, report.queued) == (1, 2)
+    assert sorted(d.channel for d in ledger.deliveries()) == ["telegram", "x"]
+
+
+def test_ingesting_the_same_article_twice_changes_nothing(ledger: Ledger) -> None:
+    """Same key, or same canonical URL under a new key, is the same article."""
+    ledger.ingest("nv", [NewArticle(article(1), "")], ["telegram"], now=NOW)
+    again = ledger.ingest("nv", [NewArticle(article(1), "")], ["telegram"], now=NOW)
+    renamed = ledger.ingest("nv", [NewArticle(article(1, key="new-guid"), "")], ["telegram"], now=NOW)
+    assert again.articles == renamed.articles == 0
+    assert len(ledger.deliveries()) == 1
+
+
+def test_database_refuses_a_second_delivery_for_the_same_channel(ledger: Ledger) -> None:
+    """(article, channel) is unique in the database itself, not only in Python."""
+    ledger.ingest("nv", [NewArticle(article(1), "")], ["telegram"], now=NOW)
+    row = ledger.deliveries()[0]
+    with pytest.raises(sa.exc.IntegrityError), ledger.engine.begin() as conn:
+        conn.execute(
+            sa.insert(deliveries).values(
+                article_id=sa.select(deliveries.c.article_id).where(deliveries.c.id == row.id).scalar_subquery(),
+                channel="telegram", state="queued", due_at=NOW, created_at=NOW, updated_at=NOW,
+            )
+        )
+
+
+def test_skipped_articles_are_recorded_with_their_reason(ledger: Ledger) -> None:
+    """An article skipped at ingest ends in 'skipped' with the reason, never silently dropped."""
+    ledger.ingest("nv", [NewArticle(article(1), "", skip_reason="older than max_age")], ["x"], now=NOW)
+    (only,) = ledger.deliveries()
+    assert only.state is DeliveryState.SKIPPED and only.reason == "older than max_age"
+
+
+def test_claim_then_send_records_text_and_receipt(ledger: Ledger) -> None:
+    """A claimed delivery is 'sending' and, once sent, keeps the exact text and the receipt."""
+    ledger.ingest("nv", [NewArticle(article(1), "")], ["telegram"], now=NOW)
+    (claimed,) = ledger.claim_due(NOW, holder="h1")
+    assert claimed.state is DeliveryState.SENDING and claimed.attempts == 1
+    assert ledger.claim_due(NOW, holder="h2") == []
+    receipt = Receipt("42", "https://t.me/newsvision/42", accepted_at=NOW)
+    assert ledger.mark_sent(claimed.id, text="<b>高雄</b>", receipt=receipt, now=NOW)
+    (sent,) = ledger.deliveries()
+    assert (sent.state, sent.text, sent.remote_id, sent.remote_url) == (
+        DeliveryState.SENT, "<b>高雄</b>", "42", "https://t.me/newsvision/42"
+    )
+
+
+def test_claim_order_is_priority_then_due_time(ledger: Ledger) -> None:
+    """Due deliveries are claimed oldest first, higher priority before all."""
+    ledger.ingest("nv", [NewArticle(article(1), ""), NewArticle(article(2), "")], ["x"], now=NOW)
+    ledger.ingest("nv", [NewArticle(article(3), "", priority=5)], ["x"], now=NOW + timedelta(seconds=1))
+    claimed = ledger.claim_due(NOW + timedelta(seconds=2), holder="h")
+    assert [d.article.key for d in claimed] == ["guid-3", "guid-1", "guid-2"]
+
+
+def test_requeued_delivery_is_not_due_before_its_time(ledger: Ledger) -> None:
+    """A transient failure puts the delivery back, not claimable before its due time."""
+    ledger.ingest("nv", [NewArticle(article(1), "")], ["x"], now=NOW)
+    (claimed,) = ledger.claim_due(NOW, holder="h")
+    ledger.requeue(claimed.id, due_at=NOW + timedelta(seconds=30), reason="429", now=NOW)
+    assert ledger.claim_due(NOW + timedelta(seconds=29), holder="h") == []
+    assert ledger.next_due() == NOW + timedelta(seconds=30)
+    (again,) = ledger.claim_due(NOW + timedelta(seconds=30), holder="h")
+    assert again.attempts == 2 and again.reason == "429"
+
+
+def test_finishing_needs_a_claim(ledger: Ledger) -> None:
+    """Only a 'sending' delivery can be finished: a stale worker cannot overwrite a result."""
+    ledger.ingest("nv", [NewArticle(article(1), "")], ["x"], now=NOW)
+    (claimed,) = ledger.claim_due(NOW, holder="h")
+    assert ledger.mark_failed(claimed.id, reason="chat not found", now=NOW)
+    assert not ledger.mark_sent(claimed.id, text="t", receipt=Receipt("1"), now=NOW)
+    assert ledger.deliveries()[0].state is DeliveryState.FAILED
+
+
+def test_in_flight_becomes_uncertain_and_retry_requeues(ledger: Ledger) -> None:
+    """A dead holder's 'sending' rows become 'uncertain'; retry --uncertain queues them again."""
+    ledger.ingest("nv", [NewArticle(article(1), "")], ["x", "telegram"], now=NOW)
+    ledger.claim_due(NOW, holder="host:1", limit=1)
+    assert ledger.in_flight_holders() == ["host:1"]
+    assert ledger.mark_in_flight_uncertain(now=NOW, holder="host:1") == 1
+    assert ledger.counts() == {"uncertain": 1, "queued": 1}
+    assert ledger.retry(states=["failed"], now=NOW) == 0
+    assert ledger.retry(states=["uncertain"], now=NOW) == 1
+    assert ledger.counts() == {"queued": 2}
+
+
+def test_status_filters_and_order(ledger: Ledger) -> None:
+    """The log is newest first and filters by state, source and channel."""
+    ledger.ingest("nv", [NewArticle(article(1), "")], ["x", "telegram"], now=NOW)
+    ledger.ingest("other", [NewArticle(article(2), "")], ["x"], now=NOW)
+    assert [d.source for d in ledger.deliveries()] == ["other", "nv", "nv"]
+    assert len(ledger.deliveries(source="nv", channel="x")) == 1
+    assert ledger.deliveries(states=["sent"]) == []
+
+
+def test_source_state_keeps_validators_and_error_count(ledger: Ledger) -> None:
+    """ETag and Last-Modified survive between polls; errors are counted until a success."""
+    assert not ledger.source("nv").seen_before
+    ledger.record_poll("nv", now=NOW, state=SourceState(etag='"v1"', last_modified="Mon, 15 Sep 2025 08:00:00 GMT"))
+    ledger.record_poll("nv", now=NOW, error="HTTP 503")
+    record = ledger.source("nv")
+    assert record.state.etag == '"v1"' and record.consecutive_errors == 1 and record.seen_before
+    ledger.record_poll("nv", now=NOW, state=record.state)
+    assert ledger.source("nv").consecutive_errors == 0
+
+
+def test_times_come_back_timezone_aware(ledger: Ledger) -> None:
+    """Stored times return as aware UTC datetimes, the same instant as written."""
+    taipei = NOW.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Taipei"))
+    ledger.ingest("nv", [NewArticle(article(1, published=taipei), "")], ["x"], now=NOW)
+    (row,) = ledger.deliveries()
+    assert row.article.published == taipei and row.article.published.tzinfo is not None
