@@ -31,20 +31,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"newsbot: error: {message}\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options(*, top: bool) -> _Parser:
+    # The options work before and after the command; below the top level their defaults are
+    # suppressed so that `newsbot --config x once` keeps the value given before `once`.
+    common = _Parser(add_help=False)
+    default = None if top else argparse.SUPPRESS
     common.add_argument(
         "--config",
         metavar="PATH",
+        default=default,
         help="the config file (default: $NEWSBOT_CONFIG, else config/newsbot.yaml)",
     )
-    common.add_argument("--log-format", choices=["text", "json"], default="text")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument(
+        "--log-format", choices=["text", "json"], default="text" if top else argparse.SUPPRESS
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="debug logging",
+    )
+    return common
 
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common_options(top=False)
     parser = _Parser(
         prog="newsbot",
         description="Posts a newsroom's new articles to Telegram and X.",
-        parents=[common],
+        parents=[_common_options(top=True)],
     )
     parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -176,7 +192,9 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
                             rule=channel.rule(has_image=bool(article.image)),
                         )
                     except (DeliveryError, ConfigError) as exc:
-                        print(f"── {channel_name} · {name} · cannot post {article.title!r}: {exc}\n")
+                        print(
+                            f"── {channel_name} · {name} · cannot post {article.title!r}: {exc}\n"
+                        )
                         problems += 1
                         continue
                     rules = channel.rule(has_image=bool(article.image)).platform
@@ -211,8 +229,10 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
         except DeliveryError as exc:
             problems.append(f"channel {name}: {exc.reason}")
             continue
-        print(f"ok   channel {name}: {settings.template} renders the sample article "
-              f"at {post.length}/{post.limit}")
+        print(
+            f"ok   channel {name}: {settings.template} renders the sample article "
+            f"at {post.length}/{post.limit}"
+        )
         if args.online:
             verify = getattr(channel, "verify", None)
             if verify is None:
@@ -225,8 +245,12 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
                 problems.append(f"channel {name}: {exc.reason}")
             finally:
                 await channel.close()
-    print(f"ok   config {config.path}: {len(config.sources)} source(s), "
-          f"{len(config.channels)} channel(s)" if not problems else "")
+    print(
+        f"ok   config {config.path}: {len(config.sources)} source(s), "
+        f"{len(config.channels)} channel(s)"
+        if not problems
+        else ""
+    )
     for problem in problems:
         print(f"newsbot: {problem}", file=sys.stderr)
     return EXIT_USAGE if problems else EXIT_OK
@@ -247,8 +271,13 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     if args.json:
-        print(json.dumps({"counts": counts, "deliveries": [d.as_dict() for d in rows]},
-                         ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {"counts": counts, "deliveries": [d.as_dict() for d in rows]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     else:
         print(counts_line(counts))
         if rows:
@@ -271,8 +300,10 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
         )
     finally:
         ledger.close()
-    print(f"{moved} deliver{'y' if moved == 1 else 'ies'} back in the queue "
-          f"({' and '.join(states)}); the next `newsbot once` or the running daemon sends them")
+    print(
+        f"{moved} deliver{'y' if moved == 1 else 'ies'} back in the queue "
+        f"({' and '.join(states)}); the next `newsbot once` or the running daemon sends them"
+    )
     return EXIT_OK
 
 

@@ -207,7 +207,9 @@ class Config(_Strict):
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"expected an IANA time zone such as Asia/Taipei, got {name!r}") from exc
+            raise ValueError(
+                f"expected an IANA time zone such as Asia/Taipei, got {name!r}"
+            ) from exc
         return name
 
     @field_validator("sources", "channels")
@@ -258,9 +260,7 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(from_env) if from_env else DEFAULT_CONFIG
 
 
-def load_config(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
-) -> Config:
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read, substitute, validate. Raises :class:`ConfigError` naming file, line and key."""
     path = Path(path)
     environ = os.environ if environ is None else environ
@@ -337,9 +337,7 @@ class _LineIndex:
         self.filename = filename
         self.lines: dict[tuple[str | int, ...], int] = {}
 
-    def build(
-        self, node: yaml.Node, at: tuple[str | int, ...], environ: Mapping[str, str]
-    ) -> Any:
+    def build(self, node: yaml.Node, at: tuple[str | int, ...], environ: Mapping[str, str]) -> Any:
         self.lines.setdefault(at, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
@@ -348,13 +346,15 @@ class _LineIndex:
                 key = str(key) if not isinstance(key, str) else key
                 if key in result:
                     raise ConfigError(
-                        "this key appears twice", where=self.where(key_node), key=_dotted(at + (key,))
+                        "this key appears twice",
+                        where=self.where(key_node),
+                        key=_dotted((*at, key)),
                     )
-                self.lines[at + (key,)] = key_node.start_mark.line + 1
-                result[key] = self.build(value_node, at + (key,), environ)
+                self.lines[(*at, key)] = key_node.start_mark.line + 1
+                result[key] = self.build(value_node, (*at, key), environ)
             return result
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, at + (i,), environ) for i, item in enumerate(node.value)]
+            return [self.build(item, (*at, i), environ) for i, item in enumerate(node.value)]
         value = yaml.SafeLoader(io_empty()).construct_object(node)
         if isinstance(value, str) and "${" in value:
             value = self._substitute(value, node, at, environ)
@@ -403,7 +403,7 @@ class _LineIndex:
         return ConfigError(_message(error, loc), where=where, key=_dotted(loc) or None)
 
     def _data_loc(self, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-        """Drops the discriminator tags pydantic inserts (``sources.a.feed.url`` → ``sources.a.url``)."""
+        """Drops the kind tags pydantic inserts: ``sources.a.feed.url`` → ``sources.a.url``."""
         kept: list[str | int] = []
         for part in loc:
             candidate = (*kept, part)
@@ -422,8 +422,8 @@ def _message(error: Mapping[str, Any], loc: tuple[str | int, ...]) -> str:
     if kind == "missing":
         return "this required key is missing"
     if kind == "union_tag_invalid":
-        expected = error.get("ctx", {}).get("expected_tags", "")
-        return f"unknown kind {error.get('input')!r}; expected one of {expected}"
+        ctx = error.get("ctx", {})
+        return f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags', '')}"
     if kind == "union_tag_not_found":
         return "the 'kind' key is missing (say which kind of source or channel this is)"
     message = str(error["msg"])

@@ -28,7 +28,7 @@ from bot.config import (
 )
 from bot.errors import BotError, DeliveryError
 from bot.ledger import Ledger
-from bot.pipeline import PassReport, Pipeline
+from bot.pipeline import PassReport, Pipeline, utc_now
 from bot.sources.base import Source
 from bot.sources.fetch import Fetcher
 
@@ -89,9 +89,11 @@ async def open_runtime(
     for channel_config in config.channels.values():
         renderer.check(channel_config.template)
     ledger = Ledger.open(config.database)
-    built = channels if channels is not None else {
-        name: build_channel(cfg) for name, cfg in config.channels.items()
-    }
+    built = (
+        channels
+        if channels is not None
+        else {name: build_channel(cfg) for name, cfg in config.channels.items()}
+    )
     started: dict[str, Channel] = {}
     broken: dict[str, str] = {}
     async with contextlib.AsyncExitStack() as stack:
@@ -117,13 +119,7 @@ async def open_runtime(
         holder = holder_id()
         recover_in_flight(ledger, now=datetime.now(UTC))
         pipeline = Pipeline(
-            config,
-            ledger,
-            sources,
-            started,
-            renderer,
-            holder=holder,
-            **({"clock": clock} if clock else {}),
+            config, ledger, sources, started, renderer, holder=holder, clock=clock or utc_now
         )
         yield Runtime(config, ledger, pipeline, started, broken)
 

@@ -274,7 +274,12 @@ class Ledger:
         )
 
     def record_poll(
-        self, name: str, *, now: datetime, state: SourceState | None = None, error: str | None = None
+        self,
+        name: str,
+        *,
+        now: datetime,
+        state: SourceState | None = None,
+        error: str | None = None,
     ) -> None:
         """A successful poll (with the new validators) or a failed one (with its reason)."""
         values: dict[str, Any] = {"last_polled_at": now}
@@ -312,9 +317,7 @@ class Ledger:
                 for chunk in _chunks(list(values), 500):
                     found.update(
                         conn.execute(
-                            sa.select(column).where(
-                                articles.c.source == source, column.in_(chunk)
-                            )
+                            sa.select(column).where(articles.c.source == source, column.in_(chunk))
                         ).scalars()
                     )
         return found
@@ -430,7 +433,9 @@ class Ledger:
                 )
             )
             rows = conn.execute(
-                _delivery_select().where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == holder)
+                _delivery_select().where(
+                    deliveries.c.id.in_(ids), deliveries.c.claimed_by == holder
+                )
             ).mappings()
             claimed = [_delivery(row) for row in rows]
         order = {delivery_id: i for i, delivery_id in enumerate(ids)}
@@ -663,5 +668,3 @@ def _redact_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "(unparseable URL)"
-
-

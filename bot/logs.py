@@ -44,7 +44,9 @@ class Redactor(logging.Filter):
                 text = text.replace(secret, REDACTED)
         text = _TOKEN_SHAPES.sub(REDACTED, text)
         return _OAUTH_FIELDS.sub(
-            lambda m: f"{m.group(1)}{REDACTED}{m.group(2)}" if m.group(1) else f"{m.group(3)}{REDACTED}",
+            lambda m: (
+                f"{m.group(1)}{REDACTED}{m.group(2)}" if m.group(1) else f"{m.group(3)}{REDACTED}"
+            ),
             text,
         )
 
@@ -67,7 +69,9 @@ class TextFormatter(logging.Formatter):
     """``2026-11-26 12:00:00 INFO  sent https://t.me/... source=a channel=b``"""
 
     def format(self, record: logging.LogRecord) -> str:
-        when = datetime.fromtimestamp(record.created, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        when = (
+            datetime.fromtimestamp(record.created, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        )
         context = " ".join(
             f"{key}={getattr(record, key)}" for key in CONTEXT_KEYS if hasattr(record, key)
         )
@@ -116,6 +120,15 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(level)
     # These log every request URL at INFO, and Telegram URLs carry the bot token.
-    for noisy in ("httpx", "httpcore", "telegram", "apscheduler", "urllib3", "requests_oauthlib", "oauthlib", "tweepy"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "telegram",
+        "apscheduler",
+        "urllib3",
+        "requests_oauthlib",
+        "oauthlib",
+        "tweepy",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return redactor

@@ -60,7 +60,7 @@ class PollReport:
     ok: bool
     not_modified: bool = False
     seen: int = 0
-    ingest: IngestReport = IngestReport(0, 0, 0)
+    ingest: IngestReport | None = None
     error: str | None = None
 
 
@@ -157,7 +157,8 @@ class Pipeline:
     def _too_old_reason(self, article: Article, source: str) -> str:
         max_age = self.config.sources[source].max_age
         published = article.published.astimezone(self.config.tz) if article.published else None
-        return f"older than max_age {max_age} of source {source!r} (published {published:%Y-%m-%d %H:%M %Z})"
+        when = f"{published:%Y-%m-%d %H:%M %Z}" if published else "unknown"
+        return f"older than max_age {max_age} of source {source!r} (published {when})"
 
     async def poll_all(self) -> list[PollReport]:
         """Poll every source at once; one source's failure never stops another."""
@@ -186,11 +187,7 @@ class Pipeline:
         total = PassReport()
         while True:
             now = self.clock()
-            active = [
-                name
-                for name in self.channels
-                if self.paused_until.get(name, now) <= now
-            ]
+            active = [name for name in self.channels if self.paused_until.get(name, now) <= now]
             if not active:
                 break
             claimed = self.ledger.claim_due(now, holder=self.holder, limit=batch, channels=active)
@@ -271,7 +268,9 @@ class Pipeline:
         except TransientError as exc:
             return self._retry_later(delivery, exc, post, context)
         except PermanentError as exc:
-            self.ledger.mark_failed(delivery.id, reason=exc.reason, now=self.clock(), text=post.text)
+            self.ledger.mark_failed(
+                delivery.id, reason=exc.reason, now=self.clock(), text=post.text
+            )
             log.error("delivery failed: %s", exc.reason, extra=context)
             return "failed"
         except Exception as exc:

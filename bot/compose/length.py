@@ -1,26 +1,251 @@
-"""Lengths as each platform counts them. (Skeleton: the compose work fills this in.)"""
+"""Lengths as each platform counts them, and cheap prefix weights for fitting.
+
+X counts by twitter-text v3 (:func:`x_weighted_length`): NFC first, line endings folded to
+``\\n``, any URL weighs 23, an emoji (even a multi-code-point sequence) 2, code points in the
+v3 light ranges 1 and all others 2. twitter-text-parser's ``parse_tweet`` is the reference but
+costs milliseconds on a long Chinese post (its URL and emoji regexes scan every position), so
+this module computes the same number with three shortcuts, each exact:
+
+- URLs never contain twitter-text's space characters, so only space-separated chunks that hold a
+  ``.`` are handed to the library's URL extractor, and those results are cached per chunk (the
+  link and hashtags of a post recur on every measure while fitting).
+- An emoji match can only start at the first code point of some emoji; a one-pass character
+  class finds those candidates, and the longest listed sequence wins exactly as the library's
+  longest-first alternation does.
+- The remaining text is weighed by counting light code points with one C-level regex.
+
+Telegram counts code points of the text after its HTML parse (:func:`telegram_length`).
+"""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from twitter_text import extract_urls_with_indices
+from twitter_text.regexp import emoji as _tt_emoji
+
+Platform = Literal["telegram", "x"]
+
+# twitter-text v3 (conformance/twitter-text-v3.json): these ranges weigh 100, the rest 200, on a
+# scale of 100; every weight is a multiple of the scale, so we count in whole units.
+_V3_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+_URL_WEIGHT = 23
+_EMOJI_WEIGHT = 2
+_LIGHT = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _V3_LIGHT_RANGES) + "]")
+
+_SPACES = re.compile(
+    r"[\x09-\x0D\x20\x85\xA0\u1680\u180E\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+"
+)
+_SPACES_SPLIT = re.compile(f"({_SPACES.pattern})")
+_LINE_ENDINGS = re.compile(r"\r\n|\r")
+
+
+def _build_emoji_tables() -> tuple[frozenset[str], frozenset[str], dict[int, frozenset[str]]]:
+    """First code points that can start an emoji, multi-code-point sequences by length, and
+    single-code-point emoji.
+
+    Built from the very lists twitter-text compiles its emoji regex from, so the match is the
+    same: its alternation is sorted longest first, and a single code point comes last.
+    """
+    multi: dict[int, set[str]] = {}
+    for entry in _tt_emoji.emoji_list:
+        codes = entry.codepoint.split()
+        if len(codes) > 1:
+            seq = "".join(chr(int(c, 16)) for c in codes)
+            multi.setdefault(len(seq), set()).add(seq)
+    singles: set[str] = set()
+    for low, high in _tt_emoji.single_codepoint_emoji_ranges:
+        singles.update(chr(c) for c in range(low, high + 1))
+    firsts = singles | {seq[0] for seqs in multi.values() for seq in seqs}
+    by_length = {n: frozenset(seqs) for n, seqs in multi.items()}
+    return frozenset(firsts), frozenset(singles), by_length
+
+
+_EMOJI_FIRSTS, _EMOJI_SINGLE, _EMOJI_MULTI = _build_emoji_tables()
+_EMOJI_LENGTHS = sorted(_EMOJI_MULTI, reverse=True)
+
+
+def _candidate_pattern() -> re.Pattern[str]:
+    """Where an emoji may start: a coarse class of few ranges (sre scans a class of many ranges
+    one by one, which dominated the cost) and keycap starters followed by their second code
+    point. Candidates are then checked exactly, so coarse is only a matter of speed."""
+    ranges: list[list[int]] = []
+    for code in sorted(ord(c) for c in _EMOJI_FIRSTS if ord(c) >= 128):
+        if ranges and code - ranges[-1][1] <= 256:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    coarse = "[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]"
+    ascii_firsts = sorted(c for c in _EMOJI_FIRSTS if ord(c) < 128)
+    seconds = sorted(
+        {seq[1] for seqs in _EMOJI_MULTI.values() for seq in seqs if ord(seq[0]) < 128}
+    )
+    keycaps = (
+        "["
+        + "".join(re.escape(c) for c in ascii_firsts)
+        + "](?=["
+        + "".join(f"\\U{ord(c):08x}" for c in seconds)
+        + "])"
+    )
+    return re.compile(f"{coarse}|{keycaps}")
+
+
+_EMOJI_CANDIDATE = _candidate_pattern()
+
+
+def _normalise(text: str) -> str:
+    """What twitter-text weighs: NFC, then ``\\r\\n`` and ``\\r`` as ``\\n``."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if "\r" in text:
+        text = _LINE_ENDINGS.sub("\n", text)
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _chunk_urls(chunk: str) -> tuple[tuple[int, int], ...]:
+    """URL entities of one space-free chunk as (start, length), the library's own answer."""
+    found: dict[int, int] = {}
+    for entity in extract_urls_with_indices(chunk):
+        found[entity["indices"][0]] = len(entity["url"])
+    return tuple(found.items())
+
+
+def _url_entities(text: str) -> dict[int, int]:
+    """URL start → length in code points, for the whole (normalised) text."""
+    if "." not in text:
+        return {}
+    result: dict[int, int] = {}
+    offset = 0
+    # Pieces alternate chunk, spaces, chunk...: URLs live inside one chunk.
+    for index, piece in enumerate(_SPACES_SPLIT.split(text)):
+        if index % 2 == 0 and "." in piece:
+            for start, length in _chunk_urls(piece):
+                result[offset + start] = length
+        offset += len(piece)
+    return result
+
+
+def url_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every URL twitter-text finds in ``text`` (NFC), in order."""
+    return sorted((start, start + length) for start, length in _url_entities(text).items())
+
+
+def _emoji_entities(text: str) -> dict[int, int]:
+    """Emoji start → length in code points, as twitter-text's emoji ``finditer`` finds them."""
+    result: dict[int, int] = {}
+    pos = 0
+    for candidate in _EMOJI_CANDIDATE.finditer(text):
+        p = candidate.start()
+        if p < pos or text[p] not in _EMOJI_FIRSTS:
+            continue
+        length = 0
+        for n in _EMOJI_LENGTHS:
+            if text[p : p + n] in _EMOJI_MULTI[n]:
+                length = n
+                break
+        if not length and text[p] in _EMOJI_SINGLE:
+            length = 1
+        if length:
+            result[p] = length
+            pos = p + length
+    return result
+
+
+def _plain_weight(segment: str) -> int:
+    return 2 * len(segment) - len(_LIGHT.findall(segment))
+
+
+def _entities(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, weight) of each URL and emoji span twitter-text would weigh as a whole.
+
+    Mirrors parse_tweet's walk: a URL wins over an emoji at the same index, and an entity that
+    starts inside one already taken is not counted.
+    """
+    urls = _url_entities(text)
+    emojis = _emoji_entities(text)
+    if not urls and not emojis:
+        return []
+    spans: list[tuple[int, int, int]] = []
+    pos = 0
+    for start in sorted(urls.keys() | emojis.keys()):
+        if start < pos:
+            continue
+        if start in urls:
+            end, weight = start + urls[start], _URL_WEIGHT
+        else:
+            end, weight = start + emojis[start], _EMOJI_WEIGHT
+        spans.append((start, end, weight))
+        pos = end
+    return spans
+
 
 def x_weighted_length(text: str) -> int:
-    """X's weighted length (twitter-text v3)."""
-    raise NotImplementedError
+    """X's weighted length (twitter-text v3), equal to ``parse_tweet(text).weightedLength``."""
+    text = _normalise(text)
+    total = 0
+    pos = 0
+    for start, end, weight in _entities(text):
+        total += _plain_weight(text[pos:start]) + weight
+        pos = end
+    return total + _plain_weight(text[pos:])
+
+
+_TAG = re.compile(r"<[^>]*>")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]+|#[xX][0-9a-fA-F]+);")
 
 
 def telegram_length(html: str) -> int:
-    """Code points of the text once Telegram's HTML is parsed."""
-    raise NotImplementedError
+    """Code points of the text once Telegram's HTML is parsed: tags count 0, an entity 1."""
+    text = _TAG.sub("", html)
+    if "&" not in text:
+        return len(text)
+    return len(text) - sum(len(m) - 1 for m in _ENTITY.findall(text))
+
+
+_LIGHT_CHARS = {chr(c): 1 for low, high in _V3_LIGHT_RANGES for c in range(low, high + 1)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _x_prefix_weights(text: str) -> tuple[int, ...]:
+    own = list(map(_LIGHT_CHARS.get, text, itertools.repeat(2)))
+    for start, end, weight in _entities(text):
+        # The whole span's weight is charged at its first code point: a careless cut inside it
+        # can then only come out short, never over the limit.
+        own[start] = weight
+        for j in range(start + 1, end):
+            own[j] = 0
+    return (0, *itertools.accumulate(own))
+
+
+def prefix_weights(text: str, platform: Platform) -> list[int]:
+    """Cumulative weights: ``result[i]`` is the weight of ``text[:i]`` on ``platform``.
+
+    For X, a URL or emoji weighs as a whole and its whole weight is charged from its first code
+    point onward (positions inside it are not cut points, and weigh as if the span were kept).
+    The text should already be NFC (excerpts are); otherwise positions follow the text as given
+    and the weights are an estimate, which the fitter verifies with a real measure anyway.
+    """
+    if platform == "telegram":
+        return list(range(len(text) + 1))
+    return list(_x_prefix_weights(text))
+
+
+def measure(text: str, platform: Platform) -> int:
+    """The length of ``text`` as ``platform`` counts it."""
+    return telegram_length(text) if platform == "telegram" else x_weighted_length(text)
 
 
 @dataclass(frozen=True, slots=True)
 class LengthRule:
     """How one kind of post is measured, and its limit."""
 
-    platform: Literal["telegram", "x"]
+    platform: Platform
     limit: int
 
     def measure(self, text: str) -> int:
@@ -30,3 +255,16 @@ class LengthRule:
 TELEGRAM_MESSAGE = LengthRule("telegram", 4096)
 TELEGRAM_CAPTION = LengthRule("telegram", 1024)
 X_POST = LengthRule("x", 280)
+
+__all__ = [
+    "TELEGRAM_CAPTION",
+    "TELEGRAM_MESSAGE",
+    "X_POST",
+    "LengthRule",
+    "Platform",
+    "measure",
+    "prefix_weights",
+    "telegram_length",
+    "url_spans",
+    "x_weighted_length",
+]

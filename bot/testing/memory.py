@@ -45,7 +45,11 @@ class MemoryChannel(Channel):
             raise self._faults.popleft()
         self.posts.append(post)
         remote_id = str(next(self._ids))
-        return Receipt(remote_id=remote_id, url=f"memory://{self.name}/{remote_id}", accepted_at=datetime.now(UTC))
+        return Receipt(
+            remote_id=remote_id,
+            url=f"memory://{self.name}/{remote_id}",
+            accepted_at=datetime.now(UTC),
+        )
 
 
 class MemorySource(Source):

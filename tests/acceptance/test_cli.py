@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.testing.feed_server import FeedItem, FeedServer, rss
-
-from .conftest import REPO, Newsbot
+from tests.acceptance.conftest import REPO, Newsbot
 
 CONFIG = """\
 timezone: Asia/Taipei
@@ -41,7 +40,8 @@ def item(n: int, title: str | None = None) -> FeedItem:
         title=title or f"高雄醫材進軍泰國！經發局攜手在地業者參展（{n}）",
         link=f"https://news.example.tw/article/{n}?utm_source=rss",
         summary_html=(
-            "<p>新聞視界時報 記者 王秉程 整理報導</p><p>在全球供應鏈因美國關稅政策調整而重新洗牌之際，"
+            "<p>新聞視界時報 記者 王秉程 整理報導</p>"
+            "<p>在全球供應鏈因美國關稅政策調整而重新洗牌之際，"
             "高雄市府經發局積極協助在地醫材業者「化危機為轉機」。</p>"
         ),
         published=datetime(2025, 9, 15, 8, 0, tzinfo=UTC) + timedelta(minutes=n),
@@ -55,7 +55,9 @@ def feed() -> FeedServer:
         yield server  # type: ignore[misc]
 
 
-def setup(tmp_path: Path, templates: Path, clean_env: dict[str, str], url: str, backlog: int = 0) -> Newsbot:
+def setup(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], url: str, backlog: int = 0
+) -> Newsbot:
     config = tmp_path / "newsbot.yaml"
     config.write_text(CONFIG.format(url=url, backlog=backlog), encoding="utf-8")
     return Newsbot(config, clean_env)
@@ -93,7 +95,9 @@ def test_once_twice_delivers_nothing_new(
     assert status["counts"] == {"skipped": 4, "sent": 2}
 
 
-def test_status_and_retry(tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer) -> None:
+def test_status_and_retry(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
     """status prints the log with filters; retry reports how many went back to the queue."""
     url = feed.publish("/rss.xml", rss([item(1)]))
     newsbot = setup(tmp_path, templates, clean_env, url, backlog=1)
@@ -117,7 +121,9 @@ def test_preview_sends_and_records_nothing(
     assert json.loads(newsbot("status", "--json").out)["counts"] == {}
 
 
-def test_check_renders_each_template(tmp_path: Path, templates: Path, clean_env: dict[str, str]) -> None:
+def test_check_renders_each_template(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str]
+) -> None:
     """check validates the config and renders every channel's template against a sample."""
     newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
     result = newsbot("check")
@@ -130,18 +136,27 @@ def test_check_renders_each_template(tmp_path: Path, templates: Path, clean_env:
     [
         (("backlog: 0", "backlgo: 0"), "sources.newsvision.backlgo: unknown key"),
         (("backlog: 0", "backlog: lots"), "sources.newsvision.backlog"),
-        (("kind: console\n    template: x", "kind: mastodon\n    template: x"), "unknown kind 'mastodon'"),
+        (
+            ("kind: console\n    template: x", "kind: mastodon\n    template: x"),
+            "unknown kind 'mastodon'",
+        ),
         (("max_age: off", "max_age: off\n    channels: [facebook]"), "no channel named 'facebook'"),
         (("template: x.txt.j2", "template: ${X_TEMPLATE}"), "X_TEMPLATE is not set"),
         (("    kind: feed", "    kind: feed\n  bad"), "not valid YAML"),
     ],
 )
 def test_config_mistakes_exit_2_with_one_message(
-    tmp_path: Path, templates: Path, clean_env: dict[str, str], change: tuple[str, str], expected: str
+    tmp_path: Path,
+    templates: Path,
+    clean_env: dict[str, str],
+    change: tuple[str, str],
+    expected: str,
 ) -> None:
     """Each config mistake is one line naming file and key, exit 2, no traceback."""
     newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
-    newsbot.config.write_text(newsbot.config.read_text(encoding="utf-8").replace(*change, 1), encoding="utf-8")
+    newsbot.config.write_text(
+        newsbot.config.read_text(encoding="utf-8").replace(*change, 1), encoding="utf-8"
+    )
     for command in ("check", "once"):
         result = newsbot(command)
         assert result.code == 2, (command, result.err)
@@ -164,7 +179,9 @@ def test_template_mistakes_exit_2_with_file_and_line(
     newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
     if template is None:
         newsbot.config.write_text(
-            newsbot.config.read_text(encoding="utf-8").replace("template: x.txt.j2", "template: missing.txt.j2"),
+            newsbot.config.read_text(encoding="utf-8").replace(
+                "template: x.txt.j2", "template: missing.txt.j2"
+            ),
             encoding="utf-8",
         )
     else:

@@ -20,7 +20,10 @@ def article(n: int, **changes: object) -> Article:
         "key": f"guid-{n}",
         "url": f"https://news.example.tw/article/{n}",
         "title": f"高雄與格丁尼亞簽署合作備忘錄 第{n}則",
-        "summary_html": "<p>新聞視界時報 記者 王秉程 整理報導</p><p>高雄與波蘭姊妹市格丁尼亞的交流再度邁向新里程！</p>",
+        "summary_html": (
+            "<p>新聞視界時報 記者 王秉程 整理報導</p>"
+            "<p>高雄與波蘭姊妹市格丁尼亞的交流再度邁向新里程！</p>"
+        ),
         "published": NOW - timedelta(minutes=n),
         "categories": ("地方", "國際交流"),
     }
@@ -46,7 +49,9 @@ def test_ingesting_the_same_article_twice_changes_nothing(ledger: Ledger) -> Non
     """Same key, or same canonical URL under a new key, is the same article."""
     ledger.ingest("nv", [NewArticle(article(1), "")], ["telegram"], now=NOW)
     again = ledger.ingest("nv", [NewArticle(article(1), "")], ["telegram"], now=NOW)
-    renamed = ledger.ingest("nv", [NewArticle(article(1, key="new-guid"), "")], ["telegram"], now=NOW)
+    renamed = ledger.ingest(
+        "nv", [NewArticle(article(1, key="new-guid"), "")], ["telegram"], now=NOW
+    )
     assert again.articles == renamed.articles == 0
     assert len(ledger.deliveries()) == 1
 
@@ -58,15 +63,23 @@ def test_database_refuses_a_second_delivery_for_the_same_channel(ledger: Ledger)
     with pytest.raises(sa.exc.IntegrityError), ledger.engine.begin() as conn:
         conn.execute(
             sa.insert(deliveries).values(
-                article_id=sa.select(deliveries.c.article_id).where(deliveries.c.id == row.id).scalar_subquery(),
-                channel="telegram", state="queued", due_at=NOW, created_at=NOW, updated_at=NOW,
+                article_id=sa.select(deliveries.c.article_id)
+                .where(deliveries.c.id == row.id)
+                .scalar_subquery(),
+                channel="telegram",
+                state="queued",
+                due_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
             )
         )
 
 
 def test_skipped_articles_are_recorded_with_their_reason(ledger: Ledger) -> None:
     """An article skipped at ingest ends in 'skipped' with the reason, never silently dropped."""
-    ledger.ingest("nv", [NewArticle(article(1), "", skip_reason="older than max_age")], ["x"], now=NOW)
+    ledger.ingest(
+        "nv", [NewArticle(article(1), "", skip_reason="older than max_age")], ["x"], now=NOW
+    )
     (only,) = ledger.deliveries()
     assert only.state is DeliveryState.SKIPPED and only.reason == "older than max_age"
 
@@ -81,14 +94,19 @@ def test_claim_then_send_records_text_and_receipt(ledger: Ledger) -> None:
     assert ledger.mark_sent(claimed.id, text="<b>高雄</b>", receipt=receipt, now=NOW)
     (sent,) = ledger.deliveries()
     assert (sent.state, sent.text, sent.remote_id, sent.remote_url) == (
-        DeliveryState.SENT, "<b>高雄</b>", "42", "https://t.me/newsvision/42"
+        DeliveryState.SENT,
+        "<b>高雄</b>",
+        "42",
+        "https://t.me/newsvision/42",
     )
 
 
 def test_claim_order_is_priority_then_due_time(ledger: Ledger) -> None:
     """Due deliveries are claimed oldest first, higher priority before all."""
     ledger.ingest("nv", [NewArticle(article(1), ""), NewArticle(article(2), "")], ["x"], now=NOW)
-    ledger.ingest("nv", [NewArticle(article(3), "", priority=5)], ["x"], now=NOW + timedelta(seconds=1))
+    ledger.ingest(
+        "nv", [NewArticle(article(3), "", priority=5)], ["x"], now=NOW + timedelta(seconds=1)
+    )
     claimed = ledger.claim_due(NOW + timedelta(seconds=2), holder="h")
     assert [d.article.key for d in claimed] == ["guid-3", "guid-1", "guid-2"]
 
@@ -137,7 +155,9 @@ def test_status_filters_and_order(ledger: Ledger) -> None:
 def test_source_state_keeps_validators_and_error_count(ledger: Ledger) -> None:
     """ETag and Last-Modified survive between polls; errors are counted until a success."""
     assert not ledger.source("nv").seen_before
-    ledger.record_poll("nv", now=NOW, state=SourceState(etag='"v1"', last_modified="Mon, 15 Sep 2025 08:00:00 GMT"))
+    ledger.record_poll(
+        "nv", now=NOW, state=SourceState(etag='"v1"', last_modified="Mon, 15 Sep 2025 08:00:00 GMT")
+    )
     ledger.record_poll("nv", now=NOW, error="HTTP 503")
     record = ledger.source("nv")
     assert record.state.etag == '"v1"' and record.consecutive_errors == 1 and record.seen_before

@@ -78,7 +78,9 @@ class World:
 
     def __init__(self, tmp_path: Path, backlog: int = 0) -> None:
         path = tmp_path / "newsbot.yaml"
-        path.write_text(CONFIG.format(templates=REPO / "templates", backlog=backlog), encoding="utf-8")
+        path.write_text(
+            CONFIG.format(templates=REPO / "templates", backlog=backlog), encoding="utf-8"
+        )
         self.config: Config = load_config(path, environ={})
         self.ledger = Ledger.open(self.config.database)
         self.clock = Clock()

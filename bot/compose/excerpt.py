@@ -1,0 +1,267 @@
+"""Article HTML to plain text, and plain text to an excerpt that ends where a reader expects.
+
+Where an excerpt is cut, in order of preference (each taken only if it keeps about half the
+budget, else the next is tried):
+
+1. after a sentence end (``。！？!?``, with any closing quote or bracket right after, ``。」``).
+   No ellipsis follows: a Chinese teaser that stops at ``。`` reads as a finished statement, and
+   the link beside it already says there is more. ``。…`` would look like a typo.
+2. at a clause end (``，、；：`` and ``,;:`` before a space). The clause mark is dropped and
+   ``…`` added: ``…攜手打造新創…`` reads naturally, ``，…`` does not.
+3. at a word boundary: between any two Han / kana characters (Chinese has no spaces, every
+   character boundary is a word boundary), or at a space or script change in Latin text.
+4. at any grapheme-cluster boundary.
+
+Never inside a grapheme cluster (a ZWJ family emoji, a flag, a letter with combining marks) and
+never inside a URL. Dangling opening brackets, quotes and spaces before the ``…`` are dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import regex
+
+from bot.compose.length import url_spans
+
+_DROP_CONTENT = frozenset({"script", "style", "noscript", "template", "head", "title"})
+_BLOCK = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "dialog",
+        "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2",
+        "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
+        "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+
+
+class _TextParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._dropping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROP_CONTENT:
+            self._dropping += 1
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <br/> and friends: a self-closing tag has no content to drop.
+        if tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROP_CONTENT:
+            self._dropping = max(0, self._dropping - 1)
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._dropping:
+            self.parts.append(data)
+
+
+# Control and format characters that only confuse a post (C0/C1 except \n, zero-width marks a
+# CMS leaves behind are kept: ZWJ is part of emoji sequences).
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ufeff]")
+_SPACES = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r" *\n[\s]*")
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text of an HTML fragment: block elements become line breaks, script and
+    style vanish, entities are decoded, whitespace collapsed, NFC, stripped."""
+    parser = _TextParser()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    text = _CONTROL.sub(lambda m: " " if m.group() == "\t" else "", text.replace("\r\n", "\n"))
+    text = _SPACES.sub(" ", text)
+    text = _NEWLINES.sub("\n", text)
+    return unicodedata.normalize("NFC", text).strip()
+
+
+_WIDE = frozenset("WF")
+
+
+def _join_line(match: re.Match[str]) -> str:
+    """Lines join with nothing between CJK text (it has no spaces), else with one space."""
+    text = match.string
+    before = text[match.start() - 1] if match.start() else ""
+    after = text[match.end()] if match.end() < len(text) else ""
+    if (
+        before
+        and after
+        and (
+            unicodedata.east_asian_width(before) in _WIDE
+            or unicodedata.east_asian_width(after) in _WIDE
+        )
+    ):
+        return ""
+    return " "
+
+
+_ANY_SPACE = re.compile(r"\s*\n\s*|\s+")
+
+
+def _one_paragraph(text: str) -> str:
+    return _ANY_SPACE.sub(lambda m: _join_line(m) if "\n" in m.group() else " ", text).strip()
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def build_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 160) -> str:
+    """The article's excerpt: plain text without the ``strip`` patterns (bylines and the like),
+    as one paragraph, shortened to ``length`` code points."""
+    text = html_to_text(html)
+    for pattern in strip:
+        text = _compiled(pattern).sub("", text)
+    return shorten(_one_paragraph(text), length)
+
+
+_SENTENCE_END = re.compile(r"[。！？!?]+[」』”’）)】\]]*|(?<=[A-Za-z0-9])\.[”’)]*(?=\s)")
+_CLAUSE_END = re.compile(r"[，、；：]|[,;:](?=\s)")
+_WORD_RUN = regex.compile(r"[\p{Latin}\p{Greek}\p{Cyrillic}\p{Hangul}\p{N}\p{M}_'’]+")
+_GRAPHEME = regex.compile(r"\X")
+# Trimmed from the end of a cut before the ellipsis: an opening bracket or quote with nothing
+# after it, a clause mark, or a space.
+_DANGLING = " \t\n\u3000「『“‘（(【[《〈，、；：,;:-—"
+
+
+_SPACE = re.compile(r"\s")
+
+
+@dataclass(frozen=True, slots=True)
+class _Cuts:
+    """Where one text may be cut. Ends are exclusive; all tuples ascend."""
+
+    boundaries: tuple[int, ...]  # grapheme-cluster boundaries outside URLs, from 0
+    sentence: tuple[int, ...]  # kept ends after a sentence end (closing quote included)
+    clause: tuple[int, ...]  # kept ends before a clause mark (the mark is dropped)
+    word_starts: tuple[int, ...]  # runs of space-separated-script letters: no cut inside
+    word_ends: tuple[int, ...]
+
+    def is_boundary(self, k: int) -> bool:
+        i = bisect.bisect_left(self.boundaries, k)
+        return i < len(self.boundaries) and self.boundaries[i] == k
+
+    def inside_word(self, k: int) -> bool:
+        i = bisect.bisect_left(self.word_starts, k) - 1
+        return i >= 0 and self.word_ends[i] > k
+
+
+def _kept_end(text: str, end: int) -> int:
+    """End of the kept text once dangling marks before ``end`` are dropped."""
+    while end > 0 and text[end - 1] in _DANGLING:
+        end -= 1
+    return end
+
+
+@functools.lru_cache(maxsize=2048)
+def _analyse(text: str) -> _Cuts:
+    """The cut candidates of ``text``, computed once: fitting asks for many budgets. Word and
+    grapheme cuts are found at query time by walking back, which touches only a few."""
+    boundaries = [0, *itertools.accumulate(map(len, _GRAPHEME.findall(text)))]
+    spans = url_spans(text)
+    for start, end in spans:
+        boundaries = [b for b in boundaries if not start < b < end]
+    cuts = _Cuts(tuple(boundaries), (), (), (), ())
+    sentence = sorted({m.end() for m in _SENTENCE_END.finditer(text) if cuts.is_boundary(m.end())})
+    clause = sorted(
+        {
+            k
+            for m in _CLAUSE_END.finditer(text)
+            if cuts.is_boundary(m.start()) and (k := _kept_end(text, m.start()))
+        }
+    )
+    runs = [(m.start(), m.end()) for m in _WORD_RUN.finditer(text)]
+    return _Cuts(
+        cuts.boundaries,
+        tuple(sentence),
+        tuple(clause),
+        tuple(s for s, _ in runs),
+        tuple(e for _, e in runs),
+    )
+
+
+def _longest(cuts: tuple[int, ...], weights: Sequence[int], budget: int) -> int:
+    """The longest cut whose kept text weighs at most ``budget`` (0 when none does)."""
+    i = bisect.bisect_right(cuts, budget, key=weights.__getitem__)
+    return cuts[i - 1] if i else 0
+
+
+def shorten(
+    text: str,
+    budget: int,
+    weights: Sequence[int] | None = None,
+    ellipsis: str = "…",
+    *,
+    ellipsis_weight: int | None = None,
+) -> str:
+    """``text`` unchanged if it weighs at most ``budget``, else cut (see the module docstring)
+    so that the cut plus its ellipsis weighs at most ``budget``; ``""`` when nothing fits.
+
+    ``weights`` is cumulative (``weights[i]`` weighs ``text[:i]``, one entry more than the text
+    has code points), e.g. :func:`bot.compose.length.prefix_weights`; by default one per code
+    point. ``ellipsis_weight`` defaults to one per code point of ``ellipsis`` without
+    ``weights``, and to two per code point with them (the heaviest a code point weighs on X).
+    """
+    if weights is None:
+        if len(text) <= budget:
+            return text
+        if budget <= 0:
+            return ""
+        ell = len(ellipsis) if ellipsis_weight is None else ellipsis_weight
+        # Nothing past the budget can be kept, so only the start is analysed: up to the next
+        # space, since a URL (never cut inside) has no spaces and must be seen whole.
+        space = _SPACE.search(text, budget)
+        window = text[: space.start() + 1] if space else text
+        cuts = _analyse(window)
+        weights = range(len(window) + 1)
+    else:
+        if len(weights) != len(text) + 1:
+            raise ValueError("weights must have one entry more than text has code points")
+        if weights[-1] <= budget:
+            return text
+        if budget <= 0:
+            return ""
+        ell = 2 * len(ellipsis) if ellipsis_weight is None else ellipsis_weight
+        cuts = _analyse(text)
+    half = budget / 2
+
+    k = _longest(cuts.sentence, weights, budget)
+    if k and weights[k] >= half:
+        return text[:k]
+    room = budget - ell
+    if room <= 0:
+        return ""
+    k = _longest(cuts.clause, weights, room)
+    if k and weights[k] + ell >= half:
+        return text[:k] + ellipsis
+
+    last = bisect.bisect_right(cuts.boundaries, room, key=weights.__getitem__) - 1
+    for i in range(last, 0, -1):
+        b = cuts.boundaries[i]
+        if weights[b] + ell < half:
+            break
+        if not cuts.inside_word(b):
+            k = _kept_end(text, b)
+            if k and cuts.is_boundary(k):
+                return text[:k] + ellipsis
+    for i in range(last, 0, -1):
+        k = _kept_end(text, cuts.boundaries[i])
+        if k and cuts.is_boundary(k):
+            return text[:k] + ellipsis
+    return ""

@@ -1,0 +1,139 @@
+"""HTML to text, and excerpts cut where a Chinese reader expects."""
+
+from __future__ import annotations
+
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.compose.excerpt import build_excerpt, html_to_text, shorten
+from bot.compose.length import prefix_weights, x_weighted_length
+
+BYLINE = r"新聞視界時報\s*記者\s*\S+\s*整理報導"
+ARTICLE_HTML = """
+<div class="article">
+<p>新聞視界時報 記者 王秉程 整理報導</p>
+<script>var tracker = "不該出現";</script><style>p { color: red; }</style>
+<p>高雄與波蘭姊妹市 格丁尼亞 的交流再度邁向新里程！</p>
+<p>由高雄市副市長 羅達生 率領市府團隊，於波蘭時間 9 月 14 日與格丁尼亞市政府正式簽署
+經濟合作備忘錄。</p>
+<p>此次合作涵蓋格丁尼亞市政府經濟政策處、波美拉尼亞科技園區（PPNT）、格丁尼亞資訊中心
+（Gdynia IT Centre）等單位。</p>
+</div>
+"""
+
+
+def test_html_to_text_drops_script_style_and_template_content() -> None:
+    """Script, style, noscript and template contents never reach the text."""
+    html = (
+        "<p>高雄</p><script>alert('x')</script><style>b{}</style>"
+        "<noscript>請啟用</noscript><template><p>模板</p></template><p>港都</p>"
+    )
+    text = html_to_text(html)
+    assert text == "高雄\n港都"
+
+
+def test_html_to_text_separates_blocks_and_decodes_entities() -> None:
+    """Block elements become single line breaks; entities decode; inline tags do not split."""
+    html = (
+        "<h2>港灣城市&amp;智慧</h2><p>羅達生<b>副市長</b>&nbsp;指出&lt;三大方向&gt;</p>"
+        "<br><br><ul><li>人才</li><li>產業</li></ul>"
+    )
+    assert html_to_text(html) == "港灣城市&智慧\n羅達生副市長 指出<三大方向>\n人才\n產業"
+
+
+def test_html_to_text_collapses_whitespace_and_control_characters() -> None:
+    """Runs of spaces become one, control characters vanish, and the result is NFC and stripped."""
+    html = "  <p>Gorzen\u0301ska\x07   說\t\t好</p>\n\n\n<p>  下一段  </p>  "
+    assert html_to_text(html) == "Gorzeńska 說 好\n下一段"
+
+
+def test_html_to_text_survives_broken_html() -> None:
+    """Unclosed tags and stray brackets do not raise or lose the text."""
+    assert "高雄市" in html_to_text("<p>高雄市<b>經發局<div>補充 < 說明 <a href='x")
+
+
+def test_build_excerpt_strips_the_byline_and_joins_paragraphs() -> None:
+    """The byline pattern is removed and paragraphs join into one line without stray spaces."""
+    excerpt = build_excerpt(ARTICLE_HTML, strip=[BYLINE], length=500)
+    assert "新聞視界時報" not in excerpt
+    assert "不該出現" not in excerpt
+    assert "\n" not in excerpt
+    assert excerpt.startswith("高雄與波蘭姊妹市 格丁尼亞 的交流再度邁向新里程！由高雄市")
+
+
+def test_build_excerpt_ends_at_a_sentence_end_without_ellipsis() -> None:
+    """With room for a full sentence, the excerpt ends at 。/！ and has no ellipsis."""
+    excerpt = build_excerpt(ARTICLE_HTML, strip=[BYLINE], length=90)
+    assert excerpt.endswith("經濟合作備忘錄。")
+    assert len(excerpt) <= 90
+
+
+def test_shorten_prefers_a_clause_end_and_drops_its_mark() -> None:
+    """Without a sentence end in reach, the cut is at a clause mark, replaced by the ellipsis."""
+    text = (
+        "由高雄市副市長羅達生率領市府團隊，"
+        "於波蘭時間九月十四日與格丁尼亞市政府正式簽署經濟合作備忘錄"
+    )
+    assert shorten(text, 30) == "由高雄市副市長羅達生率領市府團隊…"
+
+
+def test_shorten_keeps_a_closing_quote_with_the_sentence() -> None:
+    """A sentence end followed by a closing quote keeps the quote: 。」 stays together."""
+    text = "她說：「城市外交不只是一紙協議。」接著又補充了許多關於未來合作的細節與時程安排"
+    assert shorten(text, 25) == "她說：「城市外交不只是一紙協議。」"
+
+
+def test_shorten_returns_the_text_when_it_fits_and_nothing_for_tiny_budgets() -> None:
+    """A fitting text is unchanged; a budget of 0 or 1 yields the empty string."""
+    assert shorten("高雄市", 3) == "高雄市"
+    assert shorten("高雄市經發局", 0) == ""
+    assert shorten("高雄市經發局", 1) == ""
+
+
+def test_shorten_does_not_split_latin_words() -> None:
+    """Latin words are not cut in half when a word boundary keeps enough text."""
+    text = "Oktawia Gorzeńska visited Kaohsiung harbour yesterday afternoon"
+    out = shorten(text, 30)
+    assert out == "Oktawia Gorzeńska visited…"
+
+
+def test_shorten_never_cuts_inside_a_url() -> None:
+    """A URL in the text is kept whole or dropped whole, never cut in the middle."""
+    url = "https://news.example.tw/news/kaohsiung-gdynia?id=12345"
+    text = f"詳見 {url} 了解更多高雄與格丁尼亞的合作細節與後續發展"
+    for budget in range(1, len(text)):
+        out = shorten(text, budget)
+        assert url in out or "https" not in out, (budget, out)
+
+
+GRAPHEME_HEAVY = ["👨‍👩‍👧‍👦", "🇹🇼", "🇵🇱", "é", "e\u0301", "🙋🏽", "1️⃣", "高", "，", "。", " ", "a"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(GRAPHEME_HEAVY), min_size=1, max_size=40), st.integers(0, 60))
+def test_shorten_never_splits_a_grapheme_cluster(parts: list[str], budget: int) -> None:
+    """Every cut lies on a grapheme-cluster boundary: no broken family emoji, flag or accent."""
+    text = "".join(parts)
+    out = shorten(text, budget)
+    kept = out.removesuffix("…")
+    assert len(out) <= budget
+    assert text.startswith(kept)
+    clusters = regex.findall(r"\X", text)
+    assert kept == "".join(clusters[: len(regex.findall(r"\X", kept))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["高雄", "格丁尼亞", "，", "。", "！", " Gdynia ", "😷", "https://x.tw/a "]
+        ),
+        max_size=40,
+    ).map("".join),
+    st.integers(0, 120),
+)
+def test_shorten_with_x_weights_fits_the_budget(text: str, budget: int) -> None:
+    """With X prefix weights, the shortened text never weighs more than the budget on X."""
+    out = shorten(text, budget, prefix_weights(text, "x"), ellipsis_weight=2)
+    assert x_weighted_length(out) <= budget
