@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -63,6 +64,70 @@ def _optional_duration(value: object) -> timedelta | None:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 OptionalDuration = Annotated[timedelta | None, BeforeValidator(_optional_duration)]
 
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hour|d|day)\s*$")
+_RATE_UNITS = {"sec": "s", "min": "m", "hour": "h", "day": "d"}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``count`` posts per ``period``, e.g. ``20/min`` or ``100/15m``."""
+
+    count: int
+    period: timedelta
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period}"
+
+
+def parse_rate(value: object) -> Rate | None:
+    if value is None or value is False or value == "off":
+        return None
+    if isinstance(value, Rate):
+        return value
+    match = _RATE.match(str(value))
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"expected a rate such as 20/min, 30/s or 100/15m, got {value!r}")
+    unit = _RATE_UNITS.get(match.group(3), match.group(3))
+    period = parse_duration(f"{match.group(2) or 1}{unit}")
+    return Rate(int(match.group(1)), period)
+
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A daily window, in the configured time zone, during which a channel posts nothing.
+    ``start > end`` wraps midnight (``23:00-06:30``)."""
+
+    start: time
+    end: time
+
+    def __contains__(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+def parse_quiet_hours(value: object) -> QuietHours | None:
+    if value is None or value is False or value == "off":
+        return None
+    if isinstance(value, QuietHours):
+        return value
+    parts = str(value).replace("–", "-").split("-")
+    if len(parts) == 2:
+        start, end = (_CLOCK.match(p.strip()) for p in parts)
+        if start and end:
+            return QuietHours(
+                time(int(start.group(1)), int(start.group(2))),
+                time(int(end.group(1)), int(end.group(2))),
+            )
+    raise ValueError(f"expected a daily window such as 01:00-06:30, got {value!r}")
+
+
+OptionalRate = Annotated[Rate | None, BeforeValidator(parse_rate)]
+OptionalQuietHours = Annotated[QuietHours | None, BeforeValidator(parse_quiet_hours)]
+
 
 class _Strict(BaseModel):
     """Immutable, and a key we do not know is an error: a typo must never be silently ignored."""
@@ -71,6 +136,32 @@ class _Strict(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------- sources
+
+
+class FilterConfig(_Strict):
+    """Which articles of a source are posted. Keywords match title and summary; a keyword
+    written ``re:...`` is a regular expression (matched with a time bound). Filtered articles
+    are recorded ``skipped`` with the rule that filtered them."""
+
+    include_categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regexes_compile(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        import regex
+
+        for word in words:
+            if word.startswith("re:"):
+                try:
+                    regex.compile(word[3:])
+                except regex.error as exc:
+                    raise ValueError(
+                        f"{word!r} is not a valid regular expression: {exc}"
+                    ) from exc
+        return words
 
 
 class SourceConfig(_Strict):
@@ -83,6 +174,10 @@ class SourceConfig(_Strict):
     channels: tuple[str, ...] | None = None
     strip: tuple[str, ...] = ()
     excerpt_length: int = Field(default=160, ge=10, le=4000)
+    filters: FilterConfig = FilterConfig()
+    priority: Literal["normal", "high"] = "normal"
+    priority_categories: tuple[str, ...] = ()
+    enrich: bool = False
 
     @field_validator("strip")
     @classmethod
@@ -103,28 +198,102 @@ class FeedSourceConfig(SourceConfig):
     timeout: Duration = timedelta(seconds=20)
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     user_agent: str = "newsbot/0.1 (+https://github.com/newsbot)"
+    websub: bool = False
+    websub_every: Duration = timedelta(hours=1)
 
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, url: str) -> str:
-        scheme = urlsplit(url).scheme
-        if scheme not in ("http", "https", "file"):
-            raise ValueError(f"expected an http(s) URL or a file path, got {url!r}")
-        return url
+        return _http_or_file(url)
 
 
-AnySource = Annotated[FeedSourceConfig, Field(discriminator="kind")]
+def _http_or_file(url: str) -> str:
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https", "file"):
+        raise ValueError(f"expected an http(s) URL or a file path, got {url!r}")
+    return url
+
+
+class HtmlSelectors(_Strict):
+    """CSS selectors, relative to each item; ``sel@attr`` reads an attribute."""
+
+    item: str
+    title: str
+    link: str = "a@href"
+    excerpt: str | None = None
+    date: str | None = None
+    image: str | None = None
+
+
+class HtmlSourceConfig(SourceConfig):
+    """A listing page of a site without a feed, read with CSS selectors."""
+
+    kind: Literal["html"]
+    url: str
+    selectors: HtmlSelectors
+    timeout: Duration = timedelta(seconds=20)
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, url: str) -> str:
+        return _http_or_file(url)
+
+
+class SitemapSourceConfig(SourceConfig):
+    """A Google News sitemap (``news:title``, ``news:publication_date``); indexes are followed."""
+
+    kind: Literal["sitemap"]
+    url: str
+    timeout: Duration = timedelta(seconds=20)
+    max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, url: str) -> str:
+        return _http_or_file(url)
+
+
+class WebhookSourceConfig(SourceConfig):
+    """Articles pushed by the CMS to ``POST /hooks/<name>``, signed with HMAC-SHA256."""
+
+    kind: Literal["webhook"]
+    secret: SecretStr
+    tolerance: Duration = timedelta(minutes=5)
+    every: Duration = timedelta(minutes=5)
+
+
+AnySource = Annotated[
+    FeedSourceConfig | HtmlSourceConfig | SitemapSourceConfig | WebhookSourceConfig,
+    Field(discriminator="kind"),
+]
 
 
 # --------------------------------------------------------------------------------------- channels
 
 
 class ChannelConfig(_Strict):
-    """What every kind of channel shares."""
+    """What every kind of channel shares: the template, tracking, pacing and retries.
+
+    ``rate`` left unset takes the platform's documented limit (see ``default_rate``)."""
 
     name: str = ""
     template: str
     tracking: Mapping[str, str] = Field(default_factory=dict)
+    min_gap: Duration = timedelta(0)
+    rate: OptionalRate = None
+    burst: int = Field(default=1, ge=1)
+    quiet_hours: OptionalQuietHours = None
+    max_attempts: int = Field(default=8, ge=1)
+    resend_uncertain: bool = False
+
+    @property
+    def default_rate(self) -> Rate | None:
+        return None
+
+    @property
+    def effective_rate(self) -> Rate | None:
+        return self.rate or self.default_rate
 
     def secrets(self) -> list[str]:
         """Every secret value of this channel, for the log redaction filter."""
@@ -150,6 +319,11 @@ class TelegramChannelConfig(ChannelConfig):
     photo: bool = False
     timeout: Duration = timedelta(seconds=20)
 
+    @property
+    def default_rate(self) -> Rate | None:
+        # Telegram: about 20 messages a minute into one channel.
+        return Rate(20, timedelta(minutes=1))
+
     @field_validator("chat")
     @classmethod
     def _chat_form(cls, chat: str) -> str:
@@ -167,6 +341,15 @@ class XChannelConfig(ChannelConfig):
     api_url: str = "https://api.twitter.com"
     media: bool = False
     timeout: Duration = timedelta(seconds=20)
+    price_per_post: float = Field(default=0.0, ge=0)
+    price_per_link_post: float = Field(default=0.0, ge=0)
+    monthly_budget: float | None = Field(default=None, ge=0)
+    currency: str = "USD"
+
+    @property
+    def default_rate(self) -> Rate | None:
+        # X: 100 posts per 15 minutes per user.
+        return Rate(100, timedelta(minutes=15))
 
 
 class ConsoleChannelConfig(ChannelConfig):
@@ -188,6 +371,45 @@ AnyChannel = Annotated[
 ]
 
 
+# ------------------------------------------------------------------------------ daemon settings
+
+
+class HealthConfig(_Strict):
+    """The daemon's HTTP listener: ``/healthz``, ``/metrics``, and the push endpoints
+    (``/hooks/<source>``, ``/websub/<source>``)."""
+
+    listen: str = "127.0.0.1:9108"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port such as 127.0.0.1:9108, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class AlertsConfig(_Strict):
+    """Where operations hear about trouble: a Telegram chat, rate-limited."""
+
+    token: SecretStr
+    chat: str
+    api_url: str = "https://api.telegram.org"
+    min_interval: Duration = timedelta(minutes=5)
+    timeout: Duration = timedelta(seconds=10)
+
+    def secrets(self) -> list[str]:
+        return [self.token.get_secret_value()] if self.token.get_secret_value() else []
+
+
 # ------------------------------------------------------------------------------------------- root
 
 
@@ -200,6 +422,11 @@ class Config(_Strict):
     templates: Path = Path("../templates")
     sources: Mapping[str, AnySource]
     channels: Mapping[str, AnyChannel]
+    health: HealthConfig | None = None
+    alerts: AlertsConfig | None = None
+    public_url: str | None = None
+    retention: OptionalDuration = None
+    stop_timeout: Duration = timedelta(seconds=30)
 
     @field_validator("timezone")
     @classmethod
@@ -239,7 +466,13 @@ class Config(_Strict):
 
     def secrets(self) -> list[str]:
         """Every secret value in the config: the log redaction filter hides each of them."""
-        return [secret for channel in self.channels.values() for secret in channel.secrets()]
+        found = [secret for channel in self.channels.values() for secret in channel.secrets()]
+        for source in self.sources.values():
+            if isinstance(source, WebhookSourceConfig):
+                found.append(source.secret.get_secret_value())
+        if self.alerts is not None:
+            found.extend(self.alerts.secrets())
+        return [secret for secret in found if secret]
 
 
 class _RouteError(ValueError):
@@ -412,7 +645,7 @@ class _LineIndex:
         return tuple(kept)
 
 
-_KIND_TAGS = {"feed", "telegram", "x", "console"}
+_KIND_TAGS = {"feed", "html", "sitemap", "webhook", "telegram", "x", "console"}
 
 
 def _message(error: Mapping[str, Any], loc: tuple[str | int, ...]) -> str:

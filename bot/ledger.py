@@ -111,9 +111,23 @@ deliveries = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
     sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("cost", sa.Float),
     sa.UniqueConstraint("article_id", "channel", name="uq_deliveries_article_channel"),
     sa.Index("ix_deliveries_state_due", "state", "due_at"),
     sa.Index("ix_deliveries_created", "created_at"),
+)
+
+
+# One row per channel: when it may post next. Claims for a paced channel lock this row, so the
+# pace holds across several instances sharing one database.
+channel_pacing = sa.Table(
+    "channel_pacing",
+    metadata,
+    sa.Column("channel", sa.String(200), primary_key=True),
+    sa.Column("next_at", UTCDateTime),
+    sa.Column("paused_until", UTCDateTime),
+    sa.Column("paused_reason", sa.Text),
 )
 
 
@@ -428,6 +442,7 @@ class Ledger:
                 .values(
                     state=str(DeliveryState.SENDING),
                     claimed_by=holder,
+                    claimed_at=now,
                     attempts=deliveries.c.attempts + 1,
                     updated_at=now,
                 )

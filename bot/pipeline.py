@@ -19,6 +19,7 @@ from bot.channels.base import Channel
 from bot.compose.excerpt import build_excerpt
 from bot.compose.render import Renderer
 from bot.config import Config
+from bot.filters import ArticleFilter
 from bot.errors import PermanentError, SourceError, TemplateError, TransientError
 from bot.ledger import Delivery, IngestReport, Ledger, NewArticle
 from bot.links import with_tracking
@@ -28,6 +29,7 @@ from bot.sources.base import Source
 log = logging.getLogger("newsbot.pipeline")
 
 DEFAULT_MAX_ATTEMPTS = 8
+PRIORITY_HIGH = 10
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 
@@ -89,6 +91,7 @@ class Pipeline:
         self.max_attempts = max_attempts
         # A channel that answered "slow down" is left alone until then; the others go on.
         self.paused_until: dict[str, datetime] = {}
+        self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
 
     # -- poll and ingest ---------------------------------------------------------------------
 
@@ -109,13 +112,23 @@ class Pipeline:
         if result.not_modified:
             self.ledger.record_poll(name, now=now, state=result.state)
             return PollReport(name, ok=True, not_modified=True)
+        report = self._ingest(name, result.articles, first_sight=not record.seen_before, now=now)
+        self.ledger.record_poll(name, now=now, state=result.state)
+        return PollReport(name, ok=True, seen=len(result.articles), ingest=report)
 
-        articles = list(result.articles)
+    def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
+        """Articles pushed to us (a CMS webhook, a WebSub hub): recorded at once, no backlog
+        rule, since a push is news by definition. Idempotent like a poll."""
+        report = self._ingest(name, articles, first_sight=False, now=self.clock())
+        return PollReport(name, ok=True, seen=len(articles), ingest=report)
+
+    def _ingest(
+        self, name: str, articles: Sequence[Article], *, first_sight: bool, now: datetime
+    ) -> IngestReport:
         known = self.ledger.known(name, [a.key for a in articles], [a.url for a in articles])
         fresh = [a for a in articles if a.key not in known and a.url not in known]
-        items = self._decide(name, fresh, first_sight=not record.seen_before, now=now)
+        items = self._decide(name, fresh, first_sight=first_sight, now=now)
         report = self.ledger.ingest(name, items, self.config.routes(name), now=now)
-        self.ledger.record_poll(name, now=now, state=result.state)
         if report.articles:
             log.info(
                 "source %s: %d new article(s), %d deliveries queued, %d skipped",
@@ -125,7 +138,7 @@ class Pipeline:
                 report.skipped,
                 extra={"source": name},
             )
-        return PollReport(name, ok=True, seen=len(articles), ingest=report)
+        return report
 
     def _decide(
         self, name: str, fresh: Sequence[Article], *, first_sight: bool, now: datetime
@@ -142,13 +155,32 @@ class Pipeline:
                 )
             elif self._too_old(article, name, now):
                 reason = self._too_old_reason(article, name)
+            else:
+                reason = self.filters[name].reason(article)
             excerpt = build_excerpt(
                 article.summary_html, strip=settings.strip, length=settings.excerpt_length
             )
-            items.append(NewArticle(article=article, excerpt=excerpt, skip_reason=reason))
+            items.append(
+                NewArticle(
+                    article=article,
+                    excerpt=excerpt,
+                    skip_reason=reason,
+                    priority=self._priority(name, article),
+                )
+            )
         # Oldest first into the ledger, so deliveries of one poll leave in publication order.
         items.reverse()
         return items
+
+    def _priority(self, source: str, article: Article) -> int:
+        """Breaking news jumps the queue: a high-priority source, or a priority category."""
+        settings = self.config.sources[source]
+        if settings.priority == "high":
+            return PRIORITY_HIGH
+        wanted = {c.casefold() for c in settings.priority_categories}
+        if wanted and wanted & {c.casefold() for c in article.categories}:
+            return PRIORITY_HIGH
+        return 0
 
     def _too_old(self, article: Article, source: str, now: datetime) -> bool:
         max_age = self.config.sources[source].max_age
