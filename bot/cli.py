@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(path)
         redactor.update(config.secrets())
+        args.redactor = redactor
         handler = _COMMANDS[args.command]
         return asyncio.run(handler(config, args))
     except ConfigError as exc:
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(config: Config, args: argparse.Namespace) -> int:
     from bot.daemon import run_daemon
 
-    return await run_daemon(config)
+    return await run_daemon(config, redactor=args.redactor)
 
 
 async def _once(config: Config, args: argparse.Namespace) -> int:
@@ -159,7 +160,7 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
             if args.source and name != args.source:
                 continue
             try:
-                async with build_source(source_config, fetcher) as source:
+                async with build_source(source_config, fetcher, config) as source:
                     result = await source.poll(SourceState())
             except SourceError as exc:
                 print(f"source {name}: cannot read it: {exc}\n")

@@ -79,9 +79,15 @@ class Rate:
         return f"{self.count}/{self.period}"
 
 
+RATE_OFF = Rate(0, timedelta(0))
+
+
 def parse_rate(value: object) -> Rate | None:
-    if value is None or value is False or value == "off":
+    # ``off`` says "no cap at all", unlike leaving ``rate`` out, which means the platform's cap.
+    if value is None:
         return None
+    if value is False or value == "off":
+        return RATE_OFF
     if isinstance(value, Rate):
         return value
     match = _RATE.match(str(value))
@@ -293,6 +299,8 @@ class ChannelConfig(_Strict):
 
     @property
     def effective_rate(self) -> Rate | None:
+        if self.rate == RATE_OFF:
+            return None
         return self.rate or self.default_rate
 
     def secrets(self) -> list[str]:

@@ -14,22 +14,36 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Any
+from datetime import UTC, datetime, timedelta
 
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.alerts import Alerter
 from bot.channels.base import Channel
+from bot.compose.length import TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
 from bot.config import (
     ChannelConfig,
     Config,
     ConsoleChannelConfig,
     FeedSourceConfig,
+    HtmlSourceConfig,
+    SitemapSourceConfig,
+    SourceConfig,
     TelegramChannelConfig,
+    WebhookSourceConfig,
     XChannelConfig,
+    load_config,
 )
-from bot.errors import BotError, DeliveryError
+from bot.errors import BotError, ConfigError, DeliveryError, PermanentError
 from bot.ledger import Ledger
-from bot.pipeline import PassReport, Pipeline, utc_now
-from bot.sources.base import Source
+from bot.logs import Redactor
+from bot.metrics import Metrics
+from bot.pipeline import Observer, PassReport, Pipeline, utc_now
+from bot.sources.base import PollResult, Source, SourceState, backoff_interval
 from bot.sources.fetch import Fetcher
 
 log = logging.getLogger("newsbot.daemon")
@@ -58,14 +72,41 @@ def build_channel(config: ChannelConfig) -> Channel:
     raise TypeError(f"no adapter for channel kind {type(config).__name__}")
 
 
-def build_source(config: FeedSourceConfig, fetcher: Fetcher) -> Source:
-    from bot.sources.feed import FeedSource
+def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> Source:
+    """The adapter for one configured source (wrapped to enrich articles when asked)."""
+    source: Source
+    if isinstance(config, FeedSourceConfig):
+        from bot.sources.feed import FeedSource
 
-    return FeedSource(config, fetcher)
+        source = FeedSource(config, fetcher)
+    elif isinstance(config, HtmlSourceConfig):
+        from bot.sources.html import HtmlSource
+
+        source = HtmlSource(config, fetcher, timezone=settings.tz)
+    elif isinstance(config, SitemapSourceConfig):
+        from bot.sources.sitemap import SitemapSource
+
+        source = SitemapSource(config, fetcher)
+    elif isinstance(config, WebhookSourceConfig):
+        source = PushedOnly(config.name)
+    else:
+        raise TypeError(f"no adapter for source kind {type(config).__name__}")
+    if config.enrich and not isinstance(config, WebhookSourceConfig):
+        from bot.sources.enrich import Enricher, enriching
+
+        source = enriching(source, Enricher(fetcher))
+    return source
 
 
 def build_renderer(config: Config) -> Renderer:
     return Renderer(config.templates, config.tz)
+
+
+class PushedOnly(Source):
+    """A source whose articles only arrive by push (a CMS webhook): polling yields nothing."""
+
+    async def poll(self, state: SourceState) -> PollResult:
+        return PollResult(state=state, not_modified=True)
 
 
 @dataclass
@@ -75,6 +116,7 @@ class Runtime:
     pipeline: Pipeline
     channels: dict[str, Channel]
     broken_channels: dict[str, str]
+    fetcher: Fetcher
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +125,8 @@ async def open_runtime(
     *,
     channels: dict[str, Channel] | None = None,
     clock: Callable[[], datetime] | None = None,
+    observer: Observer | None = None,
+    alert: Callable[[str, str], None] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Everything a run needs, started, and closed again on the way out."""
     renderer = build_renderer(config)
@@ -99,7 +143,9 @@ async def open_runtime(
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(ledger.close)
         fetcher = await stack.enter_async_context(Fetcher())
-        sources = {name: build_source(cfg, fetcher) for name, cfg in config.sources.items()}
+        sources = {
+            name: build_source(cfg, fetcher, config) for name, cfg in config.sources.items()
+        }
         for source in sources.values():
             await stack.enter_async_context(source)
         for name, channel in built.items():
@@ -119,9 +165,17 @@ async def open_runtime(
         holder = holder_id()
         recover_in_flight(ledger, now=datetime.now(UTC))
         pipeline = Pipeline(
-            config, ledger, sources, started, renderer, holder=holder, clock=clock or utc_now
+            config,
+            ledger,
+            sources,
+            started,
+            renderer,
+            holder=holder,
+            clock=clock or utc_now,
+            observer=observer,
+            alert=alert,
         )
-        yield Runtime(config, ledger, pipeline, started, broken)
+        yield Runtime(config, ledger, pipeline, started, broken, fetcher)
 
 
 def recover_in_flight(ledger: Ledger, *, now: datetime) -> int:
@@ -163,49 +217,372 @@ async def run_once(runtime: Runtime) -> PassReport:
     return await runtime.pipeline.deliver_due()
 
 
-async def run_forever(runtime: Runtime, stop: asyncio.Event, *, tick: float = 1.0) -> None:
-    """Poll each source at its own interval and deliver what falls due, until ``stop``."""
-    pipeline = runtime.pipeline
-    loop = asyncio.get_running_loop()
-    next_poll = dict.fromkeys(runtime.config.sources, loop.time())
-    polling: dict[str, asyncio.Task[object]] = {}
-    while not stop.is_set():
-        now = loop.time()
-        for name, due in next_poll.items():
-            if due <= now and name not in polling:
-                next_poll[name] = now + runtime.config.sources[name].every.total_seconds()
-                polling[name] = asyncio.create_task(pipeline.poll(name))
-        if polling:
-            done = [name for name, task in polling.items() if task.done()]
-            for name in done:
-                polling.pop(name).result()
-        try:
-            await pipeline.deliver_due()
-        except BotError as exc:
-            log.error("delivery pass failed: %s", exc)
-        if polling and not stop.is_set():
-            await asyncio.wait(list(polling.values()), timeout=tick)
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=tick)
-    for task in polling.values():
-        task.cancel()
-    await asyncio.gather(*polling.values(), return_exceptions=True)
+class Daemon:
+    """``newsbot run``: APScheduler jobs in our event loop, until SIGTERM / SIGINT.
 
+    Jobs: one poll per source at its ``every`` (with jitter, one at a time, missed runs
+    coalesced); one delivery job, rescheduled to the moment the next delivery can go (woken
+    early when something new arrives), never a busy loop; housekeeping (stale claims,
+    pruning, metrics); and a watch on the config and templates for reload. The ledger, not
+    the scheduler, holds the state: a restart rebuilds the jobs from the config.
+    """
 
-async def run_daemon(config: Config) -> int:
-    """``newsbot run``: until SIGTERM or SIGINT, then a clean stop."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
-    async with open_runtime(config) as runtime:
-        log.info(
-            "newsbot running: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",
-            len(config.sources),
-            len(runtime.channels),
+    def __init__(
+        self,
+        config: Config,
+        *,
+        redactor: Redactor | None = None,
+        watch_every: float = 2.0,
+        housekeeping_every: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.redactor = redactor
+        self.watch_every = watch_every
+        self.housekeeping_every = housekeeping_every
+        self.stop_event = asyncio.Event()
+        self.reload_requested = False
+        self.runtime: Runtime | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.metrics = Metrics()
+        self.alerter: Alerter | None = None
+        self._fingerprint = _fingerprint(config)
+        self._delivering: asyncio.Task[None] | None = None
+        self._polls = {}
+        self._wake = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, self.stop_event.set)
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        self.alerter = Alerter(
+            _alerts_channel(self.config),
+            min_interval=self.config.alerts.min_interval if self.config.alerts else timedelta(minutes=5),
         )
-        await run_forever(runtime, stop)
-    log.info("newsbot stopped")
-    return 0
+        if self.alerter.channel is not None:
+            await self.alerter.channel.start()
+        async with contextlib.AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(
+                open_runtime(self.config, observer=self.metrics, alert=self.alerter)
+            )
+            self.runtime = runtime
+            for name, reason in runtime.broken_channels.items():
+                self.alerter("credentials", f"channel {name} cannot start: {reason}")
+            listener = self._listener()
+            if listener is not None:
+                await stack.enter_async_context(listener)
+            self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=self.config.tz)
+            self._schedule_all()
+            self.scheduler.start()
+            self._delivering = asyncio.create_task(self._delivery_loop(), name="deliveries")
+            log.info(
+                "newsbot running: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",
+                len(self.config.sources),
+                len(runtime.channels),
+            )
+            await self.stop_event.wait()
+            await self._stop()
+        if self.alerter.channel is not None:
+            await self.alerter.drain()
+            await self.alerter.channel.close()
+        log.info("newsbot stopped")
+        return 0
+
+    async def _stop(self) -> None:
+        """Stop taking new work, let a send in flight finish (bounded), keep the queue."""
+        log.info("stopping: finishing the post in flight, the rest stays queued")
+        assert self.runtime is not None
+        self.runtime.pipeline.stopping = True
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self._wake.set()
+        pending = [t for t in (self._delivering, *self._polls.values()) if t and not t.done()]
+        if pending:
+            done, still = await asyncio.wait(
+                pending, timeout=self.config.stop_timeout.total_seconds()
+            )
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+            if still:
+                log.warning(
+                    "stopped before %d task(s) finished; a post cut off in flight will be "
+                    "reported as uncertain",
+                    len(still),
+                )
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- scheduling --------------------------------------------------------------------------
+
+    _polls: dict[str, asyncio.Task[Any]] = {}
+
+    def _schedule_all(self) -> None:
+        assert self.scheduler is not None
+        self._polls = {}
+        for name in self.config.sources:
+            self._schedule_poll(name)
+        self.scheduler.add_job(
+            self._housekeeping,
+            IntervalTrigger(seconds=self.housekeeping_every),
+            id="housekeeping",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self._watch,
+            IntervalTrigger(seconds=self.watch_every),
+            id="watch",
+            max_instances=1,
+            coalesce=True,
+        )
+
+    def _poll_interval(self, name: str) -> float:
+        settings = self.config.sources[name]
+        every = settings.every
+        if isinstance(settings, FeedSourceConfig) and settings.websub:
+            every = settings.websub_every
+        assert self.runtime is not None
+        errors = self.runtime.ledger.source(name).consecutive_errors
+        return backoff_interval(every, errors).total_seconds()
+
+    def _schedule_poll(self, name: str, *, first: datetime | None = None) -> None:
+        assert self.scheduler is not None
+        settings = self.config.sources[name]
+        if isinstance(settings, WebhookSourceConfig):
+            return  # pushed to us; nothing to poll
+        seconds = self._poll_interval(name)
+        self.scheduler.add_job(
+            self._poll,
+            IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 30)),
+            args=[name],
+            id=f"poll:{name}",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=first or datetime.now(UTC),
+        )
+
+    async def _poll(self, name: str) -> None:
+        assert self.runtime is not None
+        if name not in self.runtime.pipeline.sources:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._polls[name] = task
+        try:
+            report = await self.runtime.pipeline.poll(name)
+        except BotError as exc:
+            log.error("source %s: %s", name, exc, extra={"source": name})
+            return
+        finally:
+            self._polls.pop(name, None)
+        if report.ingest is not None and report.ingest.queued:
+            self.wake()
+        # A failing source backs off (doubling up to a cap) and recovers by itself.
+        wanted = self._poll_interval(name)
+        job = self.scheduler.get_job(f"poll:{name}") if self.scheduler else None
+        if job is not None and abs(job.trigger.interval.total_seconds() - wanted) > 0.5:
+            self._schedule_poll(name, first=datetime.now(UTC) + timedelta(seconds=wanted))
+
+    def wake(self) -> None:
+        """Look at the queue now: something new may be due."""
+        self._wake.set()
+
+    async def _delivery_loop(self) -> None:
+        """Deliver what is due, then sleep until the next delivery can go or we are woken."""
+        assert self.runtime is not None
+        pipeline = self.runtime.pipeline
+        while not self.stop_event.is_set():
+            self._wake.clear()
+            try:
+                report = await pipeline.deliver_due()
+            except BotError as exc:
+                log.error("delivery pass failed: %s", exc)
+                report = None
+            if self.stop_event.is_set():
+                break
+            sleep = MAX_DELIVERY_SLEEP
+            if report is not None and report.next_wake is not None:
+                sleep = min(max((report.next_wake - pipeline.clock()).total_seconds(), 0.0), sleep)
+            if sleep <= 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=sleep)
+
+    async def _housekeeping(self) -> None:
+        assert self.runtime is not None
+        ledger = self.runtime.ledger
+        now = datetime.now(UTC)
+        moved = recover_in_flight(ledger, now=now)
+        if moved and self.alerter is not None:
+            self.alerter("uncertain", f"{moved} post(s) in flight at a crash are now uncertain")
+        if self.config.retention is not None:
+            pruned = ledger.prune(before=now - self.config.retention)
+            if pruned:
+                log.info("pruned %d finished deliveries older than %s", pruned, self.config.retention)
+        counts = ledger.queue_depth()
+        self.metrics.set_queue_depth({name: counts.get(name, 0) for name in self.config.channels})
+        for name, settings in self.config.channels.items():
+            if isinstance(settings, XChannelConfig):
+                posts, spent = ledger.spend(name, since=self.runtime.pipeline.month_start(now))
+                self.metrics.set_x_spend(name, posts=posts, spend=spent)
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def health(self) -> tuple[bool, str]:
+        if self.scheduler is None or not self.scheduler.running:
+            return False, "the scheduler is not running"
+        assert self.runtime is not None
+        try:
+            self.runtime.ledger.ping()
+        except BotError as exc:
+            return False, f"the ledger does not answer: {exc}"
+        return True, "ok"
+
+    def _listener(self) -> contextlib.AbstractAsyncContextManager[object] | None:
+        if self.config.health is None:
+            return None
+        from bot.listener import Listener
+
+        return Listener(
+            self.config.health, health=self.health, metrics=self.metrics, receivers={}
+        )
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        log.info("SIGHUP: reloading the config and templates")
+        self.reload_requested = True
+
+    async def _watch(self) -> None:
+        current = _fingerprint(self.config)
+        if current != self._fingerprint or self.reload_requested:
+            self.reload_requested = False
+            self._fingerprint = current
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Validate the new config and every template completely, then swap them in. An
+        invalid change is logged and the running config stays in force."""
+        assert self.runtime is not None
+        try:
+            new = load_config(self.config.path)
+            renderer = build_renderer(new)
+            check_templates(new, renderer)
+        except ConfigError as exc:
+            log.error("the changed config or template was NOT loaded; still running the "
+                      "previous one: %s", exc)
+            return False
+        await self._swap(new, renderer)
+        log.info("reloaded %s: %d source(s), %d channel(s)", new.path, len(new.sources),
+                 len(new.channels))
+        return True
+
+    async def _swap(self, new: Config, renderer: Renderer) -> None:
+        assert self.runtime is not None and self.scheduler is not None
+        runtime, pipeline, old = self.runtime, self.runtime.pipeline, self.config
+        if self.redactor is not None:
+            self.redactor.update(new.secrets())
+        for name, channel_settings in new.channels.items():
+            if old.channels.get(name) == channel_settings and name in runtime.channels:
+                continue
+            previous = runtime.channels.pop(name, None)
+            if previous is not None:
+                await previous.close()
+            channel = build_channel(channel_settings)
+            try:
+                await channel.start()
+            except DeliveryError as exc:
+                runtime.broken_channels[name] = exc.reason
+                log.error("channel %s cannot start: %s", name, exc.reason, extra={"channel": name})
+                continue
+            runtime.channels[name] = channel
+        for name in list(runtime.channels):
+            if name not in new.channels:
+                await runtime.channels.pop(name).close()
+        sources = dict(pipeline.sources)
+        for name, settings in new.sources.items():
+            if old.sources.get(name) != settings or name not in sources:
+                sources[name] = build_source(settings, runtime.fetcher, new)
+        for name in list(sources):
+            if name not in new.sources:
+                del sources[name]
+                with contextlib.suppress(JobLookupError):
+                    self.scheduler.remove_job(f"poll:{name}")
+        pipeline.reconfigure(new, renderer=renderer, sources=sources, channels=runtime.channels)
+        self.config = runtime.config = new
+        for name, settings in new.sources.items():
+            if old.sources.get(name) != settings:
+                self._schedule_poll(name)
+        self.wake()
+
+
+MAX_DELIVERY_SLEEP = 60.0
+
+
+def _fingerprint(config: Config) -> tuple[tuple[str, float, int], ...]:
+    """What the watch compares: the config file and every template, by mtime and size."""
+    paths = [config.path]
+    if config.templates.is_dir():
+        paths.extend(sorted(p for p in config.templates.iterdir() if p.is_file()))
+    found = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found.append((str(path), stat.st_mtime, stat.st_size))
+    return tuple(found)
+
+
+def check_templates(config: Config, renderer: Renderer) -> None:
+    """Compile every channel's template and render it against the sample article."""
+    from bot.compose.excerpt import build_excerpt
+    from bot.compose.sample import SAMPLE_ARTICLE, SAMPLE_SOURCE
+    from bot.links import with_tracking
+
+    excerpt = build_excerpt(SAMPLE_ARTICLE.summary_html)
+    for name, settings in config.channels.items():
+        renderer.check(settings.template)
+        rule = TELEGRAM_MESSAGE if settings.template.endswith(".html.j2") else X_POST
+        try:
+            renderer.render(
+                settings.template,
+                article=SAMPLE_ARTICLE,
+                excerpt=excerpt,
+                source=SAMPLE_SOURCE,
+                channel=name,
+                link=with_tracking(SAMPLE_ARTICLE.url, settings.tracking),
+                rule=rule,
+            )
+        except PermanentError as exc:
+            raise ConfigError(f"channel {name}: {exc.reason}") from None
+
+
+def _alerts_channel(config: Config) -> Channel | None:
+    if config.alerts is None:
+        return None
+    settings = TelegramChannelConfig.model_validate(
+        {
+            "kind": "telegram",
+            "name": "alerts",
+            "template": "-",
+            "token": config.alerts.token.get_secret_value(),
+            "chat": config.alerts.chat,
+            "api_url": config.alerts.api_url,
+            "link_preview": "off",
+            "timeout": config.alerts.timeout,
+        }
+    )
+    return build_channel(settings)
+
+
+async def run_daemon(config: Config, *, redactor: Redactor | None = None) -> int:
+    """``newsbot run``: until SIGTERM or SIGINT, then a clean stop."""
+    return await Daemon(config, redactor=redactor).run()

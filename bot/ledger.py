@@ -18,7 +18,7 @@ import json
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,27 @@ class NewArticle:
     excerpt: str
     skip_reason: str | None = None
     priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How fast one channel may post. ``spacing`` is the least time between two posts (the
+    larger of ``min_gap`` and the rate's period / count); at most ``burst`` go at once; at most
+    ``rate_count`` in any ``rate_period``; ``hold`` covers a send in flight; deliveries of
+    ``priority_bypass`` or more ignore the spacing (never the rate)."""
+
+    spacing: timedelta
+    burst: int = 1
+    rate_count: int = 0
+    rate_period: timedelta = timedelta(0)
+    hold: timedelta = timedelta(seconds=30)
+    priority_bypass: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PacedClaim:
+    deliveries: list[Delivery]
+    wait_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,25 +457,159 @@ class Ledger:
             ids = list(conn.execute(query).scalars())
             if not ids:
                 return []
-            conn.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id.in_(ids), deliveries.c.state == str(DeliveryState.QUEUED))
-                .values(
-                    state=str(DeliveryState.SENDING),
-                    claimed_by=holder,
-                    claimed_at=now,
-                    attempts=deliveries.c.attempts + 1,
-                    updated_at=now,
-                )
+            return self._claim_ids(conn, ids, holder, now)
+
+    def _claim_ids(
+        self, conn: Connection, ids: list[int], holder: str, now: datetime
+    ) -> list[Delivery]:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.state == str(DeliveryState.QUEUED))
+            .values(
+                state=str(DeliveryState.SENDING),
+                claimed_by=holder,
+                claimed_at=now,
+                attempts=deliveries.c.attempts + 1,
+                updated_at=now,
             )
-            rows = conn.execute(
-                _delivery_select().where(
-                    deliveries.c.id.in_(ids), deliveries.c.claimed_by == holder
-                )
-            ).mappings()
-            claimed = [_delivery(row) for row in rows]
+        )
+        rows = conn.execute(
+            _delivery_select().where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == holder)
+        ).mappings()
+        claimed = [_delivery(row) for row in rows]
         order = {delivery_id: i for i, delivery_id in enumerate(ids)}
         return sorted(claimed, key=lambda d: order[d.id])
+
+    # -- pacing ------------------------------------------------------------------------------
+    # A paced channel's row in channel_pacing is locked while a claim for it is made, so the
+    # pace holds across every instance sharing this database. ``next_at`` is the earliest
+    # moment the next post may be claimed: set far enough ahead at claim time to cover the
+    # send, then to completion + spacing once the send is done, so that two posts reach the
+    # platform at least ``spacing`` apart whatever the network did in between.
+
+    def claim_paced(self, now: datetime, *, holder: str, channel: str, pace: Pace) -> PacedClaim:
+        """Claim what this channel may send now under its pace, or say when to look again."""
+        with self._tx() as conn:
+            conn.execute(
+                self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing()
+            )
+            lock = sa.select(channel_pacing).where(channel_pacing.c.channel == channel)
+            if self._postgres:
+                lock = lock.with_for_update()
+            row = conn.execute(lock).mappings().one()
+            if row["paused_until"] is not None and row["paused_until"] > now:
+                return PacedClaim([], row["paused_until"])
+            gap_open = row["next_at"] is None or row["next_at"] <= now
+            allowance = pace.burst
+            if pace.rate_count:
+                window_start = now - pace.rate_period
+                recent = sa.and_(
+                    deliveries.c.channel == channel,
+                    sa.or_(
+                        deliveries.c.state == str(DeliveryState.SENDING),
+                        sa.and_(
+                            deliveries.c.state.in_(
+                                [str(DeliveryState.SENT), str(DeliveryState.FAILED)]
+                            ),
+                            deliveries.c.updated_at > window_start,
+                            deliveries.c.attempts > 0,
+                        ),
+                        sa.and_(
+                            deliveries.c.state == str(DeliveryState.QUEUED),
+                            deliveries.c.claimed_at > window_start,
+                        ),
+                    ),
+                )
+                used, oldest = conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(deliveries.c.updated_at)).where(recent)
+                ).one()
+                room = pace.rate_count - int(used)
+                if room <= 0:
+                    oldest = _aware(oldest) or now
+                    return PacedClaim([], max(oldest + pace.rate_period, now + _TICK))
+                allowance = min(allowance, room)
+            query = (
+                sa.select(deliveries.c.id)
+                .where(
+                    deliveries.c.state == str(DeliveryState.QUEUED),
+                    deliveries.c.due_at <= now,
+                    deliveries.c.channel == channel,
+                )
+                .order_by(deliveries.c.priority.desc(), deliveries.c.due_at, deliveries.c.id)
+                .limit(allowance)
+            )
+            if not gap_open:
+                # Breaking news ignores min_gap (never the rate cap): only it may go now.
+                query = query.where(deliveries.c.priority >= pace.priority_bypass)
+            if self._postgres:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return PacedClaim([], None if gap_open else _aware(row["next_at"]))
+            claimed = self._claim_ids(conn, ids, holder, now)
+            conn.execute(
+                sa.update(channel_pacing)
+                .where(channel_pacing.c.channel == channel)
+                .values(next_at=now + pace.spacing * len(ids) + pace.hold)
+            )
+        return PacedClaim(claimed, None)
+
+    def paced_send_done(self, channel: str, *, completed_at: datetime, spacing: timedelta) -> None:
+        """After a send on a paced channel: the next may go ``spacing`` after this one ended."""
+        with self._tx() as conn:
+            conn.execute(
+                sa.update(channel_pacing)
+                .where(channel_pacing.c.channel == channel)
+                .values(next_at=completed_at + spacing)
+            )
+
+    def pause_channel(self, channel: str, *, until: datetime, reason: str) -> None:
+        """The platform asked us to wait (a 429): nobody posts on this channel until then."""
+        with self._tx() as conn:
+            conn.execute(
+                self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing()
+            )
+            conn.execute(
+                sa.update(channel_pacing)
+                .where(channel_pacing.c.channel == channel)
+                .values(paused_until=until, paused_reason=reason)
+            )
+
+    def channel_paused_until(self, channel: str, now: datetime) -> datetime | None:
+        with self._tx() as conn:
+            until = conn.execute(
+                sa.select(channel_pacing.c.paused_until).where(channel_pacing.c.channel == channel)
+            ).scalar()
+        until = _aware(until)
+        return until if until is not None and until > now else None
+
+    def skip_queued(self, ids: Collection[int], *, reason: str, now: datetime) -> int:
+        """Queued deliveries that can no longer go out in time are skipped, saying why."""
+        if not ids:
+            return 0
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.id.in_(list(ids)),
+                    deliveries.c.state == str(DeliveryState.QUEUED),
+                )
+                .values(state=str(DeliveryState.SKIPPED), reason=reason, updated_at=now)
+            )
+        return int(result.rowcount)
+
+    def spend(self, channel: str, *, since: datetime) -> tuple[int, float]:
+        """Posts sent on a channel since a moment, and what they cost."""
+        query = sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(deliveries.c.cost), 0)
+        ).where(
+            deliveries.c.channel == channel,
+            deliveries.c.state == str(DeliveryState.SENT),
+            deliveries.c.sent_at >= since,
+        )
+        with self._tx() as conn:
+            count, total = conn.execute(query).one()
+        return int(count), float(total)
 
     def next_due(self, channels: Collection[str] | None = None) -> datetime | None:
         """When the earliest queued delivery falls due (``None`` when the queue is empty)."""
@@ -465,11 +620,7 @@ class Ledger:
             query = query.where(deliveries.c.channel.in_(list(channels)))
         with self._tx() as conn:
             value = conn.execute(query).scalar()
-        if value is None:
-            return None
-        if isinstance(value, str):  # SQLite's MIN() over a datetime column comes back as text
-            value = datetime.fromisoformat(value)
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return _aware(value)
 
     def _finish(self, delivery_id: int, now: datetime, **values: Any) -> bool:
         with self._tx() as conn:
@@ -483,7 +634,17 @@ class Ledger:
             )
         return bool(result.rowcount)
 
-    def mark_sent(self, delivery_id: int, *, text: str, receipt: Receipt, now: datetime) -> bool:
+    def mark_sent(
+        self,
+        delivery_id: int,
+        *,
+        text: str,
+        receipt: Receipt,
+        now: datetime,
+        cost: float | None = None,
+    ) -> bool:
+        # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
+        # seconds): rate windows and publish-to-post delays are measured on one clock.
         reason = "; ".join(receipt.notes) or None
         return self._finish(
             delivery_id,
@@ -492,8 +653,9 @@ class Ledger:
             text=text,
             remote_id=receipt.remote_id,
             remote_url=receipt.url,
-            sent_at=receipt.accepted_at or now,
+            sent_at=now,
             reason=reason,
+            cost=cost,
         )
 
     def mark_failed(
@@ -572,6 +734,40 @@ class Ledger:
             query = query.where(deliveries.c.channel == channel)
         with self._tx() as conn:
             return [_delivery(row) for row in conn.execute(query).mappings()]
+
+    def ping(self) -> None:
+        """Raise LedgerError unless the database answers."""
+        with self._tx() as conn:
+            conn.execute(sa.select(1))
+
+    def queue_depth(self) -> dict[str, int]:
+        """Queued deliveries per channel."""
+        query = (
+            sa.select(deliveries.c.channel, sa.func.count())
+            .where(deliveries.c.state == str(DeliveryState.QUEUED))
+            .group_by(deliveries.c.channel)
+        )
+        with self._tx() as conn:
+            return {channel: int(n) for channel, n in conn.execute(query)}
+
+    def prune(self, *, before: datetime) -> int:
+        """Forget finished deliveries (sent, failed, skipped) last changed before a moment, and
+        articles left with no delivery. Seen articles' keys go too, so keep ``retention``
+        longer than any feed keeps an item, or an old item could be posted again."""
+        finished = [str(DeliveryState.SENT), str(DeliveryState.FAILED), str(DeliveryState.SKIPPED)]
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.delete(deliveries).where(
+                    deliveries.c.state.in_(finished), deliveries.c.updated_at < before
+                )
+            )
+            conn.execute(
+                sa.delete(articles).where(
+                    articles.c.seen_at < before,
+                    ~sa.exists().where(deliveries.c.article_id == articles.c.id),
+                )
+            )
+        return int(result.rowcount)
 
     def counts(self) -> dict[str, int]:
         """How many deliveries are in each state."""
@@ -654,6 +850,18 @@ def _delivery(row: sa.RowMapping) -> Delivery:
         updated_at=row["updated_at"],
         sent_at=row["sent_at"],
     )
+
+
+_TICK = timedelta(milliseconds=50)
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """Aggregates (MIN over a datetime column) come back raw: text on SQLite, naive or aware."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:

@@ -14,22 +14,23 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from bot.channels.base import Channel
 from bot.compose.excerpt import build_excerpt
 from bot.compose.render import Renderer
-from bot.config import Config
-from bot.filters import ArticleFilter
+from bot.config import Config, XChannelConfig
 from bot.errors import PermanentError, SourceError, TemplateError, TransientError
-from bot.ledger import Delivery, IngestReport, Ledger, NewArticle
+from bot.filters import ArticleFilter
+from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace
 from bot.links import with_tracking
 from bot.model import Article, Post
 from bot.sources.base import Source
 
 log = logging.getLogger("newsbot.pipeline")
 
-DEFAULT_MAX_ATTEMPTS = 8
 PRIORITY_HIGH = 10
+SOURCE_ALERT_AFTER = 3  # consecutive failed polls before operations hear of it
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 
@@ -38,15 +39,26 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Observer(Protocol):
+    """What the pipeline reports as it goes (the daemon's metrics)."""
+
+    def delivered(self, channel: str, state: str, *, delay_seconds: float | None = None) -> None:
+        """A delivery ended in ``state``; ``delay_seconds`` from publication when sent."""
+
+    def polled(self, source: str, *, ok: bool, not_modified: bool = False) -> None:
+        """A source was polled."""
+
+
 @dataclass
 class PassReport:
-    """What one pass over due deliveries did."""
+    """What one pass over due deliveries did, and when the next one is worth making."""
 
     sent: int = 0
     failed: int = 0
     retrying: int = 0
     skipped: int = 0
     paused_channels: dict[str, datetime] = field(default_factory=dict)
+    next_wake: datetime | None = None
 
     def add(self, other: PassReport) -> None:
         self.sent += other.sent
@@ -54,6 +66,21 @@ class PassReport:
         self.retrying += other.retrying
         self.skipped += other.skipped
         self.paused_channels.update(other.paused_channels)
+        self.wake(other.next_wake)
+
+    def wake(self, moment: datetime | None) -> None:
+        if moment is not None and (self.next_wake is None or moment < self.next_wake):
+            self.next_wake = moment
+
+    def count(self, outcome: str) -> None:
+        if outcome == "sent":
+            self.sent += 1
+        elif outcome == "failed":
+            self.failed += 1
+        elif outcome == "skipped":
+            self.skipped += 1
+        else:
+            self.retrying += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +106,9 @@ class Pipeline:
         *,
         holder: str,
         clock: Callable[[], datetime] = utc_now,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int | None = None,
+        observer: Observer | None = None,
+        alert: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -88,9 +117,29 @@ class Pipeline:
         self.renderer = renderer
         self.holder = holder
         self.clock = clock
+        # None: each channel's own max_attempts from the config.
         self.max_attempts = max_attempts
+        self.observer = observer
+        self.alert = alert
+        # Set by the daemon on SIGTERM: no new send starts; claimed ones go back to the queue.
+        self.stopping = False
         # A channel that answered "slow down" is left alone until then; the others go on.
         self.paused_until: dict[str, datetime] = {}
+        self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
+
+    def reconfigure(
+        self,
+        config: Config,
+        *,
+        renderer: Renderer,
+        sources: Mapping[str, Source],
+        channels: Mapping[str, Channel],
+    ) -> None:
+        """Swap in a reloaded config; queued posts are rendered with the new templates."""
+        self.config = config
+        self.renderer = renderer
+        self.sources = sources
+        self.channels = channels
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
 
     # -- poll and ingest ---------------------------------------------------------------------
@@ -105,8 +154,17 @@ class Pipeline:
             now = self.clock()
             self.ledger.record_poll(name, now=now, error=str(exc))
             log.warning("source %s: %s", name, exc, extra={"source": name})
+            if self.observer is not None:
+                self.observer.polled(name, ok=False)
+            failures = record.consecutive_errors + 1
+            if failures == SOURCE_ALERT_AFTER or failures % 20 == 0:
+                self._alert(
+                    "source failing", f"source {name} failed {failures} times in a row: {exc}"
+                )
             return PollReport(name, ok=False, error=str(exc))
         now = self.clock()
+        if self.observer is not None:
+            self.observer.polled(name, ok=True, not_modified=result.not_modified)
         for warning in result.warnings:
             log.info("source %s: %s", name, warning, extra={"source": name})
         if result.not_modified:
@@ -215,50 +273,113 @@ class Pipeline:
     # -- deliver -----------------------------------------------------------------------------
 
     async def deliver_due(self, *, batch: int = 50) -> PassReport:
-        """Claim what is due and send it, channel by channel in parallel, in order within each."""
+        """Send what is due on every channel, channels in parallel, each in order and at its
+        pace. The report says when the next delivery can be looked at (``next_wake``)."""
         total = PassReport()
-        while True:
-            now = self.clock()
-            active = [name for name in self.channels if self.paused_until.get(name, now) <= now]
-            if not active:
-                break
-            claimed = self.ledger.claim_due(now, holder=self.holder, limit=batch, channels=active)
-            if not claimed:
-                break
-            by_channel: dict[str, list[Delivery]] = {}
-            for delivery in claimed:
-                by_channel.setdefault(delivery.channel, []).append(delivery)
-            reports = await asyncio.gather(
-                *(self._deliver_channel(name, items) for name, items in by_channel.items())
-            )
-            for report in reports:
-                total.add(report)
-            if len(claimed) < batch:
-                break
+        reports = await asyncio.gather(*(self._drain(name, batch) for name in self.channels))
+        for report in reports:
+            total.add(report)
         return total
 
-    async def _deliver_channel(self, name: str, items: list[Delivery]) -> PassReport:
+    def pace(self, channel: str) -> Pace | None:
+        """The channel's pace from its config, or ``None`` when it may post as fast as it can."""
+        settings = self.config.channels[channel]
+        rate = settings.effective_rate
+        spacing = settings.min_gap
+        if rate is not None and settings.burst == 1:
+            spacing = max(spacing, rate.period / rate.count)
+        if not spacing and rate is None:
+            return None
+        timeout = getattr(settings, "timeout", timedelta(seconds=20))
+        return Pace(
+            spacing=spacing,
+            burst=settings.burst,
+            rate_count=rate.count if rate else 0,
+            rate_period=rate.period if rate else timedelta(0),
+            hold=timeout + timedelta(seconds=5),
+            priority_bypass=PRIORITY_HIGH,
+        )
+
+    async def _drain(self, name: str, batch: int) -> PassReport:
         report = PassReport()
-        for index, delivery in enumerate(items):
+        pace = self.pace(name)
+        while not self.stopping:
+            now = self.clock()
             paused = self.paused_until.get(name)
-            if paused and paused > self.clock():
-                for rest in items[index:]:
-                    self.ledger.requeue(
-                        rest.id, due_at=paused, reason=f"channel {name} paused", now=self.clock()
-                    )
+            if paused is not None and paused > now:
+                report.wake(paused)
                 break
-            outcome = await self.deliver_one(delivery)
-            if outcome == "sent":
-                report.sent += 1
-            elif outcome == "failed":
-                report.failed += 1
-            elif outcome == "skipped":
-                report.skipped += 1
+            quiet_end = self._quiet_until(name, now)
+            if quiet_end is not None:
+                self._skip_stale_for_quiet_hours(name, now, quiet_end)
+                report.wake(quiet_end)
+                break
+            if pace is None:
+                claimed = self.ledger.claim_due(
+                    now, holder=self.holder, limit=batch, channels=[name]
+                )
+                wait = None
             else:
-                report.retrying += 1
-        if name in self.paused_until:
+                result = self.ledger.claim_paced(now, holder=self.holder, channel=name, pace=pace)
+                claimed, wait = result.deliveries, result.wait_until
+            if not claimed:
+                report.wake(wait or self.ledger.next_due([name]))
+                break
+            for index, delivery in enumerate(claimed):
+                paused = self.paused_until.get(name)
+                if self.stopping or (paused is not None and paused > self.clock()):
+                    for rest in claimed[index:]:
+                        self.ledger.release(rest.id, now=self.clock())
+                    break
+                outcome = await self.deliver_one(delivery)
+                report.count(outcome)
+                if pace is not None:
+                    self.ledger.paced_send_done(
+                        name, completed_at=self.clock(), spacing=pace.spacing
+                    )
+            if pace is None and len(claimed) < batch:
+                report.wake(self.ledger.next_due([name]))
+                break
+        if name in self.paused_until and self.paused_until[name] > self.clock():
             report.paused_channels[name] = self.paused_until[name]
         return report
+
+    def _quiet_until(self, channel: str, now: datetime) -> datetime | None:
+        """When the channel's quiet hours end, if it is in them now."""
+        window = self.config.channels[channel].quiet_hours
+        if window is None:
+            return None
+        local = now.astimezone(self.config.tz)
+        if local.time() not in window:
+            return None
+        end = local.replace(hour=window.end.hour, minute=window.end.minute, second=0, microsecond=0)
+        if end <= local:
+            end += timedelta(days=1)
+        return end.astimezone(UTC)
+
+    def _skip_stale_for_quiet_hours(self, channel: str, now: datetime, quiet_end: datetime) -> None:
+        """Posts that would be older than their source's max_age when quiet hours end are
+        skipped now, saying so, rather than posted stale in the morning."""
+        stale = []
+        for delivery in self.ledger.deliveries(states=["queued"], channel=channel, limit=10_000):
+            settings = self.config.sources.get(delivery.source)
+            published = delivery.article.published
+            if (
+                settings
+                and settings.max_age
+                and published
+                and published + settings.max_age < quiet_end
+            ):
+                stale.append(delivery.id)
+        if stale:
+            local_end = quiet_end.astimezone(self.config.tz)
+            self.ledger.skip_queued(
+                stale,
+                reason=f"would be older than max_age when the quiet hours of {channel} end "
+                f"at {local_end:%H:%M}",
+                now=now,
+            )
+            self._observe_delivery(channel, "skipped", None, count=len(stale))
 
     async def deliver_one(self, delivery: Delivery) -> str:
         """Compose and send one claimed delivery; record the outcome. Returns the new state."""
@@ -268,6 +389,16 @@ class Pipeline:
             "channel": delivery.channel,
             "delivery": delivery.id,
         }
+        outcome = await self._deliver(delivery, context)
+        if outcome != "retrying":
+            delay = None
+            if outcome == "sent":
+                start = delivery.article.published or delivery.created_at
+                delay = max((self.clock() - start).total_seconds(), 0.0)
+            self._observe_delivery(delivery.channel, outcome, delay)
+        return outcome
+
+    async def _deliver(self, delivery: Delivery, context: Mapping[str, object]) -> str:
         now = self.clock()
         channel = self.channels.get(delivery.channel)
         if channel is None:
@@ -293,7 +424,18 @@ class Pipeline:
             reason = exc.reason if isinstance(exc, PermanentError) else str(exc)
             self.ledger.mark_failed(delivery.id, reason=reason, now=self.clock())
             log.error("cannot compose the post: %s", reason, extra=context)
+            self._alert(
+                "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
+            )
             return "failed"
+
+        cost = self._cost(delivery.channel, post)
+        over = self._over_budget(delivery.channel, cost, now)
+        if over is not None:
+            self.ledger.mark_skipped(delivery.id, reason=over, now=now)
+            log.warning("skipped: %s", over, extra=context)
+            self._alert("budget", f"{delivery.channel}: {over}")
+            return "skipped"
 
         try:
             receipt = await channel.send(post)
@@ -304,25 +446,66 @@ class Pipeline:
                 delivery.id, reason=exc.reason, now=self.clock(), text=post.text
             )
             log.error("delivery failed: %s", exc.reason, extra=context)
+            self._alert(
+                "delivery failed", f"{delivery.channel}: {delivery.article.title}: {exc.reason}"
+            )
             return "failed"
         except Exception as exc:
             # A bug in a channel must not stop the others; it is recorded, never retried blindly.
             reason = f"internal error in channel {delivery.channel}: {type(exc).__name__}: {exc}"
             self.ledger.mark_failed(delivery.id, reason=reason, now=self.clock(), text=post.text)
             log.exception("delivery failed: %s", reason, extra=context)
+            self._alert("delivery failed", f"{delivery.channel}: {reason}")
             return "failed"
-        self.ledger.mark_sent(delivery.id, text=post.text, receipt=receipt, now=self.clock())
+        self.ledger.mark_sent(
+            delivery.id, text=post.text, receipt=receipt, now=self.clock(), cost=cost
+        )
         log.info("sent %s", receipt.url or receipt.remote_id, extra=context)
         return "sent"
+
+    # -- X spend -------------------------------------------------------------------------------
+
+    def _cost(self, channel: str, post: Post) -> float | None:
+        settings = self.config.channels[channel]
+        if not isinstance(settings, XChannelConfig):
+            return None
+        has_link = bool(post.link) and post.link in post.text
+        return settings.price_per_link_post if has_link else settings.price_per_post
+
+    def month_start(self, now: datetime) -> datetime:
+        """The first moment of this calendar month in the configured time zone."""
+        local = now.astimezone(self.config.tz)
+        return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+    def _over_budget(self, channel: str, cost: float | None, now: datetime) -> str | None:
+        settings = self.config.channels[channel]
+        if not isinstance(settings, XChannelConfig) or settings.monthly_budget is None:
+            return None
+        posts, spent = self.ledger.spend(channel, since=self.month_start(now))
+        if spent + (cost or 0.0) <= settings.monthly_budget + 1e-9:
+            return None
+        return (
+            f"the X monthly budget of {settings.monthly_budget:.2f} {settings.currency} is "
+            f"reached ({posts} posts, {spent:.2f} {settings.currency} spent this month; "
+            f"this post would cost {cost or 0:.2f})"
+        )
+
+    # -- retries -------------------------------------------------------------------------------
 
     def _retry_later(
         self, delivery: Delivery, exc: TransientError, post: Post, context: Mapping[str, object]
     ) -> str:
         now = self.clock()
-        if delivery.attempts >= self.max_attempts:
+        max_attempts = self.config.channels[delivery.channel].max_attempts
+        if self.max_attempts is not None:
+            max_attempts = self.max_attempts
+        if delivery.attempts >= max_attempts:
             reason = f"gave up after {delivery.attempts} attempts; last error: {exc.reason}"
             self.ledger.mark_failed(delivery.id, reason=reason, now=now, text=post.text)
             log.error("delivery failed: %s", reason, extra=context)
+            self._alert(
+                "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
+            )
             return "failed"
         wait = backoff(delivery.attempts)
         if exc.retry_after is not None:
@@ -330,12 +513,28 @@ class Pipeline:
             platform_wait = timedelta(seconds=exc.retry_after)
             wait = max(wait, platform_wait)
             self.paused_until[delivery.channel] = now + platform_wait
+            self.ledger.pause_channel(
+                delivery.channel, until=now + platform_wait, reason=exc.reason
+            )
         due = now + wait
         self.ledger.requeue(delivery.id, due_at=due, reason=exc.reason, now=now)
         log.warning(
             "will retry at %s: %s", due.isoformat(timespec="seconds"), exc.reason, extra=context
         )
         return "retrying"
+
+    # -- observers -------------------------------------------------------------------------------
+
+    def _observe_delivery(
+        self, channel: str, state: str, delay: float | None, *, count: int = 1
+    ) -> None:
+        if self.observer is not None:
+            for _ in range(count):
+                self.observer.delivered(channel, state, delay_seconds=delay)
+
+    def _alert(self, kind: str, message: str) -> None:
+        if self.alert is not None:
+            self.alert(kind, message)
 
 
 def backoff(attempts: int) -> timedelta:
