@@ -291,6 +291,7 @@ class ChannelConfig(_Strict):
     burst: int = Field(default=1, ge=1)
     quiet_hours: OptionalQuietHours = None
     max_attempts: int = Field(default=8, ge=1)
+    retry_backoff: Duration = timedelta(seconds=30)
     resend_uncertain: bool = False
 
     @property

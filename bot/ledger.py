@@ -15,6 +15,7 @@ platform's receipt. Times are stored in UTC.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,11 +27,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from bot import migrations
 from bot.errors import LedgerError
 from bot.model import Article, DeliveryState, Receipt
 from bot.sources.base import SourceState
 
-SCHEMA_VERSION = 1
+# The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
+SCHEMA_VERSION = 2
+
+log = logging.getLogger("newsbot.ledger")
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -113,6 +118,7 @@ deliveries = sa.Table(
     sa.Column("claimed_by", sa.String(200)),
     sa.Column("claimed_at", UTCDateTime),
     sa.Column("cost", sa.Float),
+    sa.Column("sent_by", sa.String(200)),  # the instance that recorded it sent (revision 0002)
     sa.UniqueConstraint("article_id", "channel", name="uq_deliveries_article_channel"),
     sa.Index("ix_deliveries_state_due", "state", "due_at"),
     sa.Index("ix_deliveries_created", "created_at"),
@@ -128,6 +134,27 @@ channel_pacing = sa.Table(
     sa.Column("next_at", UTCDateTime),
     sa.Column("paused_until", UTCDateTime),
     sa.Column("paused_reason", sa.Text),
+)
+
+# Revision 0002: several instances on one database. Each running newsbot keeps a heartbeat row;
+# each source is polled by the instance holding its lease, until the lease expires.
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("holder", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+)
+
+source_leases = sa.Table(
+    "source_leases",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 
 
@@ -242,10 +269,37 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self.schema_change: migrations.SchemaChange | None = None
 
     @classmethod
-    def open(cls, url: str) -> Ledger:
-        """Connect, and create or check the schema."""
+    def open(cls, url: str, *, upgrade: bool | None = None) -> Ledger:
+        """Connect, and create, upgrade or check the schema (see :mod:`bot.migrations`).
+
+        An empty database gets the newest schema. One at an older revision is upgraded when
+        ``upgrade`` is true; left ``None``, that is SQLite's default (a single-instance
+        ledger, upgraded in one transaction on open), while PostgreSQL is refused until
+        ``newsbot db upgrade`` has run. ``schema_change`` says what happened.
+        """
+        ledger = cls(cls._engine(url))
+        try:
+            ledger._create_schema(upgrade=upgrade)
+        except BaseException:
+            ledger.close()
+            raise
+        return ledger
+
+    @classmethod
+    def schema_state(cls, url: str) -> migrations.SchemaState:
+        """The database's schema revision and the one this newsbot needs; changes nothing."""
+        engine = cls._engine(url)
+        try:
+            with cls(engine)._tx() as conn:
+                return migrations.state(conn)
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def _engine(url: str) -> Engine:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -255,9 +309,7 @@ class Ledger:
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             sa.event.listen(engine, "begin", _sqlite_begin_immediate)
-        ledger = cls(engine)
-        ledger._create_schema()
-        return ledger
+        return engine
 
     def close(self) -> None:
         self.engine.dispose()
@@ -270,23 +322,20 @@ class Ledger:
         except sa.exc.OperationalError as exc:
             raise LedgerError(f"the ledger database refused an operation: {exc.orig}") from exc
 
-    def _create_schema(self) -> None:
+    def _create_schema(self, *, upgrade: bool | None = None) -> None:
+        if upgrade is None:
+            upgrade = self.engine.dialect.name == "sqlite"
+        where = self.engine.url.render_as_string(hide_password=True)
         with self._tx() as conn:
-            metadata.create_all(conn)
-            found = conn.execute(
-                sa.select(meta.c.value).where(meta.c.key == "schema_version")
-            ).scalar()
-            if found is None:
-                conn.execute(
-                    self._insert(meta)
-                    .values(key="schema_version", value=str(SCHEMA_VERSION))
-                    .on_conflict_do_nothing()
-                )
-            elif int(found) > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"the ledger's schema is version {found}, newer than this newsbot "
-                    f"understands ({SCHEMA_VERSION}): upgrade newsbot"
-                )
+            self.schema_change = migrations.ensure(conn, where=where, upgrade=upgrade)
+        change = self.schema_change
+        if change is not None and change.before is not None:
+            log.warning(
+                "the ledger at %s was upgraded from schema revision %s to %s",
+                where,
+                change.before,
+                change.after,
+            )
 
     def _insert(self, table: sa.Table) -> Any:
         return (postgresql.insert if self._postgres else sqlite.insert)(table)
@@ -440,13 +489,14 @@ class Ledger:
     ) -> list[Delivery]:
         """Move up to ``limit`` due ``queued`` deliveries to ``sending`` for this holder.
 
-        Highest priority first, then oldest due. On PostgreSQL rows locked by another instance
+        Highest priority first, then in the order they were queued (a retried post keeps its
+        place, so a channel's posts stay in publication order). On PostgreSQL rows locked by another instance
         are skipped, so several instances share the queue without waiting on each other.
         """
         query = (
             sa.select(deliveries.c.id)
             .where(deliveries.c.state == str(DeliveryState.QUEUED), deliveries.c.due_at <= now)
-            .order_by(deliveries.c.priority.desc(), deliveries.c.due_at, deliveries.c.id)
+            .order_by(deliveries.c.priority.desc(), deliveries.c.id)
             .limit(limit)
         )
         if channels is not None:
@@ -535,7 +585,7 @@ class Ledger:
                     deliveries.c.due_at <= now,
                     deliveries.c.channel == channel,
                 )
-                .order_by(deliveries.c.priority.desc(), deliveries.c.due_at, deliveries.c.id)
+                .order_by(deliveries.c.priority.desc(), deliveries.c.id)
                 .limit(allowance)
             )
             if not gap_open:
@@ -656,6 +706,8 @@ class Ledger:
             sent_at=now,
             reason=reason,
             cost=cost,
+            # SET sees the row as it was: the holder whose claim this was (cleared by _finish).
+            sent_by=deliveries.c.claimed_by,
         )
 
     def mark_failed(
@@ -804,6 +856,261 @@ class Ledger:
                 )
             )
         return int(result.rowcount)
+
+    # == several instances: heartbeats, source leases, crash recovery =========================
+    # Every running newsbot is a holder ("host:pid"). It heartbeats in ``instances``; one not
+    # seen for ``timeout`` is dead, and the posts it had in flight become ``uncertain`` (or
+    # ``queued`` again on channels with ``resend_uncertain``), since they may or may not have
+    # reached the platform. A source is polled by the holder of its row in ``source_leases``.
+    # These rows share the work out; the unique constraints on articles and deliveries stay
+    # the final guard against a double post. Times come from the callers' clocks: hosts
+    # sharing a database must agree on the time to well within ``timeout`` (NTP).
+
+    def heartbeat(self, holder: str, now: datetime, *, starting: bool = False) -> None:
+        """``holder`` is alive at ``now``. ``starting``: a new process (``started_at`` too)."""
+        host, pid = _holder_parts(holder)
+        insert = self._insert(instances).values(
+            holder=holder, host=host, pid=pid, started_at=now, last_seen=now
+        )
+        changes: dict[str, Any] = {"last_seen": insert.excluded.last_seen}
+        if starting:
+            changes |= {
+                "started_at": insert.excluded.started_at,
+                "host": insert.excluded.host,
+                "pid": insert.excluded.pid,
+            }
+        with self._tx() as conn:
+            conn.execute(
+                insert.on_conflict_do_update(index_elements=[instances.c.holder], set_=changes)
+            )
+
+    def instances(self) -> list[InstanceRecord]:
+        """The instances that have a heartbeat row, most recently seen first."""
+        query = sa.select(instances).order_by(instances.c.last_seen.desc(), instances.c.holder)
+        with self._tx() as conn:
+            return [
+                InstanceRecord(
+                    holder=row["holder"],
+                    host=row["host"],
+                    pid=row["pid"],
+                    started_at=row["started_at"],
+                    last_seen=row["last_seen"],
+                )
+                for row in conn.execute(query).mappings()
+            ]
+
+    def leave(self, holder: str) -> None:
+        """A clean stop: forget the holder's heartbeat and give its source leases up."""
+        with self._tx() as conn:
+            conn.execute(sa.delete(source_leases).where(source_leases.c.holder == holder))
+            conn.execute(sa.delete(instances).where(instances.c.holder == holder))
+
+    def dead_holders(self, now: datetime, timeout: timedelta) -> list[str]:
+        """Holders not seen for ``timeout``: a heartbeat older than that, or no heartbeat row
+        at all and only claims older than that."""
+        with self._tx() as conn:
+            return sorted(self._dead(conn, now - timeout))
+
+    def _dead(self, conn: Connection, cutoff: datetime) -> dict[str, datetime | None]:
+        """Dead holders and when they were last seen (``None``: never heartbeated)."""
+        stale = conn.execute(
+            sa.select(instances.c.holder, instances.c.last_seen).where(
+                instances.c.last_seen < cutoff
+            )
+        ).all()
+        found: dict[str, datetime | None] = {str(h): _aware(seen) for h, seen in stale}
+        orphans = conn.execute(
+            sa.select(deliveries.c.claimed_by)
+            .where(
+                deliveries.c.state == str(DeliveryState.SENDING),
+                deliveries.c.claimed_by.is_not(None),
+                ~sa.exists().where(instances.c.holder == deliveries.c.claimed_by),
+            )
+            .group_by(deliveries.c.claimed_by)
+            .having(sa.func.max(deliveries.c.claimed_at) < cutoff)
+        ).scalars()
+        for holder in orphans:
+            found.setdefault(holder, None)
+        return found
+
+    def try_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease on source ``name`` until ``now + ttl``. True when
+        ``holder`` has it: it was free, expired, or already its own. One atomic upsert, so
+        two instances asking at once cannot both win."""
+        insert = self._insert(source_leases).values(
+            source=name, holder=holder, acquired_at=now, expires_at=now + ttl
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=[source_leases.c.source],
+            set_={
+                "holder": insert.excluded.holder,
+                "expires_at": insert.excluded.expires_at,
+                "acquired_at": sa.case(
+                    (source_leases.c.holder == insert.excluded.holder, source_leases.c.acquired_at),
+                    else_=insert.excluded.acquired_at,
+                ),
+            },
+            where=sa.or_(source_leases.c.holder == holder, source_leases.c.expires_at <= now),
+        ).returning(source_leases.c.holder)
+        with self._tx() as conn:
+            return conn.execute(upsert).first() is not None
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Give the lease on source ``name`` up, if ``holder`` has it."""
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.delete(source_leases).where(
+                    source_leases.c.source == name, source_leases.c.holder == holder
+                )
+            )
+        return bool(result.rowcount)
+
+    def lease_holder(self, name: str, now: datetime) -> str | None:
+        """Who holds an unexpired lease on source ``name``."""
+        with self._tx() as conn:
+            return conn.execute(
+                sa.select(source_leases.c.holder).where(
+                    source_leases.c.source == name, source_leases.c.expires_at > now
+                )
+            ).scalar()
+
+    def recover_dead(
+        self,
+        now: datetime,
+        timeout: timedelta,
+        resend_channels: Collection[str] = (),
+        *,
+        also: Collection[str] = (),
+    ) -> RecoveryReport:
+        """Deliveries in ``sending`` whose holder is dead become ``uncertain``, with a reason
+        naming the holder; on ``resend_channels`` (``resend_uncertain: true``) they are
+        ``queued`` again instead. The dead holders' leases and heartbeat rows go.
+
+        Dead: see :meth:`dead_holders`; ``also`` adds holders known dead otherwise (a process
+        of this host that is gone). Only claims made before the heartbeat went stale are
+        touched for a holder dead by its heartbeat, so an instance that was merely stalled
+        and is back keeps what it claimed since. A paced channel that a dead send was holding
+        (``channel_pacing.next_at``) is opened again at once.
+        """
+        cutoff = now - timeout
+        resend = list(resend_channels)
+        with self._tx() as conn:
+            dead = self._dead(conn, cutoff)
+            known_gone = [holder for holder in also if holder not in dead]
+            if known_gone:
+                seen = conn.execute(
+                    sa.select(instances.c.holder, instances.c.last_seen).where(
+                        instances.c.holder.in_(known_gone)
+                    )
+                ).all()
+                last = {str(h): _aware(when) for h, when in seen}
+                for holder in known_gone:
+                    dead[holder] = last.get(holder)
+            if not dead:
+                return RecoveryReport()
+            uncertain = requeued = 0
+            channels: set[str] = set()
+            for holder, last_seen in sorted(dead.items()):
+                gone = holder in also
+                why = (
+                    "its process is gone"
+                    if gone
+                    else f"no heartbeat since {last_seen:%Y-%m-%d %H:%M:%S} UTC"
+                    if last_seen is not None
+                    else f"no heartbeat, no claim since {cutoff:%Y-%m-%d %H:%M:%S} UTC"
+                )
+                rows = sa.and_(
+                    deliveries.c.state == str(DeliveryState.SENDING),
+                    deliveries.c.claimed_by == holder,
+                )
+                if not gone:
+                    rows = sa.and_(rows, deliveries.c.claimed_at < cutoff)
+                if resend:
+                    moved = conn.execute(
+                        sa.update(deliveries)
+                        .where(rows, deliveries.c.channel.in_(resend))
+                        .values(
+                            state=str(DeliveryState.QUEUED),
+                            due_at=now,
+                            updated_at=now,
+                            claimed_by=None,
+                            reason=f"queued again after newsbot instance {holder} stopped "
+                            f"({why}) while sending it; resend_uncertain is on for this "
+                            "channel, so it may appear there twice",
+                        )
+                        .returning(deliveries.c.channel)
+                    ).scalars()
+                    for channel in moved:
+                        requeued += 1
+                        channels.add(channel)
+                marked = conn.execute(
+                    sa.update(deliveries)
+                    .where(rows)
+                    .values(
+                        state=str(DeliveryState.UNCERTAIN),
+                        updated_at=now,
+                        reason=f"newsbot instance {holder} stopped ({why}) while this post "
+                        "was being sent: it may or may not have been posted. Check the "
+                        "channel, then `newsbot retry --uncertain` to send it again",
+                    )
+                    .returning(deliveries.c.channel)
+                ).scalars()
+                for channel in marked:
+                    uncertain += 1
+                    channels.add(channel)
+            holders = sorted(dead)
+            if channels:
+                conn.execute(
+                    sa.update(channel_pacing)
+                    .where(
+                        channel_pacing.c.channel.in_(sorted(channels)),
+                        channel_pacing.c.next_at > now,
+                    )
+                    .values(next_at=now)
+                )
+            released = conn.execute(
+                sa.delete(source_leases).where(source_leases.c.holder.in_(holders))
+            ).rowcount
+            conn.execute(
+                sa.delete(instances).where(
+                    instances.c.holder.in_(holders),
+                    sa.or_(instances.c.holder.in_(list(also)), instances.c.last_seen < cutoff),
+                )
+            )
+        return RecoveryReport(tuple(holders), uncertain, requeued, int(released))
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """One running (or lately running) newsbot, as its heartbeat row has it."""
+
+    holder: str
+    host: str
+    pid: int | None
+    started_at: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What :meth:`Ledger.recover_dead` did."""
+
+    holders: tuple[str, ...] = ()
+    uncertain: int = 0
+    requeued: int = 0
+    leases_released: int = 0
+
+    @property
+    def moved(self) -> int:
+        return self.uncertain + self.requeued
+
+
+def _holder_parts(holder: str) -> tuple[str, int | None]:
+    """``"host:pid"`` → (host, pid); any other form is all host."""
+    host, _, pid = holder.rpartition(":")
+    if host and pid.isdigit():
+        return host, int(pid)
+    return holder, None
 
 
 def _delivery_select() -> sa.Select[Any]:

@@ -507,15 +507,14 @@ class Pipeline:
                 "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
             )
             return "failed"
-        wait = backoff(delivery.attempts)
+        wait = backoff(delivery.attempts, base=self.config.channels[delivery.channel].retry_backoff)
         if exc.retry_after is not None:
-            # The platform said when: never earlier, and the whole channel waits with it.
-            platform_wait = timedelta(seconds=exc.retry_after)
-            wait = max(wait, platform_wait)
-            self.paused_until[delivery.channel] = now + platform_wait
-            self.ledger.pause_channel(
-                delivery.channel, until=now + platform_wait, reason=exc.reason
-            )
+            # The platform said when: never earlier.
+            wait = max(wait, timedelta(seconds=exc.retry_after))
+        # The whole channel waits with the post: a platform that is failing or asking us to
+        # slow down fails for every post, and the posts after this one must not overtake it.
+        self.paused_until[delivery.channel] = now + wait
+        self.ledger.pause_channel(delivery.channel, until=now + wait, reason=exc.reason)
         due = now + wait
         self.ledger.requeue(delivery.id, due_at=due, reason=exc.reason, now=now)
         log.warning(
@@ -537,8 +536,8 @@ class Pipeline:
             self.alert(kind, message)
 
 
-def backoff(attempts: int) -> timedelta:
+def backoff(attempts: int, *, base: timedelta = BACKOFF_BASE) -> timedelta:
     """Exponential back-off with jitter: about 30 s, 1 min, 2 min, ... capped at an hour."""
-    seconds = BACKOFF_BASE.total_seconds() * 2 ** max(attempts - 1, 0)
+    seconds = base.total_seconds() * 2 ** max(attempts - 1, 0)
     seconds = min(seconds, BACKOFF_CAP.total_seconds())
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))

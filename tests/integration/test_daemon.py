@@ -1,0 +1,301 @@
+"""The real ``newsbot run`` process against the local Telegram, X and feed servers: arrival
+once and in order at the channel's pace, faults that delay but lose nothing, template reload
+while running, health and metrics, and a clean stop that loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.testing.feed_server import FeedItem, FeedServer, rss
+from bot.testing.telegram_server import DEFAULT_TOKEN, FakeTelegram, Fault
+from bot.testing.x_server import FakeX, XFault
+
+REPO = Path(__file__).resolve().parents[2]
+X_KEYS = {
+    "consumer_key": "ck-daemon-test",
+    "consumer_secret": "cs-daemon-test-secret",
+    "access_token": "at-daemon-test",
+    "access_token_secret": "ats-daemon-test-secret",
+}
+
+CONFIG = """\
+timezone: Asia/Taipei
+database: sqlite:///ledger.db
+templates: templates
+stop_timeout: 10s
+health:
+  listen: 127.0.0.1:{port}
+sources:
+  newsvision:
+    kind: feed
+    url: {feed}
+    every: 1s
+    backlog: 0
+    max_age: off
+channels:
+  telegram:
+    kind: telegram
+    token: ${{TG_TOKEN}}
+    chat: "@newsvision"
+    template: telegram.html.j2
+    api_url: {tg}
+    timeout: 5s
+    min_gap: {min_gap}
+    rate: {rate}
+    retry_backoff: 500ms
+  x:
+    kind: x
+    consumer_key: ${{XK}}
+    consumer_secret: ${{XS}}
+    access_token: ${{XT}}
+    access_token_secret: ${{XTS}}
+    template: x.txt.j2
+    api_url: {x}
+    timeout: 5s
+    min_gap: {min_gap}
+    rate: {rate}
+    retry_backoff: 500ms
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def item(n: int) -> FeedItem:
+    return FeedItem(
+        guid=f"nv-{n}",
+        title=f"高雄 & 格丁尼亞 <合作> 第{n}則：攜手打造新創與智慧城市",
+        link=f"https://news.example.tw/article/{n}",
+        summary_html="<p>新聞視界時報 記者 王秉程 整理報導</p><p>高雄與波蘭姊妹市格丁尼亞的交流再度邁向新里程！</p>",
+        published=datetime.now(UTC),
+        categories=("國際交流",),
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Daemon:
+    """One ``newsbot run`` process; its log goes to a file the test can read."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.folder = folder
+        self.env = env
+        self.log = folder / "newsbot.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(self.folder / "newsbot.yaml"), "run"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.folder,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def terminate(self, timeout: float = 20) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class World:
+    def __init__(self, folder: Path, tg: FakeTelegram, x: FakeX, feed: FeedServer) -> None:
+        self.tg, self.x, self.feed = tg, x, feed
+        self.port = free_port()
+        self.items: list[FeedItem] = [item(0)]
+        self.feed_url = feed.publish("/rss.xml", rss(self.items))
+        (folder / "templates").mkdir()
+        for template in (REPO / "templates").iterdir():
+            (folder / "templates" / template.name).write_text(template.read_text("utf-8"), "utf-8")
+        self.folder = folder
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSBOT_", "X_"))}
+        env |= {
+            "PYTHONPATH": str(REPO),
+            "TG_TOKEN": DEFAULT_TOKEN,
+            "XK": X_KEYS["consumer_key"],
+            "XS": X_KEYS["consumer_secret"],
+            "XT": X_KEYS["access_token"],
+            "XTS": X_KEYS["access_token_secret"],
+        }
+        self.daemon = Daemon(folder, env)
+
+    def configure(self, min_gap: str = "1s", rate: str = "off") -> None:
+        (self.folder / "newsbot.yaml").write_text(
+            CONFIG.format(
+                port=self.port,
+                feed=self.feed_url,
+                tg=self.tg.url,
+                x=self.x.url,
+                min_gap=min_gap,
+                rate=rate,
+            ),
+            encoding="utf-8",
+        )
+
+    def publish(self, *numbers: int) -> float:
+        self.items.extend(item(n) for n in numbers)
+        self.feed.publish("/rss.xml", rss(list(reversed(self.items))))
+        return time.time()
+
+    def started(self) -> None:
+        wait_for(lambda: "newsbot running" in self.daemon.text(), 20, "the daemon to start")
+        wait_for(lambda: len(self.feed.requests) >= 1, 10, "the first poll")
+        wait_for(
+            lambda: "skipped" in self.daemon.text() or "new article" in self.daemon.text(),
+            10,
+            "the first poll to be recorded",
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with FakeTelegram() as tg, FakeX(**X_KEYS) as x, FeedServer() as feed:
+        made = World(tmp_path, tg, x, feed)
+        try:
+            yield made
+        finally:
+            made.daemon.kill()
+
+
+def numbers_in(texts: list[str]) -> list[int]:
+    found = []
+    for text in texts:
+        start = text.index("第") + 1
+        found.append(int(text[start : text.index("則", start)]))
+    return found
+
+
+def test_posts_arrive_once_in_order_at_the_channels_pace(world: World) -> None:
+    """New articles reach both platforms once each, in order, within `every` + a few seconds,
+    never closer than min_gap and never over the rate cap; health and metrics answer."""
+    world.configure(min_gap="1s", rate="3/4s")
+    world.daemon.start()
+    world.started()
+    published = world.publish(1, 2, 3)
+    wait_for(lambda: len(world.tg.messages) >= 3 and len(world.x.posts) >= 3, 30, "3 posts each")
+    first_arrival = min(world.tg.messages[0].received_at, world.x.posts[0].received_at)
+    assert first_arrival - published < 1 + 3  # every + a few seconds
+    world.publish(4, 5)
+    wait_for(lambda: len(world.tg.messages) >= 5 and len(world.x.posts) >= 5, 30, "5 posts each")
+    time.sleep(2.5)  # anything extra would have arrived by now
+
+    tg_texts = [m.plain for m in world.tg.messages]
+    x_texts = [p.text for p in world.x.posts]
+    assert numbers_in(tg_texts) == [1, 2, 3, 4, 5] and numbers_in(x_texts) == [1, 2, 3, 4, 5]
+    assert "高雄 & 格丁尼亞 <合作>" in tg_texts[0]  # markup characters arrive as text
+    for times in (
+        [m.received_at for m in world.tg.messages],
+        [p.received_at for p in world.x.posts],
+    ):
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps) >= 1.0 - 0.02, gaps
+        for i, moment in enumerate(times):
+            assert sum(1 for t in times[i:] if t < moment + 4) <= 3
+
+    status, body = world.get("/healthz")
+    assert (status, body.strip()) == (200, "ok")
+    status, metrics = world.get("/metrics")
+    assert status == 200 and 'newsbot_posts_total{channel="telegram",state="sent"} 5.0' in metrics
+    assert world.daemon.terminate() == 0
+
+
+def test_faults_delay_posts_but_lose_none(world: World) -> None:
+    """A burst of 429s, 5xx answers and dropped connections delay posts but lose none, and the
+    channel that is told to wait does not hold up the other."""
+    world.configure(min_gap="0s")
+    world.tg.fail_next(2, Fault.retry_after(2))
+    world.x.fail_next(1, XFault.server_error(503))
+    world.x.fail_next(1, XFault.drop())
+    world.daemon.start()
+    world.started()
+    world.publish(1, 2, 3)
+    wait_for(lambda: len(world.tg.messages) >= 3 and len(world.x.posts) >= 3, 40, "3 posts each")
+    time.sleep(1.5)
+    assert numbers_in([m.plain for m in world.tg.messages]) == [1, 2, 3]
+    assert numbers_in([p.text for p in world.x.posts]) == [1, 2, 3]
+    attempts = [a.at for a in world.tg.attempts if a.method.lower() == "sendmessage"]
+    # Two 429s, each asking for 2 s: the retries never came sooner.
+    assert attempts[1] - attempts[0] >= 2 - 0.05 and attempts[2] - attempts[1] >= 2 - 0.05
+    # X was not held up by Telegram's pause.
+    assert world.x.posts[0].received_at < world.tg.messages[0].received_at
+    assert world.daemon.terminate() == 0
+
+
+def test_template_edit_while_running(world: World) -> None:
+    """Editing a template changes the next post; a broken template is logged and the last good
+    one keeps working."""
+    world.configure(min_gap="0s")
+    world.daemon.start()
+    world.started()
+    world.publish(1)
+    wait_for(lambda: len(world.x.posts) >= 1, 20, "the first post")
+    template = world.folder / "templates" / "x.txt.j2"
+    template.write_text("🔥速報｜{{ article.title }} {{ link }}", encoding="utf-8")
+    wait_for(lambda: "reloaded" in world.daemon.text(), 15, "the reload")
+    world.publish(2)
+    wait_for(lambda: len(world.x.posts) >= 2, 20, "the second post")
+    assert world.x.posts[1].text.startswith("🔥速報｜")
+    template.write_text("🔥速報｜{{ article.title }", encoding="utf-8")
+    wait_for(lambda: "NOT loaded" in world.daemon.text(), 15, "the refused reload")
+    assert "x.txt.j2:1" in world.daemon.text()
+    world.publish(3)
+    wait_for(lambda: len(world.x.posts) >= 3, 20, "the third post")
+    assert world.x.posts[2].text.startswith("🔥速報｜") and "第3則" in world.x.posts[2].text
+    assert world.daemon.terminate() == 0
+
+
+def test_sigterm_during_a_burst_then_restart_loses_nothing(world: World) -> None:
+    """SIGTERM mid-burst exits 0 within the stop timeout; a restart finishes the queue with no
+    duplicate and no loss."""
+    world.configure(min_gap="400ms")
+    world.daemon.start()
+    world.started()
+    world.publish(*range(1, 11))
+    wait_for(lambda: len(world.tg.messages) >= 2, 20, "the burst to start")
+    began = time.monotonic()
+    assert world.daemon.terminate(timeout=15) == 0
+    assert time.monotonic() - began < 10
+    assert len(world.tg.messages) < 10
+    world.daemon.start()
+    wait_for(lambda: len(world.tg.messages) >= 10 and len(world.x.posts) >= 10, 40, "the rest")
+    time.sleep(1.5)
+    assert sorted(numbers_in([m.plain for m in world.tg.messages])) == list(range(1, 11))
+    assert sorted(numbers_in([p.text for p in world.x.posts])) == list(range(1, 11))
+    assert world.daemon.terminate() == 0
