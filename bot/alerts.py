@@ -19,6 +19,7 @@ from bot.model import Post
 log = logging.getLogger("newsbot.alerts")
 
 MAX_ALERT_CHARS = 1000
+DRAIN_SECONDS = 5.0
 
 
 class Alerter:
@@ -72,7 +73,7 @@ class Alerter:
         except Exception:
             log.exception("could not send an alert (%s)", kind)
 
-    async def drain(self, timeout: float = 5.0) -> None:
+    async def drain(self) -> None:
         """Wait (a little) for alerts still being sent."""
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+            await asyncio.wait(list(self._tasks), timeout=DRAIN_SECONDS)

@@ -14,8 +14,8 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -39,6 +39,7 @@ from bot.config import (
     load_config,
 )
 from bot.errors import BotError, ConfigError, DeliveryError, PermanentError
+from bot.instances import HEARTBEAT_EVERY, InstanceKeeper
 from bot.ledger import Ledger
 from bot.logs import Redactor
 from bot.metrics import Metrics
@@ -117,6 +118,7 @@ class Runtime:
     channels: dict[str, Channel]
     broken_channels: dict[str, str]
     fetcher: Fetcher
+    keeper: InstanceKeeper | None = None  # heartbeat, source leases, crash recovery
 
 
 @contextlib.asynccontextmanager
@@ -163,7 +165,6 @@ async def open_runtime(
                 continue
             started[name] = channel
         holder = holder_id()
-        recover_in_flight(ledger, now=datetime.now(UTC))
         pipeline = Pipeline(
             config,
             ledger,
@@ -175,7 +176,11 @@ async def open_runtime(
             observer=observer,
             alert=alert,
         )
-        yield Runtime(config, ledger, pipeline, started, broken, fetcher)
+        # Posts a dead process left in flight become uncertain before anything is sent.
+        keeper = InstanceKeeper(ledger, holder, lambda: pipeline.config)
+        keeper.start()
+        stack.callback(keeper.stop)
+        yield Runtime(config, ledger, pipeline, started, broken, fetcher, keeper)
 
 
 def recover_in_flight(ledger: Ledger, *, now: datetime) -> int:
@@ -247,7 +252,7 @@ class Daemon:
         self.alerter: Alerter | None = None
         self._fingerprint = _fingerprint(config)
         self._delivering: asyncio.Task[None] | None = None
-        self._polls = {}
+        self._polls: dict[str, asyncio.Task[Any]] = {}
         self._wake = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -259,9 +264,10 @@ class Daemon:
                 loop.add_signal_handler(signum, self.stop_event.set)
         with contextlib.suppress(NotImplementedError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        alerts = self.config.alerts
         self.alerter = Alerter(
             _alerts_channel(self.config),
-            min_interval=self.config.alerts.min_interval if self.config.alerts else timedelta(minutes=5),
+            min_interval=alerts.min_interval if alerts else timedelta(minutes=5),
         )
         if self.alerter.channel is not None:
             await self.alerter.channel.start()
@@ -302,7 +308,7 @@ class Daemon:
         self._wake.set()
         pending = [t for t in (self._delivering, *self._polls.values()) if t and not t.done()]
         if pending:
-            done, still = await asyncio.wait(
+            _done, still = await asyncio.wait(
                 pending, timeout=self.config.stop_timeout.total_seconds()
             )
             for task in still:
@@ -320,17 +326,21 @@ class Daemon:
 
     # -- scheduling --------------------------------------------------------------------------
 
-    _polls: dict[str, asyncio.Task[Any]] = {}
-
     def _schedule_all(self) -> None:
         assert self.scheduler is not None
-        self._polls = {}
         for name in self.config.sources:
             self._schedule_poll(name)
         self.scheduler.add_job(
             self._housekeeping,
             IntervalTrigger(seconds=self.housekeeping_every),
             id="housekeeping",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self._instances,
+            IntervalTrigger(seconds=HEARTBEAT_EVERY),
+            id="instances",
             max_instances=1,
             coalesce=True,
         )
@@ -372,6 +382,9 @@ class Daemon:
         assert self.runtime is not None
         if name not in self.runtime.pipeline.sources:
             return
+        keeper = self.runtime.keeper
+        if keeper is not None and not keeper.may_poll(name):
+            return  # another instance holds this source's lease and polls it
         task = asyncio.current_task()
         if task is not None:
             self._polls[name] = task
@@ -415,17 +428,31 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=sleep)
 
+    async def _instances(self) -> None:
+        """Heartbeat; posts that dead instances left in flight become uncertain."""
+        assert self.runtime is not None and self.runtime.keeper is not None
+        try:
+            report = self.runtime.keeper.tick()
+        except BotError as exc:
+            log.error("heartbeat failed: %s", exc)
+            return
+        if report.moved:
+            self.wake()
+            if self.alerter is not None:
+                self.alerter(
+                    "uncertain",
+                    f"{report.moved} post(s) in flight at a crash of "
+                    f"{', '.join(report.holders)} are now uncertain (or queued again)",
+                )
+
     async def _housekeeping(self) -> None:
         assert self.runtime is not None
         ledger = self.runtime.ledger
         now = datetime.now(UTC)
-        moved = recover_in_flight(ledger, now=now)
-        if moved and self.alerter is not None:
-            self.alerter("uncertain", f"{moved} post(s) in flight at a crash are now uncertain")
         if self.config.retention is not None:
             pruned = ledger.prune(before=now - self.config.retention)
             if pruned:
-                log.info("pruned %d finished deliveries older than %s", pruned, self.config.retention)
+                log.info("pruned %d deliveries older than %s", pruned, self.config.retention)
         counts = ledger.queue_depth()
         self.metrics.set_queue_depth({name: counts.get(name, 0) for name in self.config.channels})
         for name, settings in self.config.channels.items():

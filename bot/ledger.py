@@ -490,8 +490,8 @@ class Ledger:
         """Move up to ``limit`` due ``queued`` deliveries to ``sending`` for this holder.
 
         Highest priority first, then in the order they were queued (a retried post keeps its
-        place, so a channel's posts stay in publication order). On PostgreSQL rows locked by another instance
-        are skipped, so several instances share the queue without waiting on each other.
+        place, so a channel's posts stay in publication order). On PostgreSQL, rows locked by
+        another instance are skipped, so instances share the queue without waiting.
         """
         query = (
             sa.select(deliveries.c.id)

@@ -4,6 +4,7 @@ while running, health and metrics, and a clean stop that loses nothing."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -80,7 +81,10 @@ def item(n: int) -> FeedItem:
         guid=f"nv-{n}",
         title=f"高雄 & 格丁尼亞 <合作> 第{n}則：攜手打造新創與智慧城市",
         link=f"https://news.example.tw/article/{n}",
-        summary_html="<p>新聞視界時報 記者 王秉程 整理報導</p><p>高雄與波蘭姊妹市格丁尼亞的交流再度邁向新里程！</p>",
+        summary_html=(
+            "<p>新聞視界時報 記者 王秉程 整理報導</p>"
+            "<p>高雄與波蘭姊妹市格丁尼亞的交流再度邁向新里程！</p>"
+        ),
         published=datetime.now(UTC),
         categories=("國際交流",),
     )
@@ -224,7 +228,7 @@ def test_posts_arrive_once_in_order_at_the_channels_pace(world: World) -> None:
         [m.received_at for m in world.tg.messages],
         [p.received_at for p in world.x.posts],
     ):
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 1.0 - 0.02, gaps
         for i, moment in enumerate(times):
             assert sum(1 for t in times[i:] if t < moment + 4) <= 3

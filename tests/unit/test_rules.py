@@ -3,6 +3,7 @@ quiet hours, priority, filters, the X budget and alerts."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,7 +161,7 @@ async def test_rate_cap_is_never_exceeded(make: type[World]) -> None:
     assert len(times) == 9
     for i, moment in enumerate(times):
         assert sum(1 for t in times[i:] if t < moment + timedelta(minutes=1)) <= 3
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= timedelta(seconds=20)
+    assert min(b - a for a, b in itertools.pairwise(times)) >= timedelta(seconds=20)
 
 
 async def test_priority_category_jumps_the_queue_and_ignores_min_gap(make: type[World]) -> None:
