@@ -13,12 +13,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot import __version__
-from bot.config import Config, config_path, load_config
+from bot.config import Config, XChannelConfig, config_path, load_config
 from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bot.ledger import Ledger
 
 log = logging.getLogger("newsbot")
 
@@ -96,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("--id", type=int, action="append", dest="ids", help="only this delivery")
     retry.add_argument("--channel")
+    db = commands.add_parser("db", parents=[common], help="the ledger's schema")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db_commands.required = True
+    db_commands.add_parser(
+        "upgrade", parents=[common], help="create the schema or bring it to this newsbot's"
+    )
+    db_commands.add_parser(
+        "current", parents=[common], help="the schema revision the ledger is at (exit 1: behind)"
+    )
     return parser
 
 
@@ -269,18 +281,26 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
             states=args.state, source=args.source, channel=args.channel, limit=args.limit
         )
         counts = ledger.counts()
+        spend = _x_spend(config, ledger)
     finally:
         ledger.close()
     if args.json:
         print(
             json.dumps(
-                {"counts": counts, "deliveries": [d.as_dict() for d in rows]},
+                {"counts": counts, "x_month": spend, "deliveries": [d.as_dict() for d in rows]},
                 ensure_ascii=False,
                 indent=2,
             )
         )
     else:
         print(counts_line(counts))
+        for name, month in spend.items():
+            budget = month["budget"]
+            of = f" of {budget:.2f}" if budget is not None else ""
+            print(
+                f"x channel {name}: {month['posts']} posts this month, "
+                f"{month['spend']:.2f}{of} {month['currency']}"
+            )
         if rows:
             print(status_table(rows, config.tz))
     return EXIT_OK
@@ -308,9 +328,69 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _x_spend(config: Config, ledger: Ledger) -> dict[str, dict[str, Any]]:
+    """This calendar month's X posts and spend, per X channel, in the configured time zone."""
+    local = datetime.now(config.tz)
+    since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    found: dict[str, dict[str, Any]] = {}
+    for name, settings in config.channels.items():
+        if isinstance(settings, XChannelConfig):
+            posts, spent = ledger.spend(name, since=since)
+            found[name] = {
+                "posts": posts,
+                "spend": round(spent, 4),
+                "budget": settings.monthly_budget,
+                "currency": settings.currency,
+            }
+    return found
+
+
 def _known(name: str | None, entries: object, what: str) -> None:
     if name is not None and name not in entries:  # type: ignore[operator]
         raise ConfigError(f"no {what} named {name!r} in the config")
+
+
+async def _db(config: Config, args: argparse.Namespace) -> int:
+    """``newsbot db upgrade`` / ``newsbot db current``: the ledger's schema revision."""
+    from bot.ledger import Ledger
+    from bot.ledger import _redact_url as redact_url
+
+    where = redact_url(config.database)
+    if args.db_command == "upgrade":
+        ledger = Ledger.open(config.database, upgrade=True)
+        change = ledger.schema_change
+        ledger.close()
+        if change is None:
+            print(f"ledger {where}: already at the newest schema revision; nothing to do")
+        elif change.before is None:
+            print(f"ledger {where}: created at schema revision {change.after}")
+        else:
+            print(
+                f"ledger {where}: upgraded from schema revision {change.before} to {change.after}"
+            )
+        return EXIT_OK
+    state = Ledger.schema_state(config.database)
+    if state.current is None:
+        print(
+            f"ledger {where}: empty; `newsbot db upgrade` (or any command) creates it at "
+            f"schema revision {state.head}"
+        )
+        return EXIT_OK
+    if state.up_to_date:
+        print(f"ledger {where}: schema revision {state.current} (the newest)")
+        return EXIT_OK
+    made = " (made before newsbot used Alembic)" if state.legacy else ""
+    if not state.known:
+        print(
+            f"ledger {where}: schema revision {state.current}, newer than this newsbot knows "
+            f"({state.head}): upgrade newsbot"
+        )
+    else:
+        print(
+            f"ledger {where}: schema revision {state.current}{made}; this newsbot needs "
+            f"{state.head}: run `newsbot db upgrade`"
+        )
+    return EXIT_FAILED
 
 
 _COMMANDS = {
@@ -320,4 +400,5 @@ _COMMANDS = {
     "check": _check,
     "status": _status,
     "retry": _retry,
+    "db": _db,
 }

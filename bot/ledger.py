@@ -219,7 +219,17 @@ class Delivery:
             "created_at": when(self.created_at),
             "updated_at": when(self.updated_at),
             "sent_at": when(self.sent_at),
+            "delay_seconds": self.delay_seconds,
         }
+
+    @property
+    def delay_seconds(self) -> float | None:
+        """Publish-to-post delay: from the article's publication (or, lacking one, its arrival
+        in the ledger) to the platform's acceptance."""
+        if self.sent_at is None:
+            return None
+        start = self.article.published or self.created_at
+        return round(max((self.sent_at - start).total_seconds(), 0.0), 3)
 
 
 @dataclass(frozen=True, slots=True)

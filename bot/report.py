@@ -63,12 +63,27 @@ def status_table(deliveries: Sequence[Delivery], tz: ZoneInfo) -> str:
             d.channel,
             d.source,
             when(d),
+            delay(d.delay_seconds),
             clip(d.article.title, 30),
             clip(d.remote_url or d.reason or "", 60),
         ]
         for d in deliveries
     ]
-    return table(["ID", "STATE", "CHANNEL", "SOURCE", "WHEN", "TITLE", "URL / REASON"], rows)
+    headers = ["ID", "STATE", "CHANNEL", "SOURCE", "WHEN", "DELAY", "TITLE", "URL / REASON"]
+    return table(headers, rows)
+
+
+def delay(seconds: float | None) -> str:
+    """``4.2s``, ``3m10s``, ``2h05m``: publish-to-post delay, short."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def counts_line(counts: Mapping[str, int]) -> str:

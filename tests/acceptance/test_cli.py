@@ -196,3 +196,37 @@ def test_usage_mistake_exits_2(tmp_path: Path, templates: Path, clean_env: dict[
     newsbot = setup(tmp_path, templates, clean_env, "https://news.example.tw/rss.xml")
     result = newsbot("frobnicate")
     assert result.code == 2 and "invalid choice" in result.err
+
+
+def test_status_shows_x_spend_and_publish_to_post_delay(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """status reports this month's X posts and spend against the budget, and each post's delay."""
+    from bot.testing.x_server import FakeX
+
+    keys = {
+        "consumer_key": "ck-x",
+        "consumer_secret": "cs-x-secret",
+        "access_token": "at-x",
+        "access_token_secret": "ats-x-secret",
+    }
+    with FakeX(**keys) as fake:
+        url = feed.publish("/rss.xml", rss([item(1)]))
+        config = tmp_path / "newsbot.yaml"
+        config.write_text(
+            CONFIG.format(url=url, backlog=1).split("channels:\n")[0]
+            + "channels:\n  x:\n    kind: x\n"
+            + "".join(f"    {k}: {v}\n" for k, v in keys.items())
+            + f"    template: x.txt.j2\n    api_url: {fake.url}\n    rate: off\n"
+            + "    price_per_link_post: 0.2\n    monthly_budget: 50\n",
+            encoding="utf-8",
+        )
+        newsbot = Newsbot(config, clean_env)
+        assert newsbot("once").code == 0
+        assert len(fake.posts) == 1
+    shown = newsbot("status")
+    assert "x channel x: 1 posts this month, 0.20 of 50.00 USD" in shown.out
+    assert "DELAY" in shown.out
+    data = json.loads(newsbot("status", "--json").out)
+    assert data["x_month"]["x"]["posts"] == 1
+    assert data["deliveries"][0]["delay_seconds"] > 0
