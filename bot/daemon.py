@@ -87,7 +87,7 @@ def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> So
     elif isinstance(config, SitemapSourceConfig):
         from bot.sources.sitemap import SitemapSource
 
-        source = SitemapSource(config, fetcher)
+        source = SitemapSource(config, fetcher, timezone=settings.tz)
     elif isinstance(config, WebhookSourceConfig):
         source = PushedOnly(config.name)
     else:
@@ -95,7 +95,7 @@ def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> So
     if config.enrich and not isinstance(config, WebhookSourceConfig):
         from bot.sources.enrich import Enricher, enriching
 
-        source = enriching(source, Enricher(fetcher))
+        source = enriching(source, Enricher(fetcher, timezone=settings.tz))
     return source
 
 
