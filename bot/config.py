@@ -164,9 +164,7 @@ class FilterConfig(_Strict):
                 try:
                     regex.compile(word[3:])
                 except regex.error as exc:
-                    raise ValueError(
-                        f"{word!r} is not a valid regular expression: {exc}"
-                    ) from exc
+                    raise ValueError(f"{word!r} is not a valid regular expression: {exc}") from exc
         return words
 
 
@@ -393,7 +391,7 @@ class HealthConfig(_Strict):
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"expected host:port such as 127.0.0.1:9108, got {value!r}")
         return value
 
@@ -464,6 +462,26 @@ class Config(_Strict):
                     raise _RouteError(name, channel, known)
         return self
 
+    @model_validator(mode="after")
+    def _push_needs_listener(self) -> Config:
+        for name, source in self.sources.items():
+            pushed = isinstance(source, WebhookSourceConfig) or (
+                isinstance(source, FeedSourceConfig) and source.websub
+            )
+            if pushed and self.health is None:
+                raise _SettingError(
+                    ("sources", name, "kind"),
+                    "a pushed source needs the daemon's listener: add `health: {listen: "
+                    "127.0.0.1:9108}` (webhooks arrive at /hooks/<source>)",
+                )
+            if isinstance(source, FeedSourceConfig) and source.websub and not self.public_url:
+                raise _SettingError(
+                    ("sources", name, "websub"),
+                    "WebSub needs `public_url`: the address at which the hub can reach this "
+                    "daemon's listener",
+                )
+        return self
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -482,6 +500,14 @@ class Config(_Strict):
         if self.alerts is not None:
             found.extend(self.alerts.secrets())
         return [secret for secret in found if secret]
+
+
+class _SettingError(ValueError):
+    """A rule that spans several settings, reported at the key that must change."""
+
+    def __init__(self, at: tuple[str, ...], message: str) -> None:
+        self.at = at
+        super().__init__(message)
 
 
 class _RouteError(ValueError):
@@ -637,6 +663,10 @@ class _LineIndex:
         line = self.line_of(loc)
         where = f"{self.filename}:{line}" if line else self.filename
         cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, _SettingError):
+            line = self.line_of(cause.at)
+            where = f"{self.filename}:{line}" if line else self.filename
+            return ConfigError(str(cause), where=where, key=_dotted(cause.at))
         if isinstance(cause, _RouteError):
             key = _dotted(("sources", cause.source, "channels"))
             line = self.line_of(("sources", cause.source, "channels"))

@@ -12,10 +12,10 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,9 +43,15 @@ from bot.instances import HEARTBEAT_EVERY, InstanceKeeper
 from bot.ledger import Ledger
 from bot.logs import Redactor
 from bot.metrics import Metrics
+from bot.model import Article
 from bot.pipeline import Observer, PassReport, Pipeline, utc_now
 from bot.sources.base import PollResult, Source, SourceState, backoff_interval
+from bot.sources.enrich import Enricher
 from bot.sources.fetch import Fetcher
+from bot.sources.push import PushReceiver
+
+if TYPE_CHECKING:
+    from bot.sources.websub import WebSubSubscriber
 
 log = logging.getLogger("newsbot.daemon")
 
@@ -93,7 +99,7 @@ def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> So
     else:
         raise TypeError(f"no adapter for source kind {type(config).__name__}")
     if config.enrich and not isinstance(config, WebhookSourceConfig):
-        from bot.sources.enrich import Enricher, enriching
+        from bot.sources.enrich import enriching
 
         source = enriching(source, Enricher(fetcher, timezone=settings.tz))
     return source
@@ -145,9 +151,7 @@ async def open_runtime(
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(ledger.close)
         fetcher = await stack.enter_async_context(Fetcher())
-        sources = {
-            name: build_source(cfg, fetcher, config) for name, cfg in config.sources.items()
-        }
+        sources = {name: build_source(cfg, fetcher, config) for name, cfg in config.sources.items()}
         for source in sources.values():
             await stack.enter_async_context(source)
         for name, channel in built.items():
@@ -253,6 +257,7 @@ class Daemon:
         self._fingerprint = _fingerprint(config)
         self._delivering: asyncio.Task[None] | None = None
         self._polls: dict[str, asyncio.Task[Any]] = {}
+        self.subscribers: dict[str, WebSubSubscriber] = {}
         self._wake = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -278,9 +283,12 @@ class Daemon:
             self.runtime = runtime
             for name, reason in runtime.broken_channels.items():
                 self.alerter("credentials", f"channel {name} cannot start: {reason}")
-            listener = self._listener()
+            listener = self._listener(runtime)
             if listener is not None:
                 await stack.enter_async_context(listener)
+                for subscriber in self.subscribers.values():
+                    await stack.enter_async_context(subscriber)
+                    await self._subscribe(subscriber)
             self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=self.config.tz)
             self._schedule_all()
             self.scheduler.start()
@@ -341,6 +349,13 @@ class Daemon:
             self._instances,
             IntervalTrigger(seconds=HEARTBEAT_EVERY),
             id="instances",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self._renew_subscriptions,
+            IntervalTrigger(seconds=60),
+            id="websub",
             max_instances=1,
             coalesce=True,
         )
@@ -472,14 +487,55 @@ class Daemon:
             return False, f"the ledger does not answer: {exc}"
         return True, "ok"
 
-    def _listener(self) -> contextlib.AbstractAsyncContextManager[object] | None:
+    def _listener(self, runtime: Runtime) -> contextlib.AbstractAsyncContextManager[object] | None:
         if self.config.health is None:
             return None
         from bot.listener import Listener
+        from bot.sources.webhook import WebhookReceiver
+        from bot.sources.websub import WebSubSubscriber
 
+        receivers: dict[str, PushReceiver] = {}
+        enricher = Enricher(runtime.fetcher, timezone=self.config.tz)
+        for name, settings in self.config.sources.items():
+            if isinstance(settings, WebhookSourceConfig):
+                receivers[name] = WebhookReceiver(
+                    settings, self._accept, timezone=self.config.tz, enrich=enricher.fill
+                )
+            elif isinstance(settings, FeedSourceConfig) and settings.websub:
+                assert self.config.public_url is not None
+                subscriber = WebSubSubscriber(
+                    settings, self._accept, public_url=self.config.public_url
+                )
+                self.subscribers[name] = subscriber
+                receivers[f"websub:{name}"] = subscriber
         return Listener(
-            self.config.health, health=self.health, metrics=self.metrics, receivers={}
+            self.config.health, health=self.health, metrics=self.metrics, receivers=receivers
         )
+
+    async def _accept(self, name: str, articles: Sequence[Article]) -> str:
+        """A push (webhook, WebSub): recorded at once, and the delivery job woken for it."""
+        assert self.runtime is not None
+        report = self.runtime.pipeline.accept(name, articles)
+        self.metrics.pushed(name, accepted=True)
+        if report.ingest is not None and report.ingest.queued:
+            self.wake()
+        return articles[0].key if articles else ""
+
+    async def _subscribe(self, subscriber: WebSubSubscriber) -> None:
+        try:
+            await subscriber.subscribe()
+        except BotError as exc:
+            # Polling goes on as the safety net; the renewal job tries again.
+            log.warning("WebSub subscription failed: %s (polling continues)", exc)
+
+    async def _renew_subscriptions(self) -> None:
+        now = datetime.now(UTC)
+        for subscriber in self.subscribers.values():
+            if subscriber.renew_due(now):
+                try:
+                    await subscriber.renew()
+                except BotError as exc:
+                    log.warning("WebSub renewal failed: %s (polling continues)", exc)
 
     # -- reload ------------------------------------------------------------------------------
 
@@ -503,12 +559,18 @@ class Daemon:
             renderer = build_renderer(new)
             check_templates(new, renderer)
         except ConfigError as exc:
-            log.error("the changed config or template was NOT loaded; still running the "
-                      "previous one: %s", exc)
+            log.error(
+                "the changed config or template was NOT loaded; still running the previous one: %s",
+                exc,
+            )
             return False
         await self._swap(new, renderer)
-        log.info("reloaded %s: %d source(s), %d channel(s)", new.path, len(new.sources),
-                 len(new.channels))
+        log.info(
+            "reloaded %s: %d source(s), %d channel(s)",
+            new.path,
+            len(new.sources),
+            len(new.channels),
+        )
         return True
 
     async def _swap(self, new: Config, renderer: Renderer) -> None:

@@ -303,3 +303,59 @@ def test_sigterm_during_a_burst_then_restart_loses_nothing(world: World) -> None
     assert sorted(numbers_in([m.plain for m in world.tg.messages])) == list(range(1, 11))
     assert sorted(numbers_in([p.text for p in world.x.posts])) == list(range(1, 11))
     assert world.daemon.terminate() == 0
+
+
+WEBHOOK_SOURCE = """\
+  cms:
+    kind: webhook
+    secret: ${CMS_SECRET}
+"""
+
+
+def test_webhook_push_is_posted_within_a_second(world: World) -> None:
+    """A signed CMS webhook to the running daemon reaches both platforms in under a second;
+    a badly signed one is refused and records nothing."""
+    import json as jsonlib
+
+    from bot.sources.webhook import signed_headers
+
+    world.configure(min_gap="0s")
+    config = world.folder / "newsbot.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("channels:\n", WEBHOOK_SOURCE + "channels:\n", 1), "utf-8")
+    world.daemon.env["CMS_SECRET"] = "cms-shared-secret-value"
+    world.daemon.start()
+    world.started()
+    body = jsonlib.dumps(
+        {
+            "url": "https://news.example.tw/article/777",
+            "title": "快訊：高雄港灣城市論壇今日登場",
+            "summary": "<p>高雄與格丁尼亞共同舉辦港灣城市論壇，聚焦海洋經濟與智慧交通。</p>",
+            "categories": ["快訊"],
+        },
+        ensure_ascii=False,
+    ).encode()
+    bad = dict(signed_headers("not-the-secret", body))
+    refused = urllib.request.Request(
+        f"http://127.0.0.1:{world.port}/hooks/cms", data=body, headers=bad, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(refused, timeout=5)
+    assert caught.value.code == 401
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{world.port}/hooks/cms",
+        data=body,
+        headers=signed_headers("cms-shared-secret-value", body),
+        method="POST",
+    )
+    sent_at = time.time()
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 202
+    wait_for(lambda: len(world.tg.messages) >= 1 and len(world.x.posts) >= 1, 10, "the push")
+    latest = max(world.tg.messages[0].received_at, world.x.posts[0].received_at)
+    print(f"webhook to both platforms: {(latest - sent_at) * 1000:.0f} ms")
+    assert latest - sent_at < 1.0
+    assert "港灣城市論壇" in world.tg.messages[0].plain
+    time.sleep(1)
+    assert len(world.tg.messages) == 1 and len(world.x.posts) == 1
+    assert world.daemon.terminate() == 0

@@ -192,3 +192,22 @@ def test_chat_must_be_a_username_or_id(tmp_path: Path) -> None:
 def test_durations(text: str | int, seconds: float) -> None:
     """Durations are written with s, m, h, d or ms, or as seconds."""
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_pushed_source_needs_the_listener(tmp_path: Path) -> None:
+    """A webhook source without `health.listen` is refused: nothing would receive the pushes."""
+    text = GOOD.replace(
+        "channels:\n  telegram:",
+        "  cms:\n    kind: webhook\n    secret: s3cret\nchannels:\n  telegram:",
+    )
+    error = error_for(tmp_path, text)
+    assert error.key == "sources.cms.kind" and "health" in str(error)
+
+
+def test_websub_needs_public_url(tmp_path: Path) -> None:
+    """WebSub without `public_url` is refused, naming the setting."""
+    text = "health:\n  listen: 127.0.0.1:0\n" + GOOD.replace(
+        "    max_age: 24h\n", "    max_age: 24h\n    websub: true\n"
+    )
+    error = error_for(tmp_path, text)
+    assert error.key == "sources.newsvision.websub" and "public_url" in str(error)
