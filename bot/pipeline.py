@@ -507,10 +507,14 @@ class Pipeline:
                 "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
             )
             return "failed"
-        wait = backoff(delivery.attempts, base=self.config.channels[delivery.channel].retry_backoff)
         if exc.retry_after is not None:
-            # The platform said when: never earlier.
-            wait = max(wait, timedelta(seconds=exc.retry_after))
+            # The platform said when: then, never earlier, and not much later either (a
+            # little jitter so that several instances do not all come back at once).
+            wait = timedelta(seconds=exc.retry_after * random.uniform(1.0, 1.1))
+        else:
+            wait = backoff(
+                delivery.attempts, base=self.config.channels[delivery.channel].retry_backoff
+            )
         # The whole channel waits with the post: a platform that is failing or asking us to
         # slow down fails for every post, and the posts after this one must not overtake it.
         self.paused_until[delivery.channel] = now + wait

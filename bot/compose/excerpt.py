@@ -70,21 +70,82 @@ class _TextParser(HTMLParser):
             self.parts.append(data)
 
 
-# Control and format characters that only confuse a post (C0/C1 except \n, zero-width marks a
-# CMS leaves behind are kept: ZWJ is part of emoji sequences).
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ufeff]")
+_GRAPHEME = regex.compile(r"\X")
+
+# Characters that never belong in a post: C0/C1 controls (tab and newline are whitespace and
+# dealt with by the callers), and invisible format characters a CMS or an attacker leaves in
+# text: bidi embeddings, overrides and isolates (an unclosed RLO turns the rest of a post, link
+# included, backwards), LRM/RLM/ALM, zero-width space, word joiner, invisible operators,
+# deprecated format controls, soft hyphen, Mongolian vowel separator, interlinear annotation
+# and the BOM. Joiners and tag characters are judged per grapheme cluster (:func:`clean_text`).
+_REMOVE = (
+    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200e\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+_JOINERS = "\u200c\u200d\U000e0000-\U000e007f"
+_SUSPECT = re.compile(f"[{_REMOVE}{_JOINERS}\r\u2028\u2029]")
+_REMOVABLE = re.compile(f"[{_REMOVE}]")
+_JOINER = re.compile(f"[{_JOINERS}]")
+_LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029]")
+_ZWJ, _ZWNJ, _BLACK_FLAG = "\u200d", "\u200c", "\U0001f3f4"
+# Scripts where a zero-width (non-)joiner shapes letters (Arabic, Indic...); in Han, Latin,
+# kana, Hangul or punctuation it does nothing visible and only splits words and searches.
+_JOINER_INERT = regex.compile(
+    r"[\p{Han}\p{Latin}\p{Common}\p{Inherited}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Bopomofo}]"
+)
+_PICTOGRAPHIC = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without the characters that break or disguise a post (see ``_REMOVE``); line
+    breaks become ``\\n``. ZWJ is kept inside emoji sequences (👨‍👩‍👧, 🧑🏽‍💻) and in scripts
+    that shape with it, tag characters only inside subdivision flags (🏴󠁧󠁢󠁷󠁬󠁳󠁿); elsewhere they
+    are invisible payload and go. Text without any of these is returned as is, quickly."""
+    if not _SUSPECT.search(text):
+        return text
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _REMOVABLE.sub("", text)
+    if not _JOINER.search(text):
+        return text
+    return "".join(map(_clean_cluster, _GRAPHEME.findall(text)))
+
+
+def _clean_cluster(cluster: str) -> str:
+    if not _JOINER.search(cluster):
+        return cluster
+    pictographic = bool(_PICTOGRAPHIC.search(cluster))
+    shaping = not pictographic and not _JOINER_INERT.match(cluster)
+    kept = []
+    for char in cluster:
+        if char == _ZWJ:
+            keep = pictographic or shaping
+        elif char == _ZWNJ:
+            keep = shaping
+        elif "\U000e0000" <= char <= "\U000e007f":
+            keep = cluster.startswith(_BLACK_FLAG)
+        else:
+            keep = True
+        if keep:
+            kept.append(char)
+    # In an emoji cluster a ZWJ at the end joins nothing (the sequence was cut short). In
+    # shaping scripts the joiner always ends its cluster, as it affects the next letter.
+    while pictographic and kept and kept[-1] == _ZWJ:
+        kept.pop()
+    return "".join(kept)
+
+
 _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r" *\n[\s]*")
 
 
 def html_to_text(html: str) -> str:
     """Readable plain text of an HTML fragment: block elements become line breaks, script and
-    style vanish, entities are decoded, whitespace collapsed, NFC, stripped."""
+    style vanish, entities are decoded, invisible and control characters dropped
+    (:func:`clean_text`), whitespace collapsed, NFC, stripped."""
     parser = _TextParser()
     parser.feed(html)
     parser.close()
-    text = "".join(parser.parts)
-    text = _CONTROL.sub(lambda m: " " if m.group() == "\t" else "", text.replace("\r\n", "\n"))
+    text = clean_text("".join(parser.parts))
     text = _SPACES.sub(" ", text)
     text = _NEWLINES.sub("\n", text)
     return unicodedata.normalize("NFC", text).strip()
@@ -134,7 +195,6 @@ def build_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 160) ->
 _SENTENCE_END = re.compile(r"[。！？!?]+[」』”’）)】\]]*|(?<=[A-Za-z0-9])\.[”’)]*(?=\s)")
 _CLAUSE_END = re.compile(r"[，、；：]|[,;:](?=\s)")
 _WORD_RUN = regex.compile(r"[\p{Latin}\p{Greek}\p{Cyrillic}\p{Hangul}\p{N}\p{M}_'’]+")
-_GRAPHEME = regex.compile(r"\X")
 # Trimmed from the end of a cut before the ellipsis: an opening bracket or quote with nothing
 # after it, a clause mark, or a space.
 _DANGLING = " \t\n\u3000「『“‘（(【[《〈，、；：,;:-—"

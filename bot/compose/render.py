@@ -10,6 +10,12 @@ is rendered once with private-use placeholders for the excerpt and title, which 
 cost of everything else and how often each appears; the excerpt's budget follows, it is cut
 once, and one real measure verifies the result (stepping down a little if the text around the
 cut changed the count, e.g. a URL or emoji merging across the seam).
+
+When a template only ever prints the title and the excerpt as they are (``{{ article.title }}``,
+at most tested for being empty, never filtered, joined, included or captured: see
+:func:`_prints_plainly`), rendering it with the real texts gives exactly the placeholder render
+with the placeholders replaced, so the fitter fills the placeholders in instead of running the
+template again. Any other template is rendered for real every time.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import markupsafe
 import regex
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot.compose.excerpt import html_to_text, shorten
-from bot.compose.length import LengthRule, prefix_weights
+from bot.compose.length import LengthRule, Platform, prefix_weights, total_weight
 from bot.errors import PermanentError, TemplateError
 from bot.model import Article, Post
 
@@ -103,9 +111,79 @@ class TemplateArticle:
         return _summary_text(self._summary_html)
 
 
+class _SourceKeepingLoader(jinja2.FileSystemLoader):
+    """A FileSystemLoader that remembers the source it last handed out for each name, so the
+    template that was compiled is the one :func:`_prints_plainly` reads."""
+
+    def __init__(self, searchpath: Path) -> None:
+        super().__init__(searchpath)
+        self.sources: dict[str, str] = {}
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        self.sources[template] = source
+        return source, filename, uptodate
+
+
+# Nodes through which a printed title or excerpt still reaches the output unchanged; anything
+# that captures, filters, includes or re-scopes output makes a template unsuitable.
+_TRANSPARENT = (nodes.Template, nodes.Output, nodes.If, nodes.For)
+_OPAQUE = (
+    nodes.Extends,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.FilterBlock,
+    nodes.AssignBlock,
+    nodes.Block,
+    nodes.EvalContextModifier,
+    nodes.With,
+)
+_FILLED = ("title", "excerpt")
+
+
+def _prints_plainly(tree: nodes.Template) -> bool:
+    """Whether ``article.title`` and ``article.excerpt`` are only ever printed as they are
+    (``{{ article.excerpt }}``) or tested as an ``{% if %}`` condition, and ``article`` is used
+    for nothing but attribute lookups. Then the output for any non-empty title and excerpt is
+    the placeholder render with the placeholders replaced (escaped when autoescaping)."""
+    if any(True for _ in tree.find_all(_OPAQUE)):
+        return False
+    stack: list[tuple[nodes.Node, list[nodes.Node]]] = [(tree, [])]
+    while stack:
+        node, ancestors = stack.pop()
+        if isinstance(node, nodes.Name) and node.name == "article":
+            parent = ancestors[-1] if ancestors else None
+            if node.ctx != "load" or not (
+                isinstance(parent, nodes.Getattr) and parent.node is node
+            ):
+                return False
+        if (
+            isinstance(node, nodes.Getattr)
+            and node.attr in _FILLED
+            and isinstance(node.node, nodes.Name)
+            and node.node.name == "article"
+        ):
+            parent = ancestors[-1]
+            printed = isinstance(parent, nodes.Output)
+            tested = isinstance(parent, nodes.If) and parent.test is node
+            if not (printed or tested):
+                return False
+            if not all(isinstance(a, _TRANSPARENT) for a in ancestors):
+                return False
+        for child in node.iter_child_nodes():
+            stack.append((child, [*ancestors, node]))
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """One post being fitted: everything but the title and excerpt is fixed."""
+    """One post being fitted: everything but the title and excerpt is fixed. ``fillable`` says
+    the placeholder render may be filled in instead of rendering again (see the module doc)."""
 
     name: str
     template: jinja2.Template
@@ -113,6 +191,8 @@ class _Job:
     source: str
     channel: str
     link: str
+    fillable: bool = False
+    escape: bool = False
 
     def context(self, title: str, excerpt: str) -> dict[str, Any]:
         view = TemplateArticle(self.article, title=title, excerpt=excerpt, source=self.source)
@@ -128,8 +208,10 @@ class Renderer:
         self._env = self._environment()
 
     def _environment(self) -> ImmutableSandboxedEnvironment:
-        env = ImmutableSandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(self.templates_dir),
+        self._loader = _SourceKeepingLoader(self.templates_dir)
+        self._fillable: dict[str, bool] = {}
+        env = _Sandbox(
+            loader=self._loader,
             undefined=jinja2.StrictUndefined,
             autoescape=_autoescape,
             trim_blocks=True,
@@ -138,6 +220,7 @@ class Renderer:
             # The daemon decides when files changed and calls reload(); no stat per render.
             auto_reload=False,
         )
+        _harden(env)
         env.filters["hashtags"] = hashtags
         env.filters["datetime"] = self._datetime
         return env
@@ -168,6 +251,19 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             where = f"{exc.filename or self._path(name)}:{exc.lineno}"
             raise TemplateError(f"template syntax error: {exc.message}", where=where) from exc
+
+    def _is_fillable(self, name: str) -> bool:
+        """Whether the fitter may fill in the placeholder render of ``name`` (cached until
+        :meth:`reload`); any doubt, including a parse problem, means no."""
+        known = self._fillable.get(name)
+        if known is None:
+            source = self._loader.sources.get(name)
+            try:
+                known = source is not None and _prints_plainly(self._env.parse(source))
+            except jinja2.TemplateError:
+                known = False
+            self._fillable[name] = known
+        return known
 
     def check(self, name: str) -> None:
         """Compile ``name``; a missing template or a syntax error raises TemplateError."""
@@ -221,7 +317,17 @@ class Renderer:
         Raises TemplateError when the template is broken and PermanentError when even an empty
         excerpt and a shortened title do not fit.
         """
-        job = _Job(name, self._template(name), article, source, channel, link)
+        template = self._template(name)
+        job = _Job(
+            name,
+            template,
+            article,
+            source,
+            channel,
+            link,
+            fillable=self._is_fillable(name),
+            escape=_autoescape(name),
+        )
         text, length = _Fitter(job, rule, self._run).fit(article.title, excerpt)
         return Post(
             channel=channel,
@@ -235,8 +341,92 @@ class Renderer:
         )
 
 
+# -------------------------------------------------------------------------- sandbox hardening
+
+# Jinja's default globals a teaser has no use for: lipsum generates text (lipsum(10**6) is a
+# lot of it), cycler / joiner / namespace are stateful helpers that only widen what a template
+# can reach. A template using one fails at `newsbot check` with "'lipsum' is undefined".
+_REMOVED_GLOBALS = ("lipsum", "cycler", "joiner", "namespace")
+# Jinja's sandbox allows range(100_000); a teaser loops over a few categories at most.
+MAX_RANGE = 1000
+# `*` and `**` would otherwise build a string, list or number of any size: "x" * 10**9,
+# 9 ** (9 ** 9). Results beyond these are refused.
+MAX_REPEAT = 10_000
+MAX_POWER_BITS = 4096
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, also refusing: any attribute of a module or that is a module,
+    oversized ``*`` repetitions and ``**`` powers (intercepted, so also never constant-folded
+    at compile time)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, types.ModuleType) or isinstance(value, types.ModuleType):
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+        elif operator == "*":
+            _check_repeat(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and abs(base) > 1
+        and abs(base).bit_length() * exponent > MAX_POWER_BITS
+    ):
+        raise SecurityError(
+            f"the power {base} ** {exponent} is too large for a template "
+            f"(more than {MAX_POWER_BITS} bits)."
+        )
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    for sequence, times in ((left, right), (right, left)):
+        if (
+            isinstance(sequence, str | bytes | list | tuple)
+            and isinstance(times, int)
+            and len(sequence) * times > MAX_REPEAT
+        ):
+            raise SecurityError(
+                f"repeating a sequence of {len(sequence)} {times} times is too much for "
+                f"a template (more than {MAX_REPEAT} items)."
+            )
+
+
+def _small_range(*args: int) -> range:
+    """``range`` limited to MAX_RANGE items."""
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise SecurityError(
+            f"range() of {len(numbers)} numbers is too long for a template (at most {MAX_RANGE})."
+        )
+    return numbers
+
+
+def _harden(env: jinja2.Environment) -> None:
+    for name in _REMOVED_GLOBALS:
+        env.globals.pop(name, None)
+    env.globals["range"] = _small_range
+
+
 def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith(".html.j2")
+
+
+@functools.cache
+def _fixed_weights(platform: Platform) -> tuple[int, int]:
+    """What a placeholder and the ellipsis weigh on ``platform``."""
+    return total_weight(_EXCERPT_MARK, platform), total_weight(_ELLIPSIS, platform)
 
 
 class _Fitter:
@@ -247,26 +437,41 @@ class _Fitter:
         self.rule = rule
         self.run = run
         self.measures = 0
-        self.mark_weight = prefix_weights(_EXCERPT_MARK, rule.platform)[-1]
-        self.ellipsis_weight = prefix_weights(_ELLIPSIS, rule.platform)[-1]
+        self.mark_weight, self.ellipsis_weight = _fixed_weights(rule.platform)
+        # The placeholder render, once made, when the template may be filled in (see _Job).
+        self.probe: str | None = None
 
     def measure(self, text: str) -> int:
         self.measures += 1
         return self.rule.measure(text)
 
+    def render(self, title: str, excerpt: str) -> str:
+        """The post with this title and excerpt: the placeholder render filled in when that is
+        exact (a fillable template, both texts non-empty), else the template run again."""
+        if self.probe is not None and title and excerpt:
+            if self.job.escape:
+                title, excerpt = str(markupsafe.escape(title)), str(markupsafe.escape(excerpt))
+            if _EXCERPT_MARK in title:
+                # One pass, so a placeholder character inside the title is not replaced again.
+                return self.probe.translate({ord(_TITLE_MARK): title, ord(_EXCERPT_MARK): excerpt})
+            return self.probe.replace(_TITLE_MARK, title).replace(_EXCERPT_MARK, excerpt)
+        return self.run(self.job, title, excerpt)
+
     def fit(self, title: str, excerpt: str) -> tuple[str, int]:
         limit = self.rule.limit
-        title_weight = prefix_weights(title, self.rule.platform)[-1]
+        title_weight = total_weight(title, self.rule.platform)
         excerpt_w = prefix_weights(excerpt, self.rule.platform)
 
         # Learn the cost of everything but excerpt and title, and how often each appears.
         probe = self.run(self.job, _TITLE_MARK, _EXCERPT_MARK)
+        if self.job.fillable:
+            self.probe = probe
         n_excerpt, n_title = probe.count(_EXCERPT_MARK), probe.count(_TITLE_MARK)
         fixed = self.measure(probe) - (n_excerpt + n_title) * self.mark_weight
         predicted = fixed + n_excerpt * excerpt_w[-1] + n_title * title_weight
         if predicted <= limit or (n_excerpt == 0 and excerpt):
             # Fits as is, or the template transforms the excerpt and the probe cannot tell.
-            text = self.run(self.job, title, excerpt)
+            text = self.render(title, excerpt)
             length = self.measure(text)
             if length <= limit:
                 return text, length
@@ -301,7 +506,7 @@ class _Fitter:
         self, text: str, weights: list[int], budget: int, place: Callable[[str], tuple[str, str]]
     ) -> tuple[str, str, int]:
         cut = shorten(text, budget, weights, _ELLIPSIS, ellipsis_weight=self.ellipsis_weight)
-        rendered = self.run(self.job, *place(cut))
+        rendered = self.render(*place(cut))
         return cut, rendered, self.measure(rendered)
 
     def _step_down(
@@ -317,7 +522,7 @@ class _Fitter:
                 return rendered, length
             if not cut:
                 return None
-            kept = prefix_weights(cut, self.rule.platform)[-1]
+            kept = total_weight(cut, self.rule.platform)
             budget = min(budget, kept) - max(1, math.ceil(length - limit))
         return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import TracebackType
 from typing import Self
 
@@ -53,3 +54,23 @@ class Source(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+def backoff_interval(
+    every: timedelta, consecutive_errors: int, cap: timedelta = timedelta(hours=1)
+) -> timedelta:
+    """How long to wait before polling a failing source again: ``every`` doubled once per
+    consecutive error, never more than ``cap`` (nor less than ``every``, should ``cap`` be
+    smaller). No errors, or a negative count, gives ``every``: a healthy source keeps its pace.
+
+    >>> backoff_interval(timedelta(minutes=2), 3)
+    datetime.timedelta(seconds=960)
+    """
+    if consecutive_errors <= 0 or every >= cap:
+        return every
+    # Compared in seconds first: ``every * 2**n`` for a source failing for weeks would overflow
+    # timedelta long before it could be compared with the cap.
+    factor = 1 << min(consecutive_errors, 64)
+    if every.total_seconds() * factor >= cap.total_seconds():
+        return cap
+    return every * factor

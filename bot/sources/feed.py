@@ -6,25 +6,36 @@ The only module that knows ``feedparser`` and ``fastfeedparser``. fastfeedparser
 ``xml:base``, and feedparser reads everything else (and whatever fastfeedparser fails on).
 Both parsers' entries go through the same normalisation, and the tests hold them to giving
 identical articles. JSON Feed is read here with :mod:`json`: feedparser 6 cannot read it.
+
+Feeds are hostile input. Before either parser sees a document it is made UTF-8 whatever it
+claims (:func:`_as_utf8`: a Big5 feed labelled UTF-8 reads right, with a warning) and its DTD is
+defused (:func:`_defuse_entities`: entity-expansion and external-entity attacks are refused in
+microseconds, harmless entities expanded). Entries are normalised defensively: only http(s)
+links are kept, one page listed under several URLs is read once, a date in the future becomes
+the first-seen time, titles lose markup, control and invisible characters and are capped.
 """
 
 from __future__ import annotations
 
 import calendar
+import codecs
+import contextlib
 import html
 import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from xml.parsers import expat
+from xml.sax.saxutils import escape
 
 import fastfeedparser
 import feedparser
 
+from bot.compose.excerpt import clean_text, html_to_text, shorten
 from bot.config import FeedSourceConfig
 from bot.errors import SourceError
 from bot.links import canonical_url
@@ -97,16 +108,54 @@ def parse_feed(
     if _looks_like_json(body, content_type):
         raws, warnings = _read_json_feed(body)
     else:
-        raws, warnings = _read_xml_feed(body, content_type=content_type)
+        body, content_type, warnings = _as_utf8(body, content_type)
+        body = _defuse_entities(body)
+        raws, more = _read_xml_feed(body, content_type=content_type)
+        warnings += more
     articles: list[Article] = []
+    first_entry: dict[str, int] = {}
     for index, raw in enumerate(raws, start=1):
         article = _to_article(raw, base_url=base_url, now=now)
-        if article is None:
-            title = _plain_title(raw.title) or "(untitled)"
-            warnings.append(f"entry {index} ({title}) has neither a link nor an id; skipped")
+        label = _shown(article.title if isinstance(article, Article) else _plain_title(raw.title))
+        if isinstance(article, str):
+            warnings.append(f"entry {index} ({label}) {article}; skipped")
             continue
+        # The same page listed twice (two categories, a utm_* or http/https variant): once.
+        same = first_entry.setdefault(_identity(article.url), index)
+        if same != index:
+            warnings.append(
+                f"entry {index} ({label}) links to the same page as entry {same}; skipped"
+            )
+            continue
+        stated = raw.published
+        if stated is not None and stated.tzinfo is None:
+            stated = stated.replace(tzinfo=UTC)
+        if stated is not None and stated > now + _CLOCK_SKEW:
+            warnings.append(
+                f"entry {index} ({label}) is dated in the future ({stated.isoformat()}); "
+                "taken as published when first seen"
+            )
         articles.append(article)
     return articles, warnings
+
+
+# A feed's clock may run a little ahead of ours; beyond this a future date is worth a warning.
+_CLOCK_SKEW = timedelta(minutes=5)
+# Titles are headlines: a feed that puts a whole article (or 1 MB of one word) there is cut.
+_MAX_TITLE = 500
+_DERIVED_TITLE = 60
+
+
+def _shown(title: str) -> str:
+    if not title:
+        return "(untitled)"
+    return title if len(title) <= 40 else title[:40] + "…"
+
+
+def _identity(url: str) -> str:
+    """The page a canonical URL names, whatever the scheme: http and https of one host and path
+    are one article. A site that moves to https does not make its guid-less entries new."""
+    return "https://" + url[7:] if url.startswith("http://") else url
 
 
 def _reject_non_feed(body: bytes, content_type: str | None) -> None:
@@ -143,31 +192,63 @@ class _RawEntry:
     html_for_image: str = ""
 
 
-def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | None:
-    link = _absolute(raw.link, base_url) if raw.link.strip() else ""
-    key = raw.id.strip()
+def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | str:
+    """The entry as an Article, or why it cannot be one (for the warning)."""
+    given = clean_text(raw.link).strip()
+    link = _absolute(given, base_url) if given else ""
+    key = clean_text(raw.id).strip()
     # A guid that merely repeats the link is a permalink: keyed canonically, a feed that rotates
-    # its utm_* parameters cannot make the same article look new.
-    if key and raw.link.strip() and key == raw.link.strip():
-        key = link
+    # its utm_* parameters (or moves to https) cannot make the same article look new.
+    if key and given and key == given:
+        key = _identity(link)
+    # javascript:, data:, mailto:, file:... are never posted. A feed read from a file may keep
+    # file: links (relative ones resolve to file:), which is for trying newsbot out locally.
+    if link and not (_is_web(link) or (link.startswith("file:") and base_url.startswith("file:"))):
+        return f"links to {_clip(link)}, not to a web page"
+    if not link and _is_web(key):
+        link = canonical_url(key)  # a guid that is a URL is the article's permalink
+    if not link:
+        return "has no link to post" if key else "has neither a link nor an id"
     if not key:
-        key = link
-    if not key:
-        return None
-    image = raw.image.strip() or _first_img_src(raw.html_for_image)
+        # Keyed by its link alone; a feed that changes its ids on every fetch is still
+        # caught by the ledger, which knows every article's canonical URL too.
+        key = _identity(link)
+    image = clean_text(raw.image).strip() or _first_img_src(raw.html_for_image)
+    image = _absolute(image, base_url) if image else ""
     published = raw.published or now
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
+    # A future date would put the entry ahead of the queue and out of max_age's reach for as
+    # long as it lies: it is taken as first seen now (parse_feed warns when it is far off).
+    published = min(published, now)
+    # Cleaned as text is: a NUL would even be refused by PostgreSQL when the ledger stores it.
+    summary_html = unicodedata.normalize("NFC", clean_text(raw.summary_html).strip())
     return Article(
         key=key,
-        url=link or (canonical_url(key) if key.startswith(("http://", "https://")) else ""),
-        title=_plain_title(raw.title),
-        summary_html=unicodedata.normalize("NFC", raw.summary_html.strip()),
+        url=link,
+        title=_plain_title(raw.title) or _title_from(summary_html),
+        summary_html=summary_html,
         published=published.astimezone(UTC).replace(microsecond=0),
         author=_author_name(raw.author),
         categories=_categories(raw.categories),
-        image=_absolute(image, base_url) if image else None,
+        image=image if _is_web(image) else None,
     )
+
+
+def _is_web(url: str) -> bool:
+    return url.startswith(("http://", "https://")) and len(url) > len("https://")
+
+
+def _clip(text: str, size: int = 80) -> str:
+    return repr(text if len(text) <= size else text[:size] + "…")
+
+
+def _title_from(summary_html: str) -> str:
+    """A headline for an entry without one (a micro-post): the start of its text."""
+    if not summary_html:
+        return ""
+    text = " ".join(html_to_text(summary_html).split())
+    return shorten(text, _DERIVED_TITLE)
 
 
 def _absolute(url: str, base_url: str) -> str:
@@ -181,20 +262,27 @@ def _plain_title(title: str) -> str:
     # Feeds double-escape (`&amp;amp;`) or put markup in titles; both parsers hand these back
     # unchanged, so decoding here makes a title text whichever parser read it.
     text = html.unescape(_TAG.sub("", title))
-    return unicodedata.normalize("NFC", " ".join(text.split()))
+    return _one_line(text, _MAX_TITLE)
+
+
+def _one_line(text: str, limit: int) -> str:
+    """NFC text on one line, without control or invisible characters (bot.compose.excerpt),
+    cut to ``limit`` code points at a grapheme boundary."""
+    text = unicodedata.normalize("NFC", " ".join(clean_text(text).split()))
+    return text if len(text) <= limit else shorten(text, limit)
 
 
 def _author_name(author: str) -> str | None:
     match = _AUTHOR_WITH_EMAIL.match(author)
     name = match.group(1) if match else author
-    name = unicodedata.normalize("NFC", " ".join(html.unescape(name).split()))
+    name = _one_line(html.unescape(name), 200)
     return name or None
 
 
 def _categories(terms: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for term in terms:
-        clean = unicodedata.normalize("NFC", " ".join(html.unescape(term).split()))
+        clean = _one_line(html.unescape(term), 100)
         if clean:
             seen.setdefault(clean, None)
     return tuple(seen)
@@ -220,6 +308,183 @@ def _first_img_src(markup: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- XML
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# What a Taiwanese site that is not UTF-8 is written in: Big5 as Windows extended it (cp950),
+# then Big5-HKSCS for Hong Kong's extra characters.
+_LEGACY = ("cp950", "big5hkscs")
+_DECL_ENCODING_TEXT = re.compile(
+    r"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._-]+)(["'])"""
+)
+
+
+def _codec(name: str | None) -> str | None:
+    """Python's name for a text encoding, or None when Python has no such text codec."""
+    if not name:
+        return None
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return None
+    # bytes.decode refuses non-text codecs (zlib, base64...) anyway; say so here too.
+    return info.name if getattr(info, "_is_text_encoding", True) else None
+
+
+def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None, list[str]]:
+    """The document as UTF-8 bytes saying so, whatever it was written in and whatever it claims.
+
+    A BOM decides; else valid UTF-8 is UTF-8 (a Big5 or Latin-1 text that is also valid UTF-8
+    does not occur in practice, while servers that mislabel UTF-8 do); else the charset of the
+    Content-Type, then of the XML declaration, then Big5. A document that needed a guess other
+    than what it declared gets a warning. What nothing decodes is left as it is, for
+    feedparser's own repairs. Both parsers then read one encoding, and the fast one can be used.
+    """
+    header_match = _CHARSET.search(content_type or "")
+    header_name = header_match.group(1) if header_match else None
+    decl_match = _XML_DECL_ENCODING.match(body.removeprefix(codecs.BOM_UTF8)[:200])
+    decl_name = decl_match.group(1).decode("ascii") if decl_match else None
+    claimed_name = header_name or decl_name
+    claimed = _codec(claimed_name)
+    warnings: list[str] = []
+
+    text: str | None = None
+    used = ""
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            with contextlib.suppress(UnicodeDecodeError):
+                text, used = body.decode(codec), codec
+            break
+    if text is None:
+        try:
+            text, used = body.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            candidates = dict.fromkeys(
+                c for c in (claimed, _codec(decl_name), *_LEGACY) if c and c != "utf-8"
+            )
+            for codec in candidates:
+                try:
+                    text, used = body.decode(codec), codec
+                    break
+                except (UnicodeDecodeError, LookupError):
+                    continue
+        if text is not None and used != (claimed or "utf-8") and not body.isascii():
+            said = f"says it is {claimed_name}" if claimed_name else "declares no encoding"
+            warnings.append(f"the feed {said} but is written in {used}; read as {used}")
+    if text is None:
+        if claimed in (None, "utf-8"):
+            return body, content_type, warnings
+        warnings.append(f"the feed is not valid {claimed_name}; read as feedparser sees fit")
+        return body, content_type, warnings
+    if used == "utf-8" and claimed in (None, "utf-8"):
+        return body, content_type, warnings  # the common case: nothing to rewrite
+    text = _DECL_ENCODING_TEXT.sub(r"\g<1>utf-8\g<3>", text.removeprefix("\ufeff"), count=1)
+    if content_type and header_match:
+        content_type = (
+            content_type[: header_match.start(1)] + "utf-8" + content_type[header_match.end(1) :]
+        )
+    return text.encode("utf-8"), content_type, warnings
+
+
+class _PrologRead(Exception):
+    """Raised from expat's start-element handler: the DTD, if any, is behind us."""
+
+
+# How much text the declared entities of one document may expand to, all references together.
+# A feed that declares `&nbsp;` and uses it a thousand times is far below; an expansion attack
+# (one 50 KB entity referenced 100 000 times, 5 GB) is far above.
+_MAX_ENTITY_EXPANSION = 1024 * 1024
+_ENTITY_REF = re.compile(rb"&([^\s&;<>\"'#][^\s&;<>\"']*);")
+_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
+
+
+def _defuse_entities(body: bytes) -> bytes:
+    """The document with its own entities expanded and its DOCTYPE gone, or SourceError when
+    its DTD could make a parser expand text without bound.
+
+    Entity declarations are read with expat's EntityDeclHandler (the technique defusedxml uses)
+    and the parse stops at the root element, so this costs a scan of the prolog. Refused: a
+    parameter entity, an external entity (SYSTEM / PUBLIC: no parser may read a file or URL a
+    feed names), an entity whose text refers to other entities (the nesting of "billion
+    laughs"), and entities whose references add up to more than ``_MAX_ENTITY_EXPANSION``
+    characters (the "quadratic blowup"). expat (≥ 2.4) would stop most of these by itself, but
+    only after 8 MiB and a second or more of work per poll, and feedparser's lenient fallback
+    then still reads the entries, with entity names as their text.
+
+    What is left (``<!ENTITY nbsp "&#160;">``, ``<!ENTITY 報社 "新聞視界時報">``) is expanded
+    here, as text: neither parser reads a document's own entities faithfully (fastfeedparser
+    drops the text around them, feedparser keeps only ASCII-named ones, mangled).
+    """
+    if b"<!ENTITY" not in body:
+        return body
+    values: dict[str, str] = {}
+    doctype: list[int] = []
+
+    def declared(name: str, is_parameter: bool, value: str | None, *rest: str | None) -> None:
+        _base, system_id, public_id, _notation = rest
+        what = f"the feed declares {'a parameter' if is_parameter else 'an'} XML entity {name!r}"
+        if is_parameter:
+            raise SourceError(f"refused: {what}; a feed has no use for one")
+        if value is None:
+            raise SourceError(
+                f"refused: {what} that points outside the document "
+                f"({_clip(system_id or public_id or '')}), an external-entity attack"
+            )
+        if "&" in value:
+            raise SourceError(
+                f"refused: {what} that expands into other entities, an entity-expansion "
+                '("billion laughs") attack'
+            )
+        values.setdefault(name, value)  # the first declaration binds, as in XML
+
+    def doctype_start(*_: object) -> None:
+        doctype.append(body.rfind(b"<!DOCTYPE", 0, parser.CurrentByteIndex + 1))
+
+    def doctype_end() -> None:
+        doctype.append(body.index(b">", parser.CurrentByteIndex) + 1)
+
+    def root(*_: object) -> None:
+        raise _PrologRead
+
+    parser = expat.ParserCreate()
+    parser.EntityDeclHandler = declared
+    parser.StartDoctypeDeclHandler = doctype_start
+    parser.EndDoctypeDeclHandler = doctype_end
+    parser.StartElementHandler = root
+    try:
+        parser.Parse(body, True)
+    except _PrologRead:
+        pass
+    except expat.ExpatError as exc:
+        # A broken prolog that declares entities: feedparser's lenient reader would keep some
+        # of them without our limits. Nothing honest needs both.
+        raise SourceError(
+            f"refused: the feed declares XML entities and its DTD does not parse ({exc})"
+        ) from exc
+    values = {name: value for name, value in values.items() if name not in _PREDEFINED}
+    if not values:
+        return body
+    expansion = 0
+    replacements: dict[bytes, bytes] = {}
+    for raw in _ENTITY_REF.findall(body):
+        value = values.get(raw.decode("utf-8", "replace"))
+        if value is None:
+            continue
+        expansion += len(value)
+        if expansion > _MAX_ENTITY_EXPANSION:
+            raise SourceError(
+                f"refused: the feed's XML entities would expand to more than "
+                f"{_MAX_ENTITY_EXPANSION} characters, an entity-expansion attack"
+            )
+        replacements[raw] = escape(value, {'"': "&quot;"}).encode("utf-8")
+    if len(doctype) == 2 and 0 <= doctype[0] < doctype[1]:
+        body = body[: doctype[0]] + body[doctype[1] :]
+    return _ENTITY_REF.sub(lambda m: replacements.get(m.group(1), m.group()), body)
 
 
 def _read_xml_feed(body: bytes, *, content_type: str | None) -> tuple[list[_RawEntry], list[str]]:

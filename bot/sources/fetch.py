@@ -103,14 +103,15 @@ class Fetcher:
         limit = self.max_bytes if max_bytes is None else max_bytes
         deadline = self.timeout if timeout is None else timeout
         scheme = urlsplit(url).scheme.lower()
-        if scheme == "file":
-            return await asyncio.to_thread(_read_file, url, limit)
-        if scheme not in ("http", "https"):
+        if scheme not in ("http", "https", "file"):
             raise SourceError(f"cannot fetch {url}: only http, https and file URLs are supported")
         try:
             # One deadline over connect, redirects and the whole body: a server that trickles a
-            # byte a second cannot hold a poll past it.
+            # byte a second cannot hold a poll past it. A file (a FIFO, a stuck network mount)
+            # gets the same deadline; its thread is left to finish on its own.
             async with asyncio.timeout(deadline):
+                if scheme == "file":
+                    return await asyncio.to_thread(_read_file, url, limit)
                 return await self._get(url, etag, last_modified, limit)
         except TimeoutError as exc:
             raise SourceError(f"no complete answer from {url} within {deadline:g} s") from exc
@@ -133,7 +134,7 @@ class Fetcher:
                     current, headers=headers, allow_redirects=False
                 ) as response:
                     if response.status in _REDIRECTS and "Location" in response.headers:
-                        target = urljoin(current, response.headers["Location"])
+                        target = _redirect_target(current, response.headers["Location"])
                         if target in seen:
                             raise SourceError(f"redirect loop: {current} leads back to {target}")
                         seen.add(target)
@@ -151,13 +152,38 @@ _ACCEPT = (
 )
 
 
+def _redirect_target(current: str, location: str) -> str:
+    """The absolute URL a redirect points to; only http(s) is followed. A feed server must not
+    be able to send us to ``file:///etc/passwd`` or to any other scheme."""
+    try:
+        target = urljoin(current, location.strip())
+        scheme = urlsplit(target).scheme.lower()
+    except ValueError as exc:  # e.g. an invalid IPv6 literal in the Location header
+        raise SourceError(f"{current} redirects to an invalid URL {location[:200]!r}") from exc
+    if scheme not in ("http", "https"):
+        raise SourceError(
+            f"{current} redirects to {target[:200]!r}; only http and https redirects are followed"
+        )
+    return target
+
+
 async def _finish(response: aiohttp.ClientResponse, url: str, limit: int) -> FetchResult:
     headers = response.headers
     if response.status == 304:
         return _result(response.status, b"", url, headers, not_modified=True)
     if response.status >= 400:
         reason = response.reason or ""
-        raise SourceError(f"HTTP {response.status} {reason} from {url}".replace("  ", " "))
+        message = f"HTTP {response.status} {reason} from {url}".replace("  ", " ")
+        retry_after = headers.get("Retry-After", "").strip()
+        if retry_after:
+            message += f" (Retry-After: {retry_after[:64]})"
+        raise SourceError(message)
+    if 300 <= response.status < 400:
+        raise SourceError(f"HTTP {response.status} from {url} without a Location to follow")
+    if response.status not in (200, 203):
+        # 204 No Content, 206 Partial Content...: nothing a feed reader can use as a whole feed.
+        reason = f"HTTP {response.status} {response.reason or ''}".strip()
+        raise SourceError(f"{reason} from {url}: expected 200 with the feed")
     declared = response.content_length
     if declared is not None and declared > limit:
         raise SourceError(f"response larger than {limit} bytes from {url}")

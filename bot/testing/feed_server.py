@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
+import re
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -37,12 +41,50 @@ __all__ = [
     "FeedServer",
     "RequestRecord",
     "atom",
+    "billion_laughs",
     "rss",
     "sample_items",
     "serve",
 ]
 
-Fault = Literal["404", "410", "500", "html", "trickle", "huge", "redirect_loop", "drop"]
+Fault = Literal[
+    "404",
+    "410",
+    "500",
+    "503",
+    "html",
+    "trickle",
+    "huge",
+    "huge_declared",
+    "gzip_bomb",
+    "redirect_loop",
+    "redirect_file",
+    "drop",
+    "bomb",
+    "wrong_charset",
+    "future_dates",
+    "changing_ids",
+    "truncated",
+]
+"""How a path can misbehave (:meth:`FeedServer.set_fault`):
+
+- ``404`` / ``410`` / ``500``: that status; ``503`` also says ``Retry-After: 120``.
+- ``html``: the site's maintenance page instead of the feed.
+- ``trickle``: headers at once, then a byte every 0.2 s, forever.
+- ``huge``: 100 MB of (well-formed) comment, streamed without a Content-Length.
+- ``huge_declared``: a Content-Length of 100 MB, then a trickle of it.
+- ``gzip_bomb``: ``Content-Encoding: gzip``, 100 MB of zeros compressed to about 100 KB.
+- ``redirect_loop``: two URLs redirecting to each other; ``redirect_file`` to ``file:///etc/passwd``.
+- ``drop``: the connection is closed without an answer.
+- ``bomb``: a "billion laughs" document (:func:`billion_laughs`).
+
+The rest rewrite the document published at the path, as broken sites do:
+
+- ``wrong_charset``: re-encoded in Big5 while the header and the XML declaration say UTF-8.
+- ``future_dates``: every date moved to 30 days after the request.
+- ``changing_ids``: every guid / entry id gets a new suffix on every request (no validators).
+- ``truncated``: only the first 60 % of the bytes, as a proxy that gave up mid-transfer.
+"""
 
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 TAIPEI = timezone(timedelta(hours=8), "Asia/Taipei")
@@ -52,7 +94,8 @@ _HTML_PAGE = (
     "<title>新聞視界時報｜首頁</title></head><body><h1>新聞視界時報</h1>"
     "<p>網站維護中，請稍後再試。</p></body></html>\n"
 )
-_HUGE_BYTES = 64 * 1024 * 1024
+_HUGE_BYTES = 100 * 1024 * 1024
+_BIG5 = "cp950"
 _TRICKLE_INTERVAL = 0.2
 
 
@@ -108,6 +151,7 @@ class FeedServer:
         self._redirects: dict[str, tuple[str, int]] = {}
         self._delay = 0.0
         self._version = 0
+        self._fetches: dict[str, int] = {}
         self.requests: list[RequestRecord] = []
         app = web.Application()
         app.router.add_route("GET", "/{path:.*}", self._handle)
@@ -223,6 +267,35 @@ class FeedServer:
     async def _misbehave(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         if fault in ("404", "410", "500"):
             return web.Response(status=int(fault), text=f"錯誤 {fault}\n")
+        if fault == "503":
+            return web.Response(status=503, text="伺服器忙碌中\n", headers={"Retry-After": "120"})
+        if fault == "bomb":
+            return web.Response(body=billion_laughs().encode(), headers={"Content-Type": RSS_TYPE})
+        if fault == "redirect_file":
+            return web.Response(status=302, headers={"Location": "file:///etc/passwd"})
+        if fault in ("wrong_charset", "future_dates", "changing_ids", "truncated"):
+            with self._lock:
+                document = self._documents.get(request.path)
+                self._fetches[request.path] = count = self._fetches.get(request.path, 0) + 1
+            if document is None:
+                return web.Response(status=404, text="找不到這個頁面\n")
+            body = _rewrite(document.body, fault, count)
+            # No validators: a site that rewrites its feed on every request rarely sends any.
+            return web.Response(body=body, headers={"Content-Type": document.content_type})
+        if fault == "huge_declared":
+            declared = web.StreamResponse(
+                headers={"Content-Type": RSS_TYPE, "Content-Length": str(_HUGE_BYTES)}
+            )
+            await declared.prepare(request)
+            try:
+                for _ in range(600):
+                    await declared.write(b" " * 1024)
+                    await asyncio.sleep(_TRICKLE_INTERVAL)
+            except ConnectionError:
+                pass
+            return declared
+        if fault == "gzip_bomb":
+            return await _gzip_bomb(request)
         if fault == "html":
             return web.Response(text=_HTML_PAGE, content_type="text/html", charset="utf-8")
         if fault == "redirect_loop":
@@ -248,6 +321,89 @@ class FeedServer:
         except ConnectionError:
             pass  # the client gave up, which is what these faults are for
         return response
+
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+_MEGABYTE = 1024 * 1024
+
+
+@functools.cache
+def _deflated_zeros() -> bytes:
+    """One megabyte of zeros as a raw deflate block that ends byte-aligned (a full flush), so
+    that copies of it concatenate into one valid stream: compressed once, sent many times."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(bytes(_MEGABYTE)) + packer.flush(zlib.Z_FULL_FLUSH)
+
+
+async def _gzip_bomb(request: web.Request) -> web.StreamResponse:
+    """100 MB of zeros as ``Content-Encoding: gzip``: about 100 KB on the wire."""
+    response = web.StreamResponse(headers={"Content-Type": RSS_TYPE, "Content-Encoding": "gzip"})
+    # aiohttp compresses nothing unless asked (enable_compression), so this goes out as is.
+    await response.prepare(request)
+    block = _deflated_zeros()
+    blocks = _HUGE_BYTES // _MEGABYTE
+    try:
+        await response.write(_GZIP_HEADER)
+        for _ in range(blocks):
+            await response.write(block)
+            await asyncio.sleep(0)  # the client may share this event loop
+        crc = 0
+        for _ in range(blocks):
+            crc = zlib.crc32(bytes(_MEGABYTE), crc)
+        final = zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+        await response.write(final + struct.pack("<II", crc, (blocks * _MEGABYTE) & 0xFFFFFFFF))
+    except ConnectionError:
+        pass
+    return response
+
+
+_GUID = re.compile(r"(<guid\b[^>]*>)(.*?)(</guid>)", re.S)
+_ENTRY = re.compile(r"<entry>.*?</entry>", re.S)
+_ENTRY_ID = re.compile(r"(<id>)(.*?)(</id>)", re.S)
+_DATES = re.compile(
+    r"(<pubDate>|<published>|<updated>|<dc:date>)(.*?)(</pubDate>|</published>|</updated>|</dc:date>)"
+)
+
+
+def _rewrite(body: bytes, fault: Fault, count: int) -> bytes:
+    text = body.decode("utf-8")
+    if fault == "truncated":
+        return body[: len(body) * 6 // 10]
+    if fault == "wrong_charset":
+        # Characters Big5 lacks (emoji) become character references, as an old CMS writes them.
+        return text.encode(_BIG5, errors="xmlcharrefreplace")
+    if fault == "changing_ids":
+
+        def renumber(match: re.Match[str]) -> str:
+            return f"{match.group(1)}{match.group(2)}-r{count}{match.group(3)}"
+
+        text = _GUID.sub(renumber, text)
+        text = _ENTRY.sub(lambda entry: _ENTRY_ID.sub(renumber, entry.group()), text)
+        return text.encode("utf-8")
+    later = datetime.now(UTC) + timedelta(days=30)
+
+    def postdate(match: re.Match[str]) -> str:
+        value = format_datetime(later) if match.group(1) == "<pubDate>" else later.isoformat()
+        return f"{match.group(1)}{value}{match.group(3)}"
+
+    return _DATES.sub(postdate, text).encode("utf-8")
+
+
+def billion_laughs(levels: int = 10, fan_out: int = 10) -> str:
+    """An RSS document whose title is an entity expanding to ``fan_out ** (levels - 1)`` × "哈"
+    (by default 10⁹ characters, 3 GB as UTF-8): the classic XML entity-expansion attack."""
+    declarations = ['<!ENTITY lol0 "哈">']
+    for level in range(1, levels):
+        declarations.append(f'<!ENTITY lol{level} "{f"&lol{level - 1};" * fan_out}">')
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f"<!DOCTYPE rss [\n{chr(10).join(declarations)}\n]>\n"
+        '<rss version="2.0"><channel><title>新聞視界時報</title>'
+        "<link>https://news.example.tw/</link><description>笑</description>"
+        f"<item><title>&lol{levels - 1};</title>"
+        "<link>https://news.example.tw/article/1</link><guid>newsvision-1</guid>"
+        f"<description>&lol{levels - 1};</description></item></channel></rss>\n"
+    )
 
 
 def _answer(request: web.Request, document: _Document) -> web.Response:
