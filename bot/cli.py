@@ -151,7 +151,7 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
         report.retrying,
         report.skipped,
     )
-    return EXIT_FAILED if report.failed or runtime.broken_channels else EXIT_OK
+    return EXIT_FAILED if report.failed or report.uncertain or runtime.broken_channels else EXIT_OK
 
 
 async def _preview(config: Config, args: argparse.Namespace) -> int:
@@ -265,7 +265,7 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
         else ""
     )
     for problem in problems:
-        print(f"newsbot: {problem}", file=sys.stderr)
+        print(f"newsbot: {args.redactor.redact(problem)}", file=sys.stderr)
     return EXIT_USAGE if problems else EXIT_OK
 
 

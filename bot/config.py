@@ -604,6 +604,9 @@ class _LineIndex:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.lines: dict[tuple[str | int, ...], int] = {}
+        # Values that came from the environment may be secrets put in the wrong key: an error
+        # message about that key must not repeat them.
+        self.from_environment: set[str] = set()
 
     def build(self, node: yaml.Node, at: tuple[str | int, ...], environ: Mapping[str, str]) -> Any:
         self.lines.setdefault(at, node.start_mark.line + 1)
@@ -634,6 +637,8 @@ class _LineIndex:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
+                if len(environ[name]) >= 4:
+                    self.from_environment.add(environ[name])
                 return environ[name]
             if default is not None:
                 return default
@@ -657,7 +662,15 @@ class _LineIndex:
         return None
 
     def explain(self, exc: ValidationError) -> ConfigError:
-        """The first validation error, in the editor's terms."""
+        """The first validation error, in the editor's terms, with no value from the
+        environment repeated in it."""
+        error = self._explain(exc)
+        for value in sorted(self.from_environment, key=len, reverse=True):
+            error.message = error.message.replace(value, "[value from the environment]")
+        error.args = (str(error),)
+        return error
+
+    def _explain(self, exc: ValidationError) -> ConfigError:
         error = exc.errors(include_url=False)[0]
         loc = self._data_loc(tuple(error["loc"]))
         line = self.line_of(loc)

@@ -63,12 +63,25 @@ class DeliveryError(BotError):
 
 
 class TransientError(DeliveryError):
-    """The platform may accept the post later; never retry before ``retry_after`` seconds."""
+    """The platform may accept the post later; never retry before ``retry_after`` seconds.
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+    ``maybe_sent`` is true when the request left us and no answer came back (a read timeout,
+    a connection dropped after sending): the post may have been published, so resending it
+    blindly could post it twice.
+    """
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, maybe_sent: bool = False
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class PermanentError(DeliveryError):
-    """The platform will never accept this post as it is; ``reason`` says why."""
+    """The platform will never accept this post as it is; ``reason`` says why. ``duplicate``
+    is true when the platform refused it as already posted."""
+
+    def __init__(self, reason: str, *, duplicate: bool = False) -> None:
+        super().__init__(reason)
+        self.duplicate = duplicate

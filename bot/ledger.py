@@ -727,6 +727,14 @@ class Ledger:
             delivery_id, now, state=str(DeliveryState.FAILED), reason=reason, text=text
         )
 
+    def mark_uncertain(
+        self, delivery_id: int, *, reason: str, now: datetime, text: str | None = None
+    ) -> bool:
+        """Sent, but the answer never came: a person decides (``newsbot retry --uncertain``)."""
+        return self._finish(
+            delivery_id, now, state=str(DeliveryState.UNCERTAIN), reason=reason, text=text
+        )
+
     def mark_skipped(self, delivery_id: int, *, reason: str, now: datetime) -> bool:
         return self._finish(delivery_id, now, state=str(DeliveryState.SKIPPED), reason=reason)
 

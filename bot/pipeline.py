@@ -24,7 +24,7 @@ from bot.errors import PermanentError, SourceError, TemplateError, TransientErro
 from bot.filters import ArticleFilter
 from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace
 from bot.links import with_tracking
-from bot.model import Article, Post
+from bot.model import Article, Post, Receipt
 from bot.sources.base import Source
 
 log = logging.getLogger("newsbot.pipeline")
@@ -57,6 +57,7 @@ class PassReport:
     failed: int = 0
     retrying: int = 0
     skipped: int = 0
+    uncertain: int = 0
     paused_channels: dict[str, datetime] = field(default_factory=dict)
     next_wake: datetime | None = None
 
@@ -65,6 +66,7 @@ class PassReport:
         self.failed += other.failed
         self.retrying += other.retrying
         self.skipped += other.skipped
+        self.uncertain += other.uncertain
         self.paused_channels.update(other.paused_channels)
         self.wake(other.next_wake)
 
@@ -79,6 +81,8 @@ class PassReport:
             self.failed += 1
         elif outcome == "skipped":
             self.skipped += 1
+        elif outcome == "uncertain":
+            self.uncertain += 1
         else:
             self.retrying += 1
 
@@ -440,8 +444,21 @@ class Pipeline:
         try:
             receipt = await channel.send(post)
         except TransientError as exc:
+            if exc.maybe_sent and not (
+                channel.resend_is_safe or self.config.channels[delivery.channel].resend_uncertain
+            ):
+                return self._uncertain(delivery, exc, post, context)
             return self._retry_later(delivery, exc, post, context)
         except PermanentError as exc:
+            if exc.duplicate and delivery.attempts > 1:
+                # An earlier attempt whose answer never came back had in fact been posted.
+                note = f"posted by an earlier attempt (the platform refused a resend: {exc.reason})"
+                confirmed = Receipt(remote_id="", notes=(note,))
+                self.ledger.mark_sent(
+                    delivery.id, text=post.text, receipt=confirmed, now=self.clock(), cost=cost
+                )
+                log.info("sent (confirmed by the platform's duplicate check)", extra=context)
+                return "sent"
             self.ledger.mark_failed(
                 delivery.id, reason=exc.reason, now=self.clock(), text=post.text
             )
@@ -462,6 +479,22 @@ class Pipeline:
         )
         log.info("sent %s", receipt.url or receipt.remote_id, extra=context)
         return "sent"
+
+    def _uncertain(
+        self, delivery: Delivery, exc: TransientError, post: Post, context: Mapping[str, object]
+    ) -> str:
+        reason = (
+            f"{exc.reason}. The request was sent but no answer came back, so the post may have "
+            "been published: check the channel, then `newsbot retry --uncertain` to send it "
+            "again (or set resend_uncertain: true on the channel to always resend)"
+        )
+        self.ledger.mark_uncertain(delivery.id, reason=reason, now=self.clock(), text=post.text)
+        log.error("delivery uncertain: %s", exc.reason, extra=context)
+        self._alert("uncertain", f"{delivery.channel}: {delivery.article.title}: {exc.reason}")
+        # The platform is not answering: the channel's next post waits like after a failure.
+        wait = backoff(delivery.attempts, base=self.config.channels[delivery.channel].retry_backoff)
+        self.paused_until[delivery.channel] = self.clock() + wait
+        return "uncertain"
 
     # -- X spend -------------------------------------------------------------------------------
 

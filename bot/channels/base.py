@@ -18,6 +18,10 @@ from bot.model import Post, Receipt
 class Channel(abc.ABC):
     """A destination for posts. ``rule(has_image)`` is the length rule a post must fit."""
 
+    #: True when the platform itself refuses a second identical post (X does), so a post
+    #: whose fate is unknown can be sent again without risk of appearing twice.
+    resend_is_safe: bool = False
+
     def __init__(self, name: str) -> None:
         self.name = name
 

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import telegram
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
@@ -266,11 +267,24 @@ def _translate(exc: TelegramError, doing: str) -> DeliveryError:
     if isinstance(exc, ChatMigrated):
         return PermanentError(f"Telegram: the chat moved to {exc.new_chat_id}; update `chat`")
     if isinstance(exc, TimedOut):
-        return TransientError(f"Telegram did not answer {doing} in time ({exc.message})")
+        return TransientError(
+            f"Telegram did not answer {doing} in time ({exc.message})",
+            maybe_sent=_maybe_sent(exc),
+        )
     if isinstance(exc, NetworkError):
-        return TransientError(reason)
+        return TransientError(reason, maybe_sent=_maybe_sent(exc))
     # Conflict, EndPointNotFound, PassportDecryptionError…: not expected from a plain sender.
     return TransientError(reason)
+
+
+def _maybe_sent(exc: TelegramError) -> bool:
+    """Did the request reach Telegram before it failed? Telegram keeps no idempotency key, so
+    a message whose request left us with no answer back may have been posted."""
+    # An HTTP answer (even a 5xx) means Telegram replied; only a transport failure after the
+    # request was written leaves its fate unknown.
+    return isinstance(
+        exc.__cause__, httpx.ReadTimeout | httpx.RemoteProtocolError | httpx.ReadError
+    )
 
 
 def _message_url(message: Message) -> str | None:

@@ -91,6 +91,10 @@ class _NoImage(Exception):
 class XChannel(Channel):
     """Posts plain text (and optionally the article's image) to one X account."""
 
+    # X answers a second identical post with 403 "duplicate content", so a post whose fate is
+    # unknown (a timeout after sending) can be sent again: it either goes out or proves it had.
+    resend_is_safe = True
+
     def __init__(self, config: XChannelConfig, client: tweepy.Client) -> None:
         super().__init__(config.name or "x")
         self.config = config
@@ -219,7 +223,8 @@ class XChannel(Channel):
             if "duplicate content" in detail.lower():
                 raise PermanentError(
                     "X refused the post as duplicate content: the account already has a post "
-                    f"with this exact text (403 Forbidden: {detail})"
+                    f"with this exact text (403 Forbidden: {detail})",
+                    duplicate=True,
                 ) from exc
             raise PermanentError(f"X refused the post (403 Forbidden): {detail}") from exc
         except tweepy.BadRequest as exc:
@@ -234,7 +239,8 @@ class XChannel(Channel):
         except requests.ReadTimeout as exc:
             raise TransientError(
                 f"X at {self.config.api_url} did not answer within {self._timeout:g} s "
-                "(ReadTimeout); the request was sent, so X may have carried it out"
+                "(ReadTimeout); the request was sent, so X may have carried it out",
+                maybe_sent=True,
             ) from exc
         except (
             requests.ConnectionError,
@@ -244,7 +250,8 @@ class XChannel(Channel):
         ) as exc:
             raise TransientError(
                 f"could not reach X at {self.config.api_url} ({type(exc).__name__}): "
-                f"{self._scrub(str(exc))[:_MAX_DETAIL]}"
+                f"{self._scrub(str(exc))[:_MAX_DETAIL]}",
+                maybe_sent=_maybe_sent(exc),
             ) from exc
         except requests.RequestException as exc:
             raise PermanentError(
@@ -302,3 +309,10 @@ def _sniff(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def _maybe_sent(exc: requests.RequestException) -> bool:
+    """Did the request leave before it failed? A refused or timed-out connection: no."""
+    return not isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError) and not (
+        isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc.args)
+    )

@@ -58,6 +58,10 @@ TOO_LONG = (
     "see https://github.com/twitter/twitter-text."
 )
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+NO_WRITE_PERMISSION = (
+    "Your client app is not configured with the appropriate oauth1 app permissions for this "
+    "endpoint."
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,9 +106,10 @@ class XAttempt:
 class XFault:
     """A failure to inject; build one with the class methods."""
 
-    kind: Literal["rate_limited", "server_error", "drop", "slow"]
+    kind: Literal["rate_limited", "server_error", "drop", "slow", "forbidden"]
     seconds: float = 0.0
     status: int = 503
+    detail: str = ""
 
     @classmethod
     def rate_limited(cls, reset_in: float = 60.0) -> XFault:
@@ -114,6 +119,11 @@ class XFault:
     @classmethod
     def server_error(cls, status: int = 503) -> XFault:
         return cls("server_error", status=status)
+
+    @classmethod
+    def forbidden(cls, detail: str = NO_WRITE_PERMISSION) -> XFault:
+        """403 problem JSON other than duplicate content, e.g. an app without write access."""
+        return cls("forbidden", status=403, detail=detail)
 
     @classmethod
     def drop(cls) -> XFault:
@@ -397,6 +407,9 @@ class FakeX(LocalServer):
             }
             body = _problem(429, "Too Many Requests", "Too Many Requests")
             return _json(body, 429, headers)
+        if fault.kind == "forbidden":
+            self._record(request, 403, "forbidden")
+            return _json(_problem(403, "Forbidden", fault.detail), 403)
         self._record(request, fault.status, "server error")
         body = _problem(fault.status, "Service Unavailable", "Service Unavailable")
         return _json(body, fault.status)

@@ -211,3 +211,10 @@ def test_websub_needs_public_url(tmp_path: Path) -> None:
     )
     error = error_for(tmp_path, text)
     assert error.key == "sources.newsvision.websub" and "public_url" in str(error)
+
+
+def test_error_never_repeats_a_value_from_the_environment(tmp_path: Path) -> None:
+    """A secret put in the wrong key (here the token as the chat) is not echoed by the error."""
+    error = error_for(tmp_path, GOOD.replace('chat: "@newsvision"', "chat: ${TG_TOKEN}"))
+    assert error.key == "channels.telegram.chat"
+    assert "tg-secret-value" not in str(error) and "[value from the environment]" in str(error)
