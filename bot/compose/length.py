@@ -107,12 +107,55 @@ def _normalise(text: str) -> str:
     return text
 
 
+# A link as newsbot writes one: http(s), a lower-case ASCII host, then a path and a query made
+# only of characters twitter-text takes anywhere in them and ending in one it lets a path or a
+# query end with. No port, user info, fragment, parentheses or ``@``; everything else goes to
+# the library. Such a chunk is one URL, whole, whenever its scheme and host alone are one.
+_SIMPLE_URL = re.compile(
+    r"(https?://[a-z0-9-]+(?:\.[a-z0-9-]+)+)"
+    r"(?:/(?:[A-Za-z0-9/_.~%=+,;:!*$&|-]*[A-Za-z0-9/_=+-])?)?"
+    r"(?:\?[A-Za-z0-9/_.~%=+,;:!*$&|-]*[A-Za-z0-9/_&=-])?"
+)
+_MAX_SIMPLE_URL = 2048  # far below twitter-text's 4096-character cap on a URL
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_is_url(origin: str) -> bool:
+    """Whether twitter-text reads ``origin/`` (scheme and host) as one URL: asked once per host,
+    so the library, not a list of ours, decides which top-level domains are valid."""
+    probe = origin + "/"
+    found: list[dict[str, object]] = extract_urls_with_indices(probe)
+    return found == [{"url": probe, "indices": [0, len(probe)]}]
+
+
+def _simple_url(chunk: str) -> bool:
+    """A chunk that is exactly one simple link (see ``_SIMPLE_URL``), as twitter-text reads it.
+
+    This spares the library's URL regex on the one URL nearly every post carries, which is new
+    for every article and so never in the cache; tests hold it to the library's answer.
+    """
+    if len(chunk) > _MAX_SIMPLE_URL or not chunk.isascii():
+        return False
+    match = _SIMPLE_URL.fullmatch(chunk)
+    if match is None:
+        return False
+    origin = match.group(1)
+    # t.co links are cut after their slug by the library; leave them to it.
+    return not origin.endswith("//t.co") and _origin_is_url(origin)
+
+
 @functools.lru_cache(maxsize=4096)
-def _chunk_urls(chunk: str) -> tuple[tuple[int, int], ...]:
-    """URL entities of one space-free chunk as (start, length), the library's own answer."""
+def _chunk_urls(chunk: str, before: str = "") -> tuple[tuple[int, int], ...]:
+    """URL entities of one space-free chunk as (start, length), the library's own answer.
+
+    ``before`` is the space character in front of the chunk ("" at the start of the text): the
+    library reads a URL without a protocol differently after a space than at the very start.
+    """
+    if _simple_url(chunk):
+        return ((0, len(chunk)),)
     found: dict[int, int] = {}
-    for entity in extract_urls_with_indices(chunk):
-        found[entity["indices"][0]] = len(entity["url"])
+    for entity in extract_urls_with_indices(before + chunk):
+        found[entity["indices"][0] - len(before)] = len(entity["url"])
     return tuple(found.items())
 
 
@@ -122,11 +165,14 @@ def _url_entities(text: str) -> dict[int, int]:
         return {}
     result: dict[int, int] = {}
     offset = 0
+    before = ""
     # Pieces alternate chunk, spaces, chunk...: URLs live inside one chunk.
     for index, piece in enumerate(_SPACES_SPLIT.split(text)):
         if index % 2 == 0 and "." in piece:
-            for start, length in _chunk_urls(piece):
+            for start, length in _chunk_urls(piece, before):
                 result[offset + start] = length
+        elif index % 2 == 1:
+            before = piece[-1]
         offset += len(piece)
     return result
 
@@ -236,6 +282,19 @@ def prefix_weights(text: str, platform: Platform) -> list[int]:
     return list(_x_prefix_weights(text))
 
 
+def total_weight(text: str, platform: Platform) -> int:
+    """``prefix_weights(text, platform)[-1]`` without building the list: the text's weight as
+    given (not normalised first, unlike :func:`x_weighted_length`)."""
+    if platform == "telegram":
+        return len(text)
+    total = 0
+    pos = 0
+    for start, end, weight in _entities(text):
+        total += _plain_weight(text[pos:start]) + weight
+        pos = end
+    return total + _plain_weight(text[pos:])
+
+
 def measure(text: str, platform: Platform) -> int:
     """The length of ``text`` as ``platform`` counts it."""
     return telegram_length(text) if platform == "telegram" else x_weighted_length(text)
@@ -265,6 +324,7 @@ __all__ = [
     "measure",
     "prefix_weights",
     "telegram_length",
+    "total_weight",
     "url_spans",
     "x_weighted_length",
 ]
