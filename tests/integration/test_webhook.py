@@ -446,6 +446,8 @@ async def test_pushes_are_counted_accepted_and_rejected(recorder: Recorder) -> N
 PIPELINE_CONFIG = """\
 timezone: Asia/Taipei
 database: sqlite:///ledger.db
+health:
+  listen: 127.0.0.1:0
 templates: {templates}
 sources:
   cms:
