@@ -150,13 +150,15 @@ class Pipeline:
 
     async def poll(self, name: str) -> PollReport:
         """Poll one source and record what is new. Never raises for a source's fault."""
+        # The ledger's work runs in a worker thread: with hundreds of feeds polled at once, a
+        # synchronous ingest would hold the event loop while other fetches wait on it.
         source = self.sources[name]
-        record = self.ledger.source(name)
+        record = await asyncio.to_thread(self.ledger.source, name)
         try:
             result = await source.poll(record.state)
         except SourceError as exc:
             now = self.clock()
-            self.ledger.record_poll(name, now=now, error=str(exc))
+            await asyncio.to_thread(self.ledger.record_poll, name, now=now, error=str(exc))
             log.warning("source %s: %s", name, exc, extra={"source": name})
             if self.observer is not None:
                 self.observer.polled(name, ok=False)
@@ -172,10 +174,12 @@ class Pipeline:
         for warning in result.warnings:
             log.info("source %s: %s", name, warning, extra={"source": name})
         if result.not_modified:
-            self.ledger.record_poll(name, now=now, state=result.state)
+            await asyncio.to_thread(self.ledger.record_poll, name, now=now, state=result.state)
             return PollReport(name, ok=True, not_modified=True)
-        report = self._ingest(name, result.articles, first_sight=not record.seen_before, now=now)
-        self.ledger.record_poll(name, now=now, state=result.state)
+        report = await asyncio.to_thread(
+            self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
+        )
+        await asyncio.to_thread(self.ledger.record_poll, name, now=now, state=result.state)
         return PollReport(name, ok=True, seen=len(result.articles), ingest=report)
 
     def accept(self, name: str, articles: Sequence[Article]) -> PollReport:

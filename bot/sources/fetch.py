@@ -56,7 +56,7 @@ class Fetcher:
         max_bytes: int = 10 * 1024 * 1024,
         timeout: float = 20.0,
         max_redirects: int = 5,
-        concurrency: int = 50,
+        concurrency: int = 100,
     ) -> None:
         self.user_agent = user_agent
         self.max_bytes = max_bytes
@@ -64,10 +64,12 @@ class Fetcher:
         self.max_redirects = max_redirects
         self.concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Self:
         # The session must be built inside a running loop, hence here and not in __init__.
         connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency)
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": self.user_agent},
@@ -105,16 +107,20 @@ class Fetcher:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https", "file"):
             raise SourceError(f"cannot fetch {url}: only http, https and file URLs are supported")
-        try:
-            # One deadline over connect, redirects and the whole body: a server that trickles a
-            # byte a second cannot hold a poll past it. A file (a FIFO, a stuck network mount)
-            # gets the same deadline; its thread is left to finish on its own.
-            async with asyncio.timeout(deadline):
-                if scheme == "file":
-                    return await asyncio.to_thread(_read_file, url, limit)
-                return await self._get(url, etag, last_modified, limit)
-        except TimeoutError as exc:
-            raise SourceError(f"no complete answer from {url} within {deadline:g} s") from exc
+        slots = self._slots or asyncio.Semaphore(1)
+        # The deadline starts once a connection slot is ours: with a thousand feeds polled at
+        # once, the time spent queueing behind the others is not the site's fault.
+        async with slots:
+            try:
+                # One deadline over connect, redirects and the whole body: a server that
+                # trickles a byte a second cannot hold a poll past it. A file (a FIFO, a stuck
+                # network mount) gets the same deadline; its thread finishes on its own.
+                async with asyncio.timeout(deadline):
+                    if scheme == "file":
+                        return await asyncio.to_thread(_read_file, url, limit)
+                    return await self._get(url, etag, last_modified, limit)
+            except TimeoutError as exc:
+                raise SourceError(f"no complete answer from {url} within {deadline:g} s") from exc
 
     async def _get(
         self, url: str, etag: str | None, last_modified: str | None, limit: int
