@@ -234,7 +234,8 @@ async def test_rate_limit_is_transient_with_retry_after_from_reset(fake: FakeX) 
 
     assert caught.value.retry_after is not None
     expected = int(before + 120) - before
-    assert expected - 2 <= caught.value.retry_after <= expected + 0.5
+    # The upper bound is the promise; the lower one only allows for a slow, loaded machine.
+    assert expected - 10 <= caught.value.retry_after <= expected + 0.5
     assert fake.posts == []
 
 
