@@ -9,6 +9,7 @@ A failing source, post or channel is recorded and logged, and the others carry o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.channels.base import Channel
-from bot.compose.excerpt import build_excerpt
+from bot.compose.excerpt import build_excerpt, one_line
 from bot.compose.render import Renderer
 from bot.config import Config, XChannelConfig
 from bot.errors import PermanentError, SourceError, TemplateError, TransientError
@@ -191,6 +192,9 @@ class Pipeline:
     def _ingest(
         self, name: str, articles: Sequence[Article], *, first_sight: bool, now: datetime
     ) -> IngestReport:
+        # Every source's text passes here: whatever a CMS push or a scraped page sent, a title
+        # reaches the ledger on one line, without control or invisible characters.
+        articles = [_tidy(article) for article in articles]
         known = self.ledger.known(name, [a.key for a in articles], [a.url for a in articles])
         fresh = [a for a in articles if a.key not in known and a.url not in known]
         items = self._decide(name, fresh, first_sight=first_sight, now=now)
@@ -575,6 +579,17 @@ class Pipeline:
     def _alert(self, kind: str, message: str) -> None:
         if self.alert is not None:
             self.alert(kind, message)
+
+
+MAX_TITLE = 500
+
+
+def _tidy(article: Article) -> Article:
+    title = one_line(article.title, MAX_TITLE)
+    author = one_line(article.author, 200) or None if article.author else None
+    if title == article.title and author == article.author:
+        return article
+    return dataclasses.replace(article, title=title, author=author)
 
 
 def backoff(attempts: int, *, base: timedelta = BACKOFF_BASE) -> timedelta:

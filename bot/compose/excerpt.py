@@ -96,6 +96,13 @@ _JOINER_INERT = regex.compile(
 _PICTOGRAPHIC = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
 
 
+def one_line(text: str, limit: int) -> str:
+    """NFC text on one line, without control or invisible characters (:func:`clean_text`),
+    cut to ``limit`` code points at a grapheme boundary: what a title or a name must be."""
+    text = unicodedata.normalize("NFC", " ".join(clean_text(text).split()))
+    return text if len(text) <= limit else shorten(text, limit)
+
+
 def clean_text(text: str) -> str:
     """``text`` without the characters that break or disguise a post (see ``_REMOVE``); line
     breaks become ``\\n``. ZWJ is kept inside emoji sequences (👨‍👩‍👧, 🧑🏽‍💻) and in scripts

@@ -35,7 +35,7 @@ from xml.sax.saxutils import escape
 import fastfeedparser
 import feedparser
 
-from bot.compose.excerpt import clean_text, html_to_text, shorten
+from bot.compose.excerpt import clean_text, html_to_text, one_line, shorten
 from bot.config import FeedSourceConfig
 from bot.errors import SourceError
 from bot.links import canonical_url
@@ -262,27 +262,20 @@ def _plain_title(title: str) -> str:
     # Feeds double-escape (`&amp;amp;`) or put markup in titles; both parsers hand these back
     # unchanged, so decoding here makes a title text whichever parser read it.
     text = html.unescape(_TAG.sub("", title))
-    return _one_line(text, _MAX_TITLE)
-
-
-def _one_line(text: str, limit: int) -> str:
-    """NFC text on one line, without control or invisible characters (bot.compose.excerpt),
-    cut to ``limit`` code points at a grapheme boundary."""
-    text = unicodedata.normalize("NFC", " ".join(clean_text(text).split()))
-    return text if len(text) <= limit else shorten(text, limit)
+    return one_line(text, _MAX_TITLE)
 
 
 def _author_name(author: str) -> str | None:
     match = _AUTHOR_WITH_EMAIL.match(author)
     name = match.group(1) if match else author
-    name = _one_line(html.unescape(name), 200)
+    name = one_line(html.unescape(name), 200)
     return name or None
 
 
 def _categories(terms: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for term in terms:
-        clean = _one_line(html.unescape(term), 100)
+        clean = one_line(html.unescape(term), 100)
         if clean:
             seen.setdefault(clean, None)
     return tuple(seen)

@@ -238,3 +238,16 @@ async def test_sent_rows_keep_the_exact_text(world: World) -> None:
     sent = {d.channel: d for d in world.ledger.deliveries(states=["sent"])}
     assert sent["x"].text == world.x.posts[0].text
     assert sent["telegram"].state is DeliveryState.SENT and sent["telegram"].remote_id == "1"
+
+
+async def test_every_sources_titles_are_tidied_on_the_way_in(world: World) -> None:
+    """A pushed or scraped title with control, bidi and zero-width characters and line breaks
+    reaches the ledger and the post on one clean line."""
+    world.source.articles = [article(2)]
+    await world.cycle()
+    dirty = "高雄\u200b與格丁尼亞\u202e簽署\n合作\x07備忘錄"
+    world.source.articles = [article(1, title=dirty)]
+    await world.cycle()
+    (row,) = [d for d in world.ledger.deliveries(channel="x") if d.article.key.endswith("/1")]
+    assert row.article.title == "高雄與格丁尼亞簽署 合作備忘錄"
+    assert "\u202e" not in world.x.posts[0].text
