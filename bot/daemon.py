@@ -398,8 +398,12 @@ class Daemon:
         if name not in self.runtime.pipeline.sources:
             return
         keeper = self.runtime.keeper
-        if keeper is not None and not keeper.may_poll(name):
-            return  # another instance holds this source's lease and polls it
+        try:
+            if keeper is not None and not keeper.may_poll(name):
+                return  # another instance holds this source's lease and polls it
+        except BotError as exc:
+            log.error("source %s: cannot take its lease: %s", name, exc, extra={"source": name})
+            return
         task = asyncio.current_task()
         if task is not None:
             self._polls[name] = task
