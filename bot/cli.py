@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot import __version__
-from bot.config import Config, XChannelConfig, config_path, load_config
+from bot.config import Config, XChannelConfig, config_path, load_config, parse_duration
 from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
 
@@ -69,8 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     commands.add_parser("run", parents=[common], help="the daemon, until SIGTERM / SIGINT")
-    commands.add_parser(
+    once = commands.add_parser(
         "once", parents=[common], help="poll every source once, deliver what is due, exit"
+    )
+    once.add_argument(
+        "--for",
+        dest="drain_for",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="keep delivering what the channels' pace holds back for up to this long "
+        "(e.g. 2m under cron); default: one pass",
     )
     preview = commands.add_parser(
         "preview", parents=[common], help="show the posts the newest articles would get"
@@ -144,6 +153,13 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
 
     async with open_runtime(config) as runtime:
         report = await run_once(runtime)
+        pipeline = runtime.pipeline
+        deadline = pipeline.clock().timestamp() + args.drain_for
+        while report.next_wake is not None and report.next_wake.timestamp() <= deadline:
+            await asyncio.sleep(max(report.next_wake.timestamp() - pipeline.clock().timestamp(), 0))
+            more = await pipeline.deliver_due()
+            report.next_wake = None
+            report.add(more)
     log.info(
         "done: %d sent, %d failed, %d to retry, %d skipped",
         report.sent,
@@ -343,6 +359,13 @@ def _x_spend(config: Config, ledger: Ledger) -> dict[str, dict[str, Any]]:
                 "currency": settings.currency,
             }
     return found
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _known(name: str | None, entries: object, what: str) -> None:

@@ -187,39 +187,6 @@ async def open_runtime(
         yield Runtime(config, ledger, pipeline, started, broken, fetcher, keeper)
 
 
-def recover_in_flight(ledger: Ledger, *, now: datetime) -> int:
-    """Deliveries left ``sending`` by a process of this host that is gone become ``uncertain``.
-
-    A post that was in flight may have reached the platform: resending it blindly could post
-    it twice, so a person decides (``newsbot retry --uncertain``).
-    """
-    here = socket.gethostname()
-    moved = 0
-    for holder in ledger.in_flight_holders():
-        host, _, pid = holder.rpartition(":")
-        if host == here and pid.isdigit() and not _alive(int(pid)):
-            moved += ledger.mark_in_flight_uncertain(now=now, holder=holder)
-    if moved:
-        log.warning(
-            "%d post(s) were in flight when newsbot last stopped and are now 'uncertain': "
-            "check the channel, then run `newsbot retry --uncertain`",
-            moved,
-        )
-    return moved
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 async def run_once(runtime: Runtime) -> PassReport:
     """One poll of every source and one pass over due deliveries."""
     await runtime.pipeline.poll_all()

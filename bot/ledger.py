@@ -682,16 +682,19 @@ class Ledger:
             value = conn.execute(query).scalar()
         return _aware(value)
 
-    def _finish(self, delivery_id: int, now: datetime, **values: Any) -> bool:
+    def _finish(
+        self, delivery_id: int, now: datetime, holder: str | None = None, **values: Any
+    ) -> bool:
+        """Record a claimed delivery's outcome. With ``holder``, only that holder's claim: an
+        instance that stalled and lost its claim to recovery cannot overwrite what followed."""
+        query = sa.update(deliveries).where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.state == str(DeliveryState.SENDING),
+        )
+        if holder is not None:
+            query = query.where(deliveries.c.claimed_by == holder)
         with self._tx() as conn:
-            result = conn.execute(
-                sa.update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    deliveries.c.state == str(DeliveryState.SENDING),
-                )
-                .values(updated_at=now, claimed_by=None, **values)
-            )
+            result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
         return bool(result.rowcount)
 
     def mark_sent(
@@ -702,6 +705,7 @@ class Ledger:
         receipt: Receipt,
         now: datetime,
         cost: float | None = None,
+        holder: str | None = None,
     ) -> bool:
         # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
         # seconds): rate windows and publish-to-post delays are measured on one clock.
@@ -709,6 +713,7 @@ class Ledger:
         return self._finish(
             delivery_id,
             now,
+            holder,
             state=str(DeliveryState.SENT),
             text=text,
             remote_id=receipt.remote_id,
@@ -721,35 +726,60 @@ class Ledger:
         )
 
     def mark_failed(
-        self, delivery_id: int, *, reason: str, now: datetime, text: str | None = None
+        self,
+        delivery_id: int,
+        *,
+        reason: str,
+        now: datetime,
+        text: str | None = None,
+        holder: str | None = None,
     ) -> bool:
         return self._finish(
-            delivery_id, now, state=str(DeliveryState.FAILED), reason=reason, text=text
+            delivery_id, now, holder, state=str(DeliveryState.FAILED), reason=reason, text=text
         )
 
     def mark_uncertain(
-        self, delivery_id: int, *, reason: str, now: datetime, text: str | None = None
+        self,
+        delivery_id: int,
+        *,
+        reason: str,
+        now: datetime,
+        text: str | None = None,
+        holder: str | None = None,
     ) -> bool:
         """Sent, but the answer never came: a person decides (``newsbot retry --uncertain``)."""
         return self._finish(
-            delivery_id, now, state=str(DeliveryState.UNCERTAIN), reason=reason, text=text
+            delivery_id, now, holder, state=str(DeliveryState.UNCERTAIN), reason=reason, text=text
         )
 
-    def mark_skipped(self, delivery_id: int, *, reason: str, now: datetime) -> bool:
-        return self._finish(delivery_id, now, state=str(DeliveryState.SKIPPED), reason=reason)
+    def mark_skipped(
+        self, delivery_id: int, *, reason: str, now: datetime, holder: str | None = None
+    ) -> bool:
+        return self._finish(
+            delivery_id, now, holder, state=str(DeliveryState.SKIPPED), reason=reason
+        )
 
-    def requeue(self, delivery_id: int, *, due_at: datetime, reason: str, now: datetime) -> bool:
+    def requeue(
+        self,
+        delivery_id: int,
+        *,
+        due_at: datetime,
+        reason: str,
+        now: datetime,
+        holder: str | None = None,
+    ) -> bool:
         """A transient failure: back to ``queued``, not due before ``due_at``."""
         return self._finish(
-            delivery_id, now, state=str(DeliveryState.QUEUED), due_at=due_at, reason=reason
+            delivery_id, now, holder, state=str(DeliveryState.QUEUED), due_at=due_at, reason=reason
         )
 
-    def release(self, delivery_id: int, *, now: datetime) -> bool:
+    def release(self, delivery_id: int, *, now: datetime, holder: str | None = None) -> bool:
         """Give back a claim that was never sent (e.g. on shutdown): ``queued`` again, and the
         attempt it counted does not count."""
         return self._finish(
             delivery_id,
             now,
+            holder,
             state=str(DeliveryState.QUEUED),
             attempts=sa.func.max(deliveries.c.attempts - 1, 0)
             if not self._postgres

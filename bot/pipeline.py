@@ -335,13 +335,17 @@ class Pipeline:
                 result = self.ledger.claim_paced(now, holder=self.holder, channel=name, pace=pace)
                 claimed, wait = result.deliveries, result.wait_until
             if not claimed:
+                if wait is not None and pace is not None:
+                    # Another instance may hold the slot for a send in flight; it frees the
+                    # slot sooner than the reservation says, so look again after one spacing.
+                    wait = min(wait, now + max(pace.spacing, timedelta(seconds=1)))
                 report.wake(wait or self.ledger.next_due([name]))
                 break
             for index, delivery in enumerate(claimed):
                 paused = self.paused_until.get(name)
                 if self.stopping or (paused is not None and paused > self.clock()):
                     for rest in claimed[index:]:
-                        self.ledger.release(rest.id, now=self.clock())
+                        self.ledger.release(rest.id, now=self.clock(), holder=self.holder)
                     break
                 outcome = await self.deliver_one(delivery)
                 report.count(outcome)
@@ -415,14 +419,14 @@ class Pipeline:
         channel = self.channels.get(delivery.channel)
         if channel is None:
             reason = f"channel {delivery.channel!r} is no longer in the config"
-            self.ledger.mark_skipped(delivery.id, reason=reason, now=now)
+            self.ledger.mark_skipped(delivery.id, reason=reason, now=now, holder=self.holder)
             log.warning("skipped: %s", reason, extra=context)
             return "skipped"
         if delivery.source in self.config.sources and self._too_old(
             delivery.article, delivery.source, now
         ):
             reason = self._too_old_reason(delivery.article, delivery.source)
-            self.ledger.mark_skipped(delivery.id, reason=reason, now=now)
+            self.ledger.mark_skipped(delivery.id, reason=reason, now=now, holder=self.holder)
             log.info("skipped: %s", reason, extra=context)
             return "skipped"
         try:
@@ -434,7 +438,9 @@ class Pipeline:
             )
         except (PermanentError, TemplateError) as exc:
             reason = exc.reason if isinstance(exc, PermanentError) else str(exc)
-            self.ledger.mark_failed(delivery.id, reason=reason, now=self.clock())
+            self.ledger.mark_failed(
+                delivery.id, reason=reason, now=self.clock(), holder=self.holder
+            )
             log.error("cannot compose the post: %s", reason, extra=context)
             self._alert(
                 "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
@@ -444,7 +450,7 @@ class Pipeline:
         cost = self._cost(delivery.channel, post)
         over = self._over_budget(delivery.channel, cost, now)
         if over is not None:
-            self.ledger.mark_skipped(delivery.id, reason=over, now=now)
+            self.ledger.mark_skipped(delivery.id, reason=over, now=now, holder=self.holder)
             log.warning("skipped: %s", over, extra=context)
             self._alert("budget", f"{delivery.channel}: {over}")
             return "skipped"
@@ -463,12 +469,17 @@ class Pipeline:
                 note = f"posted by an earlier attempt (the platform refused a resend: {exc.reason})"
                 confirmed = Receipt(remote_id="", notes=(note,))
                 self.ledger.mark_sent(
-                    delivery.id, text=post.text, receipt=confirmed, now=self.clock(), cost=cost
+                    delivery.id,
+                    text=post.text,
+                    receipt=confirmed,
+                    now=self.clock(),
+                    cost=cost,
+                    holder=self.holder,
                 )
                 log.info("sent (confirmed by the platform's duplicate check)", extra=context)
                 return "sent"
             self.ledger.mark_failed(
-                delivery.id, reason=exc.reason, now=self.clock(), text=post.text
+                delivery.id, reason=exc.reason, now=self.clock(), text=post.text, holder=self.holder
             )
             log.error("delivery failed: %s", exc.reason, extra=context)
             self._alert(
@@ -478,12 +489,19 @@ class Pipeline:
         except Exception as exc:
             # A bug in a channel must not stop the others; it is recorded, never retried blindly.
             reason = f"internal error in channel {delivery.channel}: {type(exc).__name__}: {exc}"
-            self.ledger.mark_failed(delivery.id, reason=reason, now=self.clock(), text=post.text)
+            self.ledger.mark_failed(
+                delivery.id, reason=reason, now=self.clock(), text=post.text, holder=self.holder
+            )
             log.exception("delivery failed: %s", reason, extra=context)
             self._alert("delivery failed", f"{delivery.channel}: {reason}")
             return "failed"
         self.ledger.mark_sent(
-            delivery.id, text=post.text, receipt=receipt, now=self.clock(), cost=cost
+            delivery.id,
+            text=post.text,
+            receipt=receipt,
+            now=self.clock(),
+            cost=cost,
+            holder=self.holder,
         )
         log.info("sent %s", receipt.url or receipt.remote_id, extra=context)
         return "sent"
@@ -496,7 +514,9 @@ class Pipeline:
             "been published: check the channel, then `newsbot retry --uncertain` to send it "
             "again (or set resend_uncertain: true on the channel to always resend)"
         )
-        self.ledger.mark_uncertain(delivery.id, reason=reason, now=self.clock(), text=post.text)
+        self.ledger.mark_uncertain(
+            delivery.id, reason=reason, now=self.clock(), text=post.text, holder=self.holder
+        )
         log.error("delivery uncertain: %s", exc.reason, extra=context)
         self._alert("uncertain", f"{delivery.channel}: {delivery.article.title}: {exc.reason}")
         # The platform is not answering: the channel's next post waits like after a failure.
@@ -542,7 +562,9 @@ class Pipeline:
             max_attempts = self.max_attempts
         if delivery.attempts >= max_attempts:
             reason = f"gave up after {delivery.attempts} attempts; last error: {exc.reason}"
-            self.ledger.mark_failed(delivery.id, reason=reason, now=now, text=post.text)
+            self.ledger.mark_failed(
+                delivery.id, reason=reason, now=now, text=post.text, holder=self.holder
+            )
             log.error("delivery failed: %s", reason, extra=context)
             self._alert(
                 "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
@@ -561,7 +583,7 @@ class Pipeline:
         self.paused_until[delivery.channel] = now + wait
         self.ledger.pause_channel(delivery.channel, until=now + wait, reason=exc.reason)
         due = now + wait
-        self.ledger.requeue(delivery.id, due_at=due, reason=exc.reason, now=now)
+        self.ledger.requeue(delivery.id, due_at=due, reason=exc.reason, now=now, holder=self.holder)
         log.warning(
             "will retry at %s: %s", due.isoformat(timespec="seconds"), exc.reason, extra=context
         )

@@ -230,3 +230,19 @@ def test_status_shows_x_spend_and_publish_to_post_delay(
     data = json.loads(newsbot("status", "--json").out)
     assert data["x_month"]["x"]["posts"] == 1
     assert data["deliveries"][0]["delay_seconds"] > 0
+
+
+def test_once_for_drains_what_the_pace_holds_back(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """One pass posts what the pace allows now; `once --for` keeps going at that pace."""
+    url = feed.publish("/rss.xml", rss([item(1), item(2), item(3)]))
+    newsbot = setup(tmp_path, templates, clean_env, url, backlog=3)
+    text = newsbot.config.read_text(encoding="utf-8")
+    newsbot.config.write_text(
+        text.replace("template: x.txt.j2", "template: x.txt.j2\n    min_gap: 1s"), "utf-8"
+    )
+    first = newsbot("once")
+    assert first.out.count("── x") == 1 and first.out.count("── telegram") == 3
+    rest = newsbot("once", "--for", "10s")
+    assert rest.code == 0 and rest.out.count("── x") == 2
