@@ -33,7 +33,7 @@ from bot.model import Article, DeliveryState, Receipt
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 log = logging.getLogger("newsbot.ledger")
 
@@ -122,6 +122,8 @@ deliveries = sa.Table(
     sa.UniqueConstraint("article_id", "channel", name="uq_deliveries_article_channel"),
     sa.Index("ix_deliveries_state_due", "state", "due_at"),
     sa.Index("ix_deliveries_created", "created_at"),
+    sa.Index("ix_deliveries_state_id", "state", "id"),
+    sa.Index("ix_deliveries_claim", "state", "channel", "priority", "id"),
 )
 
 

@@ -137,3 +137,43 @@ def test_shorten_with_x_weights_fits_the_budget(text: str, budget: int) -> None:
     """With X prefix weights, the shortened text never weighs more than the budget on X."""
     out = shorten(text, budget, prefix_weights(text, "x"), ellipsis_weight=2)
     assert x_weighted_length(out) <= budget
+
+
+_SIMPLE_RANGES = [
+    (0x0A, 0x0A),
+    (0x20, 0x7E),
+    (0xA0, 0x2FF),
+    (0x2000, 0x200B),
+    (0x2010, 0x206F),
+    (0x2E80, 0x3029),
+    (0x3030, 0x3098),
+    (0x309B, 0x9FFF),
+    (0xAC00, 0xD7A3),
+    (0xF900, 0xFAFF),
+    (0xFE10, 0xFE1F),
+    (0xFE30, 0xFE4F),
+    (0xFF01, 0xFF9D),
+    (0xFFE0, 0xFFEE),
+]
+
+
+@given(
+    st.lists(
+        st.one_of(*(st.integers(lo, hi) for lo, hi in _SIMPLE_RANGES)).map(chr), max_size=60
+    ).map("".join)
+)
+@settings(max_examples=300, deadline=None)
+def test_fast_cluster_path_agrees_with_unicode_segmentation(text: str) -> None:
+    """In text the fast path accepts, every code point is its own grapheme cluster (\\X)."""
+    from bot.compose.excerpt import _ONE_CODE_POINT_CLUSTERS
+
+    assert _ONE_CODE_POINT_CLUSTERS.fullmatch(text)
+    assert [len(c) for c in regex.findall(r"\X", text)] == [1] * len(text)
+
+
+def test_fast_cluster_path_refuses_what_combines() -> None:
+    """Combining marks, joiners, emoji modifiers and flags take the full \\X path."""
+    from bot.compose.excerpt import _ONE_CODE_POINT_CLUSTERS
+
+    for text in ["e\u0301", "👨\u200d👩", "👍🏽", "🇹🇼", "か\u3099", "\r\n", "ｶﾞ"]:
+        assert not _ONE_CODE_POINT_CLUSTERS.fullmatch(text), repr(text)
