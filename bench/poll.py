@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Report, ServerProcess, ServerSpec, measured, repo_root, run_in_process
+from bot.sources.fetch import DEFAULT_CONCURRENCY
 
 DELAY = 0.1
 SIZES = (100, 1_000, 5_000)
@@ -42,7 +43,7 @@ def run(*, smoke: bool = False) -> Report:
         per_cold = base["cold"]["wall"] / sample
         per_warm = base["warm"]["wall"] / sample
         for n in sizes:
-            ours = run_in_process(poll_sources, urls[:n], 50)
+            ours = run_in_process(poll_sources, urls[:n], DEFAULT_CONCURRENCY)
             report.details[f"sources_{n}"] = ours
             for phase, per in (("cold", per_cold), ("warm", per_warm)):
                 got = ours[phase]
@@ -128,14 +129,16 @@ def _concurrency_probe(report: Report, urls: list[str]) -> None:
     n = len(urls)
     wide = run_in_process(poll_sources, urls, CONCURRENCY_PROBE)
     report.details[f"sources_{n}_concurrency_{CONCURRENCY_PROBE}"] = wide
-    narrow = report.details.get(f"sources_{n}") or run_in_process(poll_sources, urls, 50)
+    narrow = report.details.get(f"sources_{n}") or run_in_process(
+        poll_sources, urls, DEFAULT_CONCURRENCY
+    )
     report.add(
         f"sources warm {n} feeds, {CONCURRENCY_PROBE} connections: wall",
         wide["warm"]["wall"],
         "s",
         baseline=narrow["warm"]["wall"],
         ratio=narrow["warm"]["wall"] / wide["warm"]["wall"] if wide["warm"]["wall"] else None,
-        note="baseline here = the default 50 connections (Fetcher(concurrency=50))",
+        note=f"baseline here = the default {DEFAULT_CONCURRENCY} connections",
     )
 
 

@@ -46,6 +46,10 @@ class FetchResult:
     not_modified: bool = False
 
 
+# Connections open at once. With sites answering in ~100 ms, 1,000 feeds poll in ~1 s (bench/).
+DEFAULT_CONCURRENCY = 100
+
+
 class Fetcher:
     """Conditional GETs with a size cap and an overall deadline. ``async with Fetcher() as f``."""
 
@@ -56,7 +60,7 @@ class Fetcher:
         max_bytes: int = 10 * 1024 * 1024,
         timeout: float = 20.0,
         max_redirects: int = 5,
-        concurrency: int = 100,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.user_agent = user_agent
         self.max_bytes = max_bytes
