@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -39,3 +40,33 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if not PG_URL:
         pytest.skip("set NEWSBOT_TEST_DATABASE_URL to run the PostgreSQL tests")
     yield from postgres_schema_url()
+
+
+# Figures a test measures (crash-test tallies, webhook latency) are printed at the end of the
+# run. Under xdist a worker's output never reaches the terminal, so workers append them to a
+# file and the controller prints it in the summary.
+RESULTS = Path(__file__).resolve().parents[1] / "var" / "test-results.txt"
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """Record one line for the end-of-run summary."""
+
+    def write(line: str) -> None:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a", encoding="utf-8") as handle:
+            handle.write(line.rstrip("\n") + "\n")
+
+    return write
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        RESULTS.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RESULTS.exists():
+        terminalreporter.section("measured")
+        for line in RESULTS.read_text(encoding="utf-8").splitlines():
+            terminalreporter.write_line(line)

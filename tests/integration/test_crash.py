@@ -479,7 +479,7 @@ def test_sigkill_and_restart_never_posts_twice_nor_loses_one_sqlite(
     crash_seed: int,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    report: Callable[[str], None],
 ) -> None:
     """One instance on SQLite, SIGKILLed 20 times at random moments and restarted: no
     article is posted twice on any channel, none is lost, each post in flight at a kill is
@@ -504,9 +504,7 @@ def test_sigkill_and_restart_never_posts_twice_nor_loses_one_sqlite(
         f"uncertain={outcome.uncertain} seconds={time.monotonic() - started:.0f} "
         f"seed={crash_seed}"
     )
-    print(line)
-    with capsys.disabled():
-        print(f"\n{line}")
+    report(line)
 
 
 @pytest.fixture
@@ -549,7 +547,7 @@ def test_three_instances_on_postgres_killed_at_random_share_the_work_safely(
     pg_database: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    report: Callable[[str], None],
 ) -> None:
     """Three instances on one PostgreSQL ledger, started together on an empty schema; one
     of them, chosen at random, is SIGKILLed and restarted 20 times; then each in turn is left
@@ -590,6 +588,4 @@ def test_three_instances_on_postgres_killed_at_random_share_the_work_safely(
         f"duplicates=0 lost=0 uncertain={outcome.uncertain} sent_by_instance={per_slot} "
         f"seconds={time.monotonic() - started:.0f} seed={crash_seed}"
     )
-    print(line)
-    with capsys.disabled():
-        print(f"\n{line}")
+    report(line)
