@@ -20,7 +20,7 @@ from bot.compose.length import (
     x_weighted_length,
 )
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "../shared/conformance"
+CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 SECTIONS = ("WeightedTweetsWithDiscountedEmojiCounterTest", "UnicodeDirectionalMarkerCounterTest")
 
 
