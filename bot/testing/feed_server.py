@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime, formatdate, parsedate_to_datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
-from bot.testing.server import LOOPBACK, LocalServer
+from bot.testing.server import LOOPBACK, LocalServer, Served
 
 __all__ = [
     "Fault",
@@ -139,7 +138,7 @@ class FeedItem:
     image: str | None = None
 
 
-class FeedServer:
+class FeedServer(Served):
     """Feeds over real HTTP on the loopback interface; ``with`` (thread) or ``async with``."""
 
     _RECORDED = ("if-none-match", "if-modified-since", "user-agent", "accept")
@@ -209,32 +208,6 @@ class FeedServer:
     def requests_for(self, path: str) -> list[RequestRecord]:
         with self._lock:
             return [r for r in self.requests if r.path == _path(path)]
-
-    # -- running ------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self._server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._server.stop()
-
-    def __enter__(self) -> Self:
-        self._server.start_in_thread()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stop_thread()
 
     # -- answering ----------------------------------------------------------------------------
 

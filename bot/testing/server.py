@@ -111,3 +111,35 @@ class LocalServer:
         finally:
             loop.run_until_complete(self.stop())
             loop.close()
+
+
+class Served:
+    """What every fake shares: it owns a :class:`LocalServer` (``_server``) and runs as
+    ``with fake:`` (in a thread, for a test driving the ``newsbot`` command) or
+    ``async with fake:`` (in the test's own event loop)."""
+
+    _server: LocalServer
+
+    async def __aenter__(self) -> Self:
+        await self._server.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._server.stop()
+
+    def __enter__(self) -> Self:
+        self._server.start_in_thread()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.stop_thread()

@@ -28,13 +28,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from bot.testing.server import LOOPBACK, LocalServer
+from bot.testing.server import LOOPBACK, LocalServer, Served
 from bot.testing.telegram_html import Entity, HtmlParseError, clean_text, parse_html
 
 SEND_METHODS = frozenset({"sendmessage", "sendphoto"})
@@ -156,7 +155,7 @@ def _generated_id(username: str) -> int:
     return -1000000000000 - zlib.crc32(username.lower().encode()) % 9_000_000_000
 
 
-class FakeTelegram:
+class FakeTelegram(Served):
     """A Telegram Bot API on 127.0.0.1. ``chats`` maps ``@username`` (public channel) or a
     numeric id (private channel) to the chat id; ``tg.url`` is the ``api_url`` to configure."""
 
@@ -223,30 +222,6 @@ class FakeTelegram:
 
     async def stop(self) -> None:
         await self._server.stop()
-
-    async def __aenter__(self) -> Self:
-        await self._server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._server.stop()
-
-    def __enter__(self) -> Self:
-        self._server.start_in_thread()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stop_thread()
 
     # -- HTTP --------------------------------------------------------------------------------
 

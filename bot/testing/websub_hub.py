@@ -20,15 +20,14 @@ import threading
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import quoteattr
 
 import aiohttp
 from aiohttp import web
 
-from bot.testing.server import LOOPBACK, LocalServer
+from bot.testing.server import LOOPBACK, LocalServer, Served
 
 __all__ = ["FakeHub", "HubSubscription", "Verification", "with_hub_links"]
 
@@ -68,7 +67,7 @@ class _Topic:
     link_header: bool
 
 
-class FakeHub:
+class FakeHub(Served):
     """A hub at ``{url}/hub``; ``verify="sync"`` verifies before answering (204)."""
 
     def __init__(
@@ -265,32 +264,6 @@ class FakeHub:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    # -- running ------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        await self._server.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._server.stop()
-
-    def __enter__(self) -> Self:
-        self._server.start_in_thread()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stop_thread()
 
 
 async def _discard(verifying: Awaitable[bool]) -> None:
