@@ -396,13 +396,6 @@ class Ledger:
                 update = update.values(consecutive_errors=sources.c.consecutive_errors + 1)
             conn.execute(update)
 
-    def sources(self) -> list[SourceRecord]:
-        with self._tx() as conn:
-            names = conn.execute(sa.select(sources.c.name).order_by(sources.c.name)).scalars().all()
-        return [self.source(name) for name in names]
-
-    # -- ingest ------------------------------------------------------------------------------
-
     def known(self, source: str, keys: Collection[str], urls: Collection[str]) -> set[str]:
         """Which of these keys or canonical URLs the ledger has seen for this source."""
         if not keys and not urls:
@@ -637,14 +630,6 @@ class Ledger:
                 .values(paused_until=until, paused_reason=reason)
             )
 
-    def channel_paused_until(self, channel: str, now: datetime) -> datetime | None:
-        with self._tx() as conn:
-            until = conn.execute(
-                sa.select(channel_pacing.c.paused_until).where(channel_pacing.c.channel == channel)
-            ).scalar()
-        until = _aware(until)
-        return until if until is not None and until > now else None
-
     def skip_queued(self, ids: Collection[int], *, reason: str, now: datetime) -> int:
         """Queued deliveries that can no longer go out in time are skipped, saying why."""
         if not ids:
@@ -797,26 +782,6 @@ class Ledger:
         )
         with self._tx() as conn:
             return [holder for holder in conn.execute(query).scalars() if holder]
-
-    def mark_in_flight_uncertain(self, *, now: datetime, holder: str | None = None) -> int:
-        """Deliveries left in ``sending`` by a process that died become ``uncertain``: the post
-        may or may not have reached the platform, so a person decides (``newsbot retry``)."""
-        query = sa.update(deliveries).where(deliveries.c.state == str(DeliveryState.SENDING))
-        if holder is not None:
-            query = query.where(deliveries.c.claimed_by == holder)
-        with self._tx() as conn:
-            result = conn.execute(
-                query.values(
-                    state=str(DeliveryState.UNCERTAIN),
-                    updated_at=now,
-                    reason="newsbot stopped while this post was being sent: it may or may not "
-                    "have been posted. Check the channel, then `newsbot retry --uncertain` to "
-                    "send it again",
-                )
-            )
-        return int(result.rowcount)
-
-    # -- reading and retrying ------------------------------------------------------------------
 
     def deliveries(
         self,

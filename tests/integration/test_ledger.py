@@ -136,7 +136,8 @@ def test_in_flight_becomes_uncertain_and_retry_requeues(ledger: Ledger) -> None:
     ledger.ingest("nv", [NewArticle(article(1), "")], ["x", "telegram"], now=NOW)
     ledger.claim_due(NOW, holder="host:1", limit=1)
     assert ledger.in_flight_holders() == ["host:1"]
-    assert ledger.mark_in_flight_uncertain(now=NOW, holder="host:1") == 1
+    report = ledger.recover_dead(NOW, timedelta(seconds=30), also=["host:1"])
+    assert (report.holders, report.uncertain) == (("host:1",), 1)
     assert ledger.counts() == {"uncertain": 1, "queued": 1}
     assert ledger.retry(states=["failed"], now=NOW) == 0
     assert ledger.retry(states=["uncertain"], now=NOW) == 1
