@@ -53,6 +53,7 @@ from bot.sources.fetch import Fetcher
 from bot.sources.push import PushReceiver
 
 if TYPE_CHECKING:
+    from bot.listener import Listener
     from bot.sources.websub import WebSubSubscriber
 
 log = logging.getLogger("newsbot.daemon")
@@ -227,6 +228,8 @@ class Daemon:
         self._delivering: asyncio.Task[None] | None = None
         self._polls: dict[str, asyncio.Task[Any]] = {}
         self.subscribers: dict[str, WebSubSubscriber] = {}
+        self.listener: Listener | None = None
+        self._enricher: Enricher | None = None
         self._wake = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -469,29 +472,36 @@ class Daemon:
             return False, f"the ledger does not answer: {exc}"
         return True, "ok"
 
-    def _listener(self, runtime: Runtime) -> contextlib.AbstractAsyncContextManager[object] | None:
+    def _listener(self, runtime: Runtime) -> Listener | None:
         if self.config.health is None:
             return None
         from bot.listener import Listener
-        from bot.sources.webhook import WebhookReceiver
         from bot.sources.websub import WebSubSubscriber
 
+        # The listener finds a receiver by its source's name (names are unique across kinds).
         receivers: dict[str, PushReceiver] = {}
-        enricher = Enricher(runtime.fetcher, timezone=self.config.tz)
+        self._enricher = Enricher(runtime.fetcher, timezone=self.config.tz)
         for name, settings in self.config.sources.items():
             if isinstance(settings, WebhookSourceConfig):
-                receivers[name] = WebhookReceiver(
-                    settings, self._accept, timezone=self.config.tz, enrich=enricher.fill
-                )
+                receivers[name] = self._webhook_receiver(settings)
             elif isinstance(settings, FeedSourceConfig) and settings.websub:
                 assert self.config.public_url is not None
                 subscriber = WebSubSubscriber(
                     settings, self._accept, public_url=self.config.public_url
                 )
                 self.subscribers[name] = subscriber
-                receivers[f"websub:{name}"] = subscriber
-        return Listener(
+                receivers[name] = subscriber
+        self.listener = Listener(
             self.config.health, health=self.health, metrics=self.metrics, receivers=receivers
+        )
+        return self.listener
+
+    def _webhook_receiver(self, settings: WebhookSourceConfig) -> PushReceiver:
+        from bot.sources.webhook import WebhookReceiver
+
+        assert self._enricher is not None
+        return WebhookReceiver(
+            settings, self._accept, timezone=self.config.tz, enrich=self._enricher.fill
         )
 
     async def _accept(self, name: str, articles: Sequence[Article]) -> str:
@@ -587,6 +597,14 @@ class Daemon:
                 with contextlib.suppress(JobLookupError):
                     self.scheduler.remove_job(f"poll:{name}")
         pipeline.reconfigure(new, renderer=renderer, sources=sources, channels=runtime.channels)
+        if self.listener is not None:
+            # A webhook added, removed or given a new secret takes effect with the reload.
+            for name, source in old.sources.items():
+                if isinstance(source, WebhookSourceConfig) and name not in new.sources:
+                    self.listener.unregister(name)
+            for name, source in new.sources.items():
+                if isinstance(source, WebhookSourceConfig) and old.sources.get(name) != source:
+                    self.listener.register(self._webhook_receiver(source))
         self.config = runtime.config = new
         for name, settings in new.sources.items():
             if old.sources.get(name) != settings:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
 
 
 class LocalServer:
@@ -76,6 +78,13 @@ class LocalServer:
         if self._error is not None:
             raise RuntimeError("the fake server failed to start") from self._error
         return self.url
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coroutine`` on the server's own loop (threaded mode) and wait for it: how a
+        test thread makes a threaded fake act, e.g. a hub pushing to its subscribers."""
+        if self._loop is None:
+            raise RuntimeError("run() is for a fake started with `with`, in its own thread")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def stop_thread(self) -> None:
         if self._loop is not None and self._thread is not None:

@@ -158,6 +158,10 @@ class FakeHub(Served):
         Returns the status each callback answered."""
         return await self._push(topic, body, content_type, forge=False)
 
+    def publish_from_thread(self, topic: str, body: bytes | str) -> list[int]:
+        """:meth:`publish` for a test thread, when the hub runs in its own (``with FakeHub()``)."""
+        return self._server.run(self.publish(topic, body))
+
     async def publish_badly(
         self, topic: str, body: bytes | str, *, content_type: str = RSS_TYPE
     ) -> list[int]:

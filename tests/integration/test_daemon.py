@@ -361,3 +361,26 @@ def test_webhook_push_is_posted_within_a_second(
     time.sleep(1)
     assert len(world.tg.messages) == 1 and len(world.x.posts) == 1
     assert world.daemon.terminate() == 0
+
+
+def test_websub_subscription_is_verified_and_a_push_is_posted(world: World) -> None:
+    """The running daemon subscribes at the hub its feed names; the hub's verification reaches
+    /websub/<source>, and a signed push is posted at once, without waiting for a poll."""
+    from bot.testing.websub_hub import FakeHub
+
+    with FakeHub() as hub:
+        topic = hub.serve_topic("/nv.xml", rss([item(0)]), link_header=True)
+        world.configure(min_gap="0s")
+        config = world.folder / "newsbot.yaml"
+        text = config.read_text(encoding="utf-8").replace(world.feed_url, topic)
+        text = text.replace("    max_age: off\n", "    max_age: off\n    websub: true\n", 1)
+        config.write_text(f"public_url: http://127.0.0.1:{world.port}\n{text}", "utf-8")
+        world.daemon.start()
+        wait_for(lambda: "newsbot running" in world.daemon.text(), 20, "the daemon to start")
+        wait_for(lambda: len(hub.subscribers(topic)) == 1, 20, "a verified subscription")
+        time.sleep(1)  # the first poll (first sight) has recorded what the feed held
+        statuses = hub.publish_from_thread(topic, rss([item(1), item(0)]))
+        assert statuses == [202] or all(200 <= s < 300 for s in statuses)
+        wait_for(lambda: len(world.tg.messages) >= 1 and len(world.x.posts) >= 1, 10, "the push")
+        assert "第1則" in world.tg.messages[0].plain
+        assert world.daemon.terminate() == 0
