@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -434,6 +435,8 @@ class Config(_Strict):
     public_url: str | None = None
     retention: OptionalDuration = None
     stop_timeout: Duration = timedelta(seconds=30)
+    # Environment values put into a URL (a private feed's key): secret, though no key says so.
+    _secrets_in_urls: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("timezone")
     @classmethod
@@ -499,6 +502,7 @@ class Config(_Strict):
                 found.append(source.secret.get_secret_value())
         if self.alerts is not None:
             found.extend(self.alerts.secrets())
+        found.extend(self._secrets_in_urls)
         return [secret for secret in found if secret]
 
 
@@ -563,9 +567,11 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     _resolve_paths(raw, base)
     raw["path"] = path.resolve()
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         raise lines.explain(exc) from None
+    config._secrets_in_urls = tuple(sorted(lines.in_urls))
+    return config
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
@@ -607,6 +613,7 @@ class _LineIndex:
         # Values that came from the environment may be secrets put in the wrong key: an error
         # message about that key must not repeat them.
         self.from_environment: set[str] = set()
+        self.in_urls: set[str] = set()
 
     def build(self, node: yaml.Node, at: tuple[str | int, ...], environ: Mapping[str, str]) -> Any:
         self.lines.setdefault(at, node.start_mark.line + 1)
@@ -639,6 +646,9 @@ class _LineIndex:
             if name in environ:
                 if len(environ[name]) >= 4:
                     self.from_environment.add(environ[name])
+                    if str(at[-1]).endswith("url"):
+                        # A key in a feed's or a site's URL: quoted by every fetch error.
+                        self.in_urls.add(environ[name])
                 return environ[name]
             if default is not None:
                 return default

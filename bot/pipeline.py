@@ -25,6 +25,7 @@ from bot.errors import PermanentError, SourceError, TemplateError, TransientErro
 from bot.filters import ArticleFilter
 from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace
 from bot.links import with_tracking
+from bot.logs import Redactor
 from bot.model import Article, Post, Receipt
 from bot.sources.base import Source
 
@@ -131,6 +132,8 @@ class Pipeline:
         # A channel that answered "slow down" is left alone until then; the others go on.
         self.paused_until: dict[str, datetime] = {}
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
+        # Source errors quote URLs, which may carry a key; the ledger keeps them masked.
+        self.redactor = Redactor(config.secrets())
 
     def reconfigure(
         self,
@@ -146,6 +149,7 @@ class Pipeline:
         self.sources = sources
         self.channels = channels
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
+        self.redactor.update(config.secrets())
 
     # -- poll and ingest ---------------------------------------------------------------------
 
@@ -159,7 +163,8 @@ class Pipeline:
             result = await source.poll(record.state)
         except SourceError as exc:
             now = self.clock()
-            await asyncio.to_thread(self.ledger.record_poll, name, now=now, error=str(exc))
+            error = self.redactor.redact(str(exc))
+            await asyncio.to_thread(self.ledger.record_poll, name, now=now, error=error)
             log.warning("source %s: %s", name, exc, extra={"source": name})
             if self.observer is not None:
                 self.observer.polled(name, ok=False)

@@ -246,3 +246,21 @@ def test_once_for_drains_what_the_pace_holds_back(
     assert first.out.count("── x") == 1 and first.out.count("── telegram") == 3
     rest = newsbot("once", "--for", "10s")
     assert rest.code == 0 and rest.out.count("── x") == 2
+
+
+def test_a_key_in_a_feed_url_reaches_neither_log_nor_ledger(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """A private feed's key from the environment is masked in the error logged and in the
+    source's last error kept by the ledger, though the fetch error quotes the URL."""
+    import sqlite3
+
+    feed.set_fault("/private.xml", "404")
+    url = feed.url_for("/private.xml") + "?key=${FEED_KEY}"
+    newsbot = setup(tmp_path, templates, clean_env, url)
+    newsbot.env["FEED_KEY"] = "feed-key-s3cret-value"
+    result = newsbot("once")
+    assert "HTTP 404" in result.err and "feed-key-s3cret-value" not in result.err
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        (error,) = db.execute("SELECT last_error FROM sources").fetchone()
+    assert "HTTP 404" in error and "feed-key-s3cret-value" not in error
