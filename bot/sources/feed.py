@@ -42,6 +42,7 @@ from bot.links import canonical_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.fetch import Fetcher
+from bot.sources.gate import fast_path_allowed
 
 __all__ = ["FeedSource", "parse_feed"]
 
@@ -97,21 +98,19 @@ class FeedSource(Source):
 
 
 def parse_feed(
-    body: bytes, *, base_url: str, now: datetime, content_type: str | None = None
+    body: bytes,
+    *,
+    base_url: str,
+    now: datetime,
+    content_type: str | None = None,
+    fast_path: bool = True,
 ) -> tuple[list[Article], list[str]]:
     """Articles in feed order, plus warnings; :class:`SourceError` when nothing is readable.
 
     ``base_url`` is the URL the feed was fetched from (after redirects): relative links resolve
     against it. ``now`` is the published time of entries that carry no date.
     """
-    _reject_non_feed(body, content_type)
-    if _looks_like_json(body, content_type):
-        raws, warnings = _read_json_feed(body)
-    else:
-        body, content_type, warnings = _as_utf8(body, content_type)
-        body = _defuse_entities(body)
-        raws, more = _read_xml_feed(body, content_type=content_type)
-        warnings += more
+    raws, warnings = _read_entries(body, content_type=content_type, fast_path=fast_path)
     articles: list[Article] = []
     first_entry: dict[str, int] = {}
     for index, raw in enumerate(raws, start=1):
@@ -137,6 +136,19 @@ def parse_feed(
             )
         articles.append(article)
     return articles, warnings
+
+
+def _read_entries(
+    body: bytes, *, content_type: str | None, fast_path: bool = True
+) -> tuple[list[_RawEntry], list[str]]:
+    """What the document's entries say, before normalisation, plus warnings."""
+    _reject_non_feed(body, content_type)
+    if _looks_like_json(body, content_type):
+        return _read_json_feed(body)
+    body, content_type, warnings = _as_utf8(body, content_type)
+    body = _defuse_entities(body)
+    raws, more = _read_xml_feed(body, content_type=content_type, fast_path=fast_path)
+    return raws, warnings + more
 
 
 # A feed's clock may run a little ahead of ours; beyond this a future date is worth a warning.
@@ -190,13 +202,21 @@ class _RawEntry:
     categories: tuple[str, ...] = ()
     image: str = ""
     html_for_image: str = ""
+    # Whether the title is HTML (markup reduced to its text) or plain text (kept as written:
+    # an Atom type="text" title may really say "<b>").
+    title_is_html: bool = True
+    # Whether an absolute http(s) id may stand for a missing link (not an RSS guid that says
+    # isPermaLink="false"; feedparser has already put a permalink guid into the link).
+    id_is_link: bool = True
 
 
 def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | str:
     """The entry as an Article, or why it cannot be one (for the warning)."""
     given = clean_text(raw.link).strip()
-    link = _absolute(given, base_url) if given else ""
     key = clean_text(raw.id).strip()
+    if not given and raw.id_is_link and _is_web(key):
+        given = key  # a guid that is a URL is the article's permalink
+    link = _absolute(given, base_url) if given else ""
     # A guid that merely repeats the link is a permalink: keyed canonically, a feed that rotates
     # its utm_* parameters (or moves to https) cannot make the same article look new.
     if key and given and key == given:
@@ -205,8 +225,6 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
     # file: links (relative ones resolve to file:), which is for trying newsbot out locally.
     if link and not (_is_web(link) or (link.startswith("file:") and base_url.startswith("file:"))):
         return f"links to {_clip(link)}, not to a web page"
-    if not link and _is_web(key):
-        link = canonical_url(key)  # a guid that is a URL is the article's permalink
     if not link:
         return "has no link to post" if key else "has neither a link nor an id"
     if not key:
@@ -226,7 +244,7 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
     return Article(
         key=key,
         url=link,
-        title=_plain_title(raw.title) or _title_from(summary_html),
+        title=_plain_title(raw.title, is_html=raw.title_is_html) or _title_from(summary_html),
         summary_html=summary_html,
         published=published.astimezone(UTC).replace(microsecond=0),
         author=_author_name(raw.author),
@@ -236,7 +254,8 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
 
 
 def _is_web(url: str) -> bool:
-    return url.startswith(("http://", "https://")) and len(url) > len("https://")
+    # The scheme is case-insensitive (`HTTP://`); canonical_url writes it in lower case.
+    return url[:8].lower().startswith(("http://", "https://")) and len(url) > len("https://")
 
 
 def _clip(text: str, size: int = 80) -> str:
@@ -254,15 +273,16 @@ def _title_from(summary_html: str) -> str:
 def _absolute(url: str, base_url: str) -> str:
     # urljoin is most of canonical_url's cost and nearly every feed link is already absolute.
     if url.startswith(("http://", "https://")):
-        return canonical_url(url)
+        return canonical_url(url)  # also the case for _is_web's upper-case schemes
     return canonical_url(url, base_url)
 
 
-def _plain_title(title: str) -> str:
-    # Feeds double-escape (`&amp;amp;`) or put markup in titles; both parsers hand these back
-    # unchanged, so decoding here makes a title text whichever parser read it.
-    text = html.unescape(_TAG.sub("", title))
-    return one_line(text, _MAX_TITLE)
+def _plain_title(title: str, *, is_html: bool = True) -> str:
+    """A title as one line of text: HTML (what feedparser found to be HTML) reduced to its text,
+    script, style, comments and doctype gone with their content; plain text kept as written."""
+    if is_html and ("<" in title or "&" in title):
+        title = html_to_text(title)
+    return one_line(title, _MAX_TITLE)
 
 
 def _author_name(author: str) -> str | None:
@@ -480,39 +500,46 @@ def _defuse_entities(body: bytes) -> bytes:
     return _ENTITY_REF.sub(lambda m: replacements.get(m.group(1), m.group()), body)
 
 
-def _read_xml_feed(body: bytes, *, content_type: str | None) -> tuple[list[_RawEntry], list[str]]:
-    if _fast_path_allowed(body, content_type):
-        try:
-            parsed = fastfeedparser.parse(body)
-        except Exception:  # any failure of the fast path is feedparser's to judge
-            parsed = None
-        if parsed is not None and parsed.get("entries"):
-            return [_from_fast(entry) for entry in parsed["entries"]], []
+def _read_xml_feed(
+    body: bytes, *, content_type: str | None, fast_path: bool = True
+) -> tuple[list[_RawEntry], list[str]]:
+    if fast_path:
+        html_titles = _fast_path_allowed(body, content_type)
+        if html_titles:
+            try:
+                parsed = fastfeedparser.parse(body)
+            except Exception:  # any failure of the fast path is feedparser's to judge
+                parsed = None
+            entries = parsed.get("entries") if parsed is not None else None
+            # An entry the fast parser dropped or invented: feedparser reads the feed instead.
+            if entries and len(entries) == len(html_titles):
+                return [
+                    _from_fast(entry, html_title=html)
+                    for entry, html in zip(entries, html_titles, strict=True)
+                ], []
     return _read_with_feedparser(body, content_type=content_type)
 
 
-def _fast_path_allowed(body: bytes, content_type: str | None) -> bool:
-    if b"xml:base" in body:
-        return False
+def _fast_path_allowed(body: bytes, content_type: str | None) -> list[bool | None] | None:
+    """Per entry, whether its title is HTML (None: not said), when fastfeedparser reads ``body`` as
+    feedparser would; else None.
+
+    fastfeedparser assumes UTF-8, so the document must not say otherwise; the rest is
+    :func:`~bot.sources.gate.fast_path_allowed`'s to judge."""
     if content_type:
         charset = _CHARSET.search(content_type)
         if charset and charset.group(1).lower() not in _UTF8_NAMES:
-            return False
+            return None
     declared = _XML_DECL_ENCODING.match(body.removeprefix(b"\xef\xbb\xbf")[:200])
     if declared and declared.group(1).decode("ascii").lower() not in _UTF8_NAMES:
-        return False
-    # fastfeedparser silently repairs broken XML; expat tells us it is broken so that feedparser
-    # reads it and the source's owner hears about it.
-    try:
-        expat.ParserCreate().Parse(body, True)
-    except expat.ExpatError:
-        return False
-    return True
+        return None
+    return fast_path_allowed(body)
 
 
-def _from_fast(entry: Mapping[str, Any]) -> _RawEntry:
+def _from_fast(entry: Mapping[str, Any], *, html_title: bool | None) -> _RawEntry:
     link = _str(entry.get("link"))
     entry_id = _str(entry.get("id"))
+    title = _str(entry.get("title"))
     content = entry.get("content") or []
     summary = _str(content[0].get("value")) if content else ""
     summary = summary or _str(entry.get("description"))
@@ -528,14 +555,21 @@ def _from_fast(entry: Mapping[str, Any]) -> _RawEntry:
     return _RawEntry(
         id=entry_id,
         link=link,
-        title=_str(entry.get("title")),
+        title=title,
         summary_html=summary,
         published=_iso_datetime(_str(entry.get("published")) or _str(entry.get("updated"))),
         author=_str(entry.get("author")),
         categories=tuple(_str(tag.get("term")) for tag in entry.get("tags") or []),
         image=image,
         html_for_image=summary,
+        # Atom says which (the gate found out); RSS leaves it to the reader, and feedparser's
+        # own guess is the one to make.
+        title_is_html=_looks_like_html(title) if html_title is None else html_title,
     )
+
+
+def _looks_like_html(text: str) -> bool:
+    return bool(feedparser.mixin._FeedParserMixin.looks_like_html(text))
 
 
 def _read_with_feedparser(
@@ -565,6 +599,11 @@ def _read_with_feedparser(
     return [_from_feedparser(entry) for entry in entries], warnings
 
 
+# What feedparser calls markup; any other type (text/plain, a base64 application/* it decoded) is
+# text as written.
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
 def _describe(problem: object) -> str:
     text = str(problem or "").strip()
     return text.removeprefix("<unknown>:") or "unreadable"
@@ -573,7 +612,10 @@ def _describe(problem: object) -> str:
 def _from_feedparser(entry: Mapping[str, Any]) -> _RawEntry:
     content = entry.get("content") or []
     summary = _str(content[0].get("value")) if content else ""
+    detail = content[0] if summary else entry.get("summary_detail") or {}
     summary = summary or _str(entry.get("summary"))
+    if _str(detail.get("type") or "text/html") not in _HTML_TYPES:
+        summary = html.escape(summary, quote=False)  # text that says "a < b" is not markup
     image = ""
     for enclosure in entry.get("enclosures") or []:
         if _str(enclosure.get("type")).startswith("image/") and enclosure.get("href"):
@@ -584,7 +626,9 @@ def _from_feedparser(entry: Mapping[str, Any]) -> _RawEntry:
     if not image:
         thumbnails = entry.get("media_thumbnail") or []
         image = _str(thumbnails[0].get("url")) if thumbnails else ""
-    parsed_time = entry.get("published_parsed") or entry.get("updated_parsed")
+    parsed_time = (
+        entry.get("published_parsed") or entry.get("updated_parsed") or entry.get("created_parsed")
+    )
     published = datetime.fromtimestamp(calendar.timegm(parsed_time), UTC) if parsed_time else None
     author = _str((entry.get("author_detail") or {}).get("name")) or _str(entry.get("author"))
     return _RawEntry(
@@ -597,6 +641,10 @@ def _from_feedparser(entry: Mapping[str, Any]) -> _RawEntry:
         categories=tuple(_str(tag.get("term")) for tag in entry.get("tags") or []),
         image=image,
         html_for_image=summary,
+        title_is_html=_str((entry.get("title_detail") or {}).get("type")) in _HTML_TYPES,
+        # An RDF item's rdf:about or an Atom id without a link (guidislink is set);
+        # a guid that says isPermaLink="false" is not one (guidislink is false).
+        id_is_link=bool(entry.get("guidislink", True)),
     )
 
 
