@@ -21,7 +21,7 @@ from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
 
 if TYPE_CHECKING:
-    from bot.ledger import Ledger
+    from bot.ledger import Ledger, SourceRecord
 
 log = logging.getLogger("newsbot")
 
@@ -298,12 +298,22 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
         )
         counts = ledger.counts()
         spend = _x_spend(config, ledger)
+        problems = [
+            record
+            for record in ledger.source_problems()
+            if not args.source or record.name == args.source
+        ]
     finally:
         ledger.close()
     if args.json:
         print(
             json.dumps(
-                {"counts": counts, "x_month": spend, "deliveries": [d.as_dict() for d in rows]},
+                {
+                    "counts": counts,
+                    "x_month": spend,
+                    "sources": [_problem(record) for record in problems],
+                    "deliveries": [d.as_dict() for d in rows],
+                },
                 ensure_ascii=False,
                 indent=2,
             )
@@ -317,9 +327,23 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
                 f"x channel {name}: {month['posts']} posts this month, "
                 f"{month['spend']:.2f}{of} {month['currency']}"
             )
+        for record in problems:
+            problem = _problem(record)
+            print(f"source {record.name}: {problem['state']}: {problem['problem']}")
         if rows:
             print(status_table(rows, config.tz))
     return EXIT_OK
+
+
+def _problem(record: SourceRecord) -> dict[str, object]:
+    """A source's last problem, for `status`: a failing poll, or entries a good poll skipped."""
+    failing = record.consecutive_errors > 0
+    return {
+        "source": record.name,
+        "state": f"failing ({record.consecutive_errors}x)" if failing else "entries skipped",
+        "problem": record.last_error,
+        "at": record.last_polled_at.isoformat() if record.last_polled_at else None,
+    }
 
 
 async def _retry(config: Config, args: argparse.Namespace) -> int:

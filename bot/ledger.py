@@ -376,11 +376,15 @@ class Ledger:
         now: datetime,
         state: SourceState | None = None,
         error: str | None = None,
+        note: str | None = None,
     ) -> None:
-        """A successful poll (with the new validators) or a failed one (with its reason)."""
+        """A successful poll (with the new validators) or a failed one (with its reason).
+
+        ``last_error`` holds the last poll's problem: the reason it failed, or for a poll that
+        succeeded, ``note``: the entries it had to skip and why (``status`` shows both)."""
         values: dict[str, Any] = {"last_polled_at": now}
         if error is None:
-            values |= {"last_ok_at": now, "last_error": None, "consecutive_errors": 0}
+            values |= {"last_ok_at": now, "last_error": note, "consecutive_errors": 0}
             if state is not None:
                 values |= {"etag": state.etag, "last_modified": state.last_modified}
         else:
@@ -395,6 +399,16 @@ class Ledger:
             if error is not None:
                 update = update.values(consecutive_errors=sources.c.consecutive_errors + 1)
             conn.execute(update)
+
+    def source_problems(self) -> list[SourceRecord]:
+        """The sources whose last poll failed or skipped entries, by name."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(sources.c.name)
+                .where(sources.c.last_error.is_not(None))
+                .order_by(sources.c.name)
+            ).all()
+        return [self.source(row.name) for row in rows]
 
     def known(self, source: str, keys: Collection[str], urls: Collection[str]) -> set[str]:
         """Which of these keys or canonical URLs the ledger has seen for this source."""

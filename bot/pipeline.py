@@ -179,6 +179,10 @@ class Pipeline:
             self.observer.polled(name, ok=True, not_modified=result.not_modified)
         for warning in result.warnings:
             log.info("source %s: %s", name, warning, extra={"source": name})
+        for rejection in result.rejected:
+            log.warning("source %s: %s", name, rejection, extra={"source": name})
+        # The entries skipped are the source's news for its owner: `status` shows them.
+        note = self.redactor.redact(_rejections(result.rejected)) if result.rejected else None
         if result.not_modified:
             # An unchanged feed that was fine last time changes nothing worth a write: on a
             # warm cycle of a thousand feeds these writes were most of the CPU.
@@ -192,7 +196,9 @@ class Pipeline:
         report = await asyncio.to_thread(
             self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
         )
-        await asyncio.to_thread(self.ledger.record_poll, name, now=now, state=result.state)
+        await asyncio.to_thread(
+            self.ledger.record_poll, name, now=now, state=result.state, note=note
+        )
         return PollReport(name, ok=True, seen=len(result.articles), ingest=report)
 
     def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
@@ -616,6 +622,13 @@ class Pipeline:
 
 
 MAX_TITLE = 500
+_MAX_REJECTIONS_SHOWN = 5
+
+
+def _rejections(rejected: Sequence[str]) -> str:
+    shown = "; ".join(rejected[:_MAX_REJECTIONS_SHOWN])
+    more = len(rejected) - _MAX_REJECTIONS_SHOWN
+    return f"{shown}; and {more} more" if more > 0 else shown
 
 
 def _tidy(article: Article) -> Article:

@@ -26,12 +26,15 @@ class SourceState:
 
 @dataclass(frozen=True, slots=True)
 class PollResult:
-    """What one poll produced. ``not_modified`` is true when the server answered 304."""
+    """What one poll produced. ``not_modified`` is true when the server answered 304.
+    ``rejected`` says why each entry that could not be posted was skipped (no usable link, a
+    malformed URL...): the source's owner must hear of it, the other entries are posted."""
 
     articles: tuple[Article, ...] = ()
     state: SourceState = field(default_factory=SourceState)
     not_modified: bool = False
     warnings: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
 
 
 class Source(abc.ABC):

@@ -44,7 +44,7 @@ from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.fetch import Fetcher
 from bot.sources.gate import fast_path_allowed
 
-__all__ = ["FeedSource", "parse_feed"]
+__all__ = ["FeedReading", "FeedSource", "parse_feed", "read_feed"]
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 _XML_DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -86,12 +86,17 @@ class FeedSource(Source):
         )
         if result.not_modified:
             return PollResult(state=state, not_modified=True)
-        articles, warnings = parse_feed(
+        reading = read_feed(
             result.body, base_url=result.url, now=self._now(), content_type=result.content_type
         )
         # A server that drops its validators must not leave us sending stale ones forever.
         new_state = SourceState(etag=result.etag, last_modified=result.last_modified)
-        return PollResult(articles=tuple(articles), state=new_state, warnings=tuple(warnings))
+        return PollResult(
+            articles=tuple(reading.articles),
+            state=new_state,
+            warnings=tuple(reading.warnings),
+            rejected=tuple(reading.rejected),
+        )
 
 
 # ----------------------------------------------------------------------------------- entry point
@@ -108,16 +113,55 @@ def parse_feed(
     """Articles in feed order, plus warnings; :class:`SourceError` when nothing is readable.
 
     ``base_url`` is the URL the feed was fetched from (after redirects): relative links resolve
-    against it. ``now`` is the published time of entries that carry no date.
+    against it. ``now`` is the published time of entries that carry no date. ``fast_path``
+    false reads with feedparser alone (the differential tests compare the two).
     """
+    reading = read_feed(
+        body, base_url=base_url, now=now, content_type=content_type, fast_path=fast_path
+    )
+    return reading.articles, reading.warnings + reading.rejected
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReading:
+    """One reading of a feed: its articles, warnings, and why the entries skipped were."""
+
+    articles: list[Article]
+    warnings: list[str]
+    rejected: list[str]
+
+
+def read_feed(
+    body: bytes,
+    *,
+    base_url: str,
+    now: datetime,
+    content_type: str | None = None,
+    fast_path: bool = True,
+) -> FeedReading:
+    """:func:`parse_feed`, with the entries that could not be posted kept apart (``rejected``):
+    one broken entry is skipped with its reason, and never costs the others."""
     raws, warnings = _read_entries(body, content_type=content_type, fast_path=fast_path)
     articles: list[Article] = []
+    rejected: list[str] = []
     first_entry: dict[str, int] = {}
     for index, raw in enumerate(raws, start=1):
-        article = _to_article(raw, base_url=base_url, now=now)
-        label = _shown(article.title if isinstance(article, Article) else _plain_title(raw.title))
+        if isinstance(raw, str):
+            rejected.append(f"entry {index} cannot be read ({raw}); skipped")
+            continue
+        try:
+            article = _to_article(raw, base_url=base_url, now=now)
+            label = _shown(
+                article.title
+                if isinstance(article, Article)
+                else _plain_title(raw.title, is_html=raw.title_is_html)
+            )
+        except Exception as exc:  # one entry's surprise (a URL urllib refuses...) is its own
+            label = _shown(raw.title[:40])
+            rejected.append(f"entry {index} ({label}) cannot be read ({_failure(exc)}); skipped")
+            continue
         if isinstance(article, str):
-            warnings.append(f"entry {index} ({label}) {article}; skipped")
+            rejected.append(f"entry {index} ({label}) {article}; skipped")
             continue
         # The same page listed twice (two categories, a utm_* or http/https variant): once.
         same = first_entry.setdefault(_identity(article.url), index)
@@ -135,13 +179,18 @@ def parse_feed(
                 "taken as published when first seen"
             )
         articles.append(article)
-    return articles, warnings
+    return FeedReading(articles, warnings, rejected)
+
+
+def _failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {_clip(str(exc), 120)[1:-1]}"
 
 
 def _read_entries(
     body: bytes, *, content_type: str | None, fast_path: bool = True
-) -> tuple[list[_RawEntry], list[str]]:
-    """What the document's entries say, before normalisation, plus warnings."""
+) -> tuple[list[_RawEntry | str], list[str]]:
+    """What the document's entries say, before normalisation (or why one cannot be read),
+    plus warnings."""
     _reject_non_feed(body, content_type)
     if _looks_like_json(body, content_type):
         return _read_json_feed(body)
@@ -502,7 +551,7 @@ def _defuse_entities(body: bytes) -> bytes:
 
 def _read_xml_feed(
     body: bytes, *, content_type: str | None, fast_path: bool = True
-) -> tuple[list[_RawEntry], list[str]]:
+) -> tuple[list[_RawEntry | str], list[str]]:
     if fast_path:
         html_titles = _fast_path_allowed(body, content_type)
         if html_titles:
@@ -514,7 +563,7 @@ def _read_xml_feed(
             # An entry the fast parser dropped or invented: feedparser reads the feed instead.
             if entries and len(entries) == len(html_titles):
                 return [
-                    _from_fast(entry, html_title=html)
+                    _guarded(_from_fast, entry, html_title=html)
                     for entry, html in zip(entries, html_titles, strict=True)
                 ], []
     return _read_with_feedparser(body, content_type=content_type)
@@ -574,7 +623,7 @@ def _looks_like_html(text: str) -> bool:
 
 def _read_with_feedparser(
     body: bytes, *, content_type: str | None
-) -> tuple[list[_RawEntry], list[str]]:
+) -> tuple[list[_RawEntry | str], list[str]]:
     # No content-location: feedparser would resolve Atom ids against it, so a key would change
     # when a feed moves. Links are made absolute against base_url in _to_article instead.
     headers = {
@@ -596,7 +645,17 @@ def _read_with_feedparser(
         warnings.append(f"the feed is malformed ({_describe(problem)}); read it leniently")
     elif not parsed.get("version") and not entries:
         raise SourceError("not a feed: no RSS, Atom or JSON Feed document found")
-    return [_from_feedparser(entry) for entry in entries], warnings
+    return [_guarded(_from_feedparser, entry) for entry in entries], warnings
+
+
+def _guarded(
+    read: Callable[..., _RawEntry], entry: Mapping[str, Any], **extra: Any
+) -> _RawEntry | str:
+    """One entry read, or why it could not be (a value no parser should have produced)."""
+    try:
+        return read(entry, **extra)
+    except Exception as exc:  # one entry's surprise is its own, never the feed's
+        return _failure(exc)
 
 
 # What feedparser calls markup; any other type (text/plain, a base64 application/* it decoded) is
@@ -683,7 +742,7 @@ def _iso_datetime(value: str) -> datetime | None:
 # ------------------------------------------------------------------------------------ JSON Feed
 
 
-def _read_json_feed(body: bytes) -> tuple[list[_RawEntry], list[str]]:
+def _read_json_feed(body: bytes) -> tuple[list[_RawEntry | str], list[str]]:
     try:
         document = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -695,12 +754,12 @@ def _read_json_feed(body: bytes) -> tuple[list[_RawEntry], list[str]]:
     if not isinstance(items, list):
         raise SourceError("not a feed: the JSON Feed has no items list")
     warnings: list[str] = []
-    raws: list[_RawEntry] = []
+    raws: list[_RawEntry | str] = []
     for index, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             warnings.append(f"entry {index} is not a JSON object; skipped")
             continue
-        raws.append(_from_json_item(item))
+        raws.append(_guarded(_from_json_item, item))
     return raws, warnings
 
 

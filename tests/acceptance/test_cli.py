@@ -264,3 +264,28 @@ def test_a_key_in_a_feed_url_reaches_neither_log_nor_ledger(
     with sqlite3.connect(tmp_path / "ledger.db") as db:
         (error,) = db.execute("SELECT last_error FROM sources").fetchone()
     assert "HTTP 404" in error and "feed-key-s3cret-value" not in error
+
+
+def test_one_broken_item_costs_only_itself_and_status_says_why(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """An item whose link is a malformed URL is skipped with its reason in `status`; the
+    other items of the feed are posted."""
+    broken = FeedItem(
+        guid="nv-broken",
+        title="壞掉的連結",
+        link="http://example.c[o.test/",
+        summary_html="<p>這一則的連結是壞的。</p>",
+        published=datetime(2025, 9, 15, 9, 0, tzinfo=UTC),
+    )
+    url = feed.publish("/rss.xml", rss([item(1), broken, item(2)]))
+    newsbot = setup(tmp_path, templates, clean_env, url, backlog=5)
+    run = newsbot("once")
+    assert run.code == 0, run.err
+    assert run.out.count("── telegram") == 2 and "（1）" in run.out and "（2）" in run.out
+    shown = newsbot("status")
+    assert "source newsvision: entries skipped: entry 2 (壞掉的連結)" in shown.out
+    assert "ValueError" in shown.out
+    data = json.loads(newsbot("status", "--json").out)
+    assert data["sources"][0]["source"] == "newsvision"
+    assert "壞掉的連結" in data["sources"][0]["problem"]
