@@ -177,10 +177,10 @@ class Pipeline:
         now = self.clock()
         if self.observer is not None:
             self.observer.polled(name, ok=True, not_modified=result.not_modified)
+        loud = {*result.rejected, *result.alarms}
         for warning in result.warnings:
-            log.info("source %s: %s", name, warning, extra={"source": name})
-        for rejection in result.rejected:
-            log.warning("source %s: %s", name, rejection, extra={"source": name})
+            level = logging.WARNING if warning in loud else logging.INFO
+            log.log(level, "source %s: %s", name, warning, extra={"source": name})
         # The entries skipped are the source's news for its owner: `status` shows them.
         note = self.redactor.redact(_rejections(result.rejected)) if result.rejected else None
         if result.not_modified:

@@ -27,14 +27,18 @@ class SourceState:
 @dataclass(frozen=True, slots=True)
 class PollResult:
     """What one poll produced. ``not_modified`` is true when the server answered 304.
-    ``rejected`` says why each entry that could not be posted was skipped (no usable link, a
-    malformed URL...): the source's owner must hear of it, the other entries are posted."""
+
+    ``warnings`` are everything worth saying about the poll. Of them, ``rejected`` says why each
+    entry that could not be posted was skipped (no usable link, a malformed URL...) and
+    ``alarms`` what else the source's owner must hear of (an encoding guessed or repaired):
+    these are logged as warnings, the rest as information."""
 
     articles: tuple[Article, ...] = ()
     state: SourceState = field(default_factory=SourceState)
     not_modified: bool = False
     warnings: tuple[str, ...] = ()
     rejected: tuple[str, ...] = ()
+    alarms: tuple[str, ...] = ()
 
 
 class Source(abc.ABC):

@@ -41,6 +41,7 @@ from bot.errors import SourceError
 from bot.links import canonical_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
+from bot.sources.charset import Decoded, bom_codec, codec, decode, sniff_xml
 from bot.sources.fetch import Fetcher
 from bot.sources.gate import fast_path_allowed
 
@@ -94,8 +95,9 @@ class FeedSource(Source):
         return PollResult(
             articles=tuple(reading.articles),
             state=new_state,
-            warnings=tuple(reading.warnings),
+            warnings=tuple(reading.alarms + reading.warnings + reading.rejected),
             rejected=tuple(reading.rejected),
+            alarms=tuple(reading.alarms),
         )
 
 
@@ -119,16 +121,19 @@ def parse_feed(
     reading = read_feed(
         body, base_url=base_url, now=now, content_type=content_type, fast_path=fast_path
     )
-    return reading.articles, reading.warnings + reading.rejected
+    return reading.articles, reading.alarms + reading.warnings + reading.rejected
 
 
 @dataclass(frozen=True, slots=True)
 class FeedReading:
-    """One reading of a feed: its articles, warnings, and why the entries skipped were."""
+    """One reading of a feed: its articles, warnings, why the entries skipped were, and alarms:
+    what its owner must hear of although every entry was read (an encoding guessed or repaired:
+    the text of some entries may be wrong)."""
 
     articles: list[Article]
     warnings: list[str]
     rejected: list[str]
+    alarms: list[str]
 
 
 def read_feed(
@@ -141,7 +146,7 @@ def read_feed(
 ) -> FeedReading:
     """:func:`parse_feed`, with the entries that could not be posted kept apart (``rejected``):
     one broken entry is skipped with its reason, and never costs the others."""
-    raws, warnings = _read_entries(body, content_type=content_type, fast_path=fast_path)
+    raws, warnings, alarms = _read_entries(body, content_type=content_type, fast_path=fast_path)
     articles: list[Article] = []
     rejected: list[str] = []
     first_entry: dict[str, int] = {}
@@ -179,7 +184,7 @@ def read_feed(
                 "taken as published when first seen"
             )
         articles.append(article)
-    return FeedReading(articles, warnings, rejected)
+    return FeedReading(articles, warnings, rejected, alarms)
 
 
 def _failure(exc: Exception) -> str:
@@ -188,16 +193,17 @@ def _failure(exc: Exception) -> str:
 
 def _read_entries(
     body: bytes, *, content_type: str | None, fast_path: bool = True
-) -> tuple[list[_RawEntry | str], list[str]]:
+) -> tuple[list[_RawEntry | str], list[str], list[str]]:
     """What the document's entries say, before normalisation (or why one cannot be read),
-    plus warnings."""
+    plus warnings and alarms (see :func:`_as_utf8`)."""
     _reject_non_feed(body, content_type)
     if _looks_like_json(body, content_type):
-        return _read_json_feed(body)
-    body, content_type, warnings = _as_utf8(body, content_type)
+        raws, warnings = _read_json_feed(body)
+        return raws, warnings, []
+    body, content_type, warnings, alarms = _as_utf8(body, content_type)
     body = _defuse_entities(body)
     raws, more = _read_xml_feed(body, content_type=content_type, fast_path=fast_path)
-    return raws, warnings + more
+    return raws, warnings + more, alarms
 
 
 # A feed's clock may run a little ahead of ours; beyond this a future date is worth a warning.
@@ -223,7 +229,7 @@ def _reject_non_feed(body: bytes, content_type: str | None) -> None:
     head = body[:2048]
     if not head.strip():
         raise SourceError("not a feed: the response was empty")
-    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if b"\x00" in head and bom_codec(head) is None and sniff_xml(head) is None:
         raise SourceError("not a feed: the server sent binary data")
     if _HTML_START.match(head.removeprefix(b"\xef\xbb\xbf")):
         raise SourceError("not a feed: the server sent an HTML page")
@@ -371,86 +377,81 @@ def _first_img_src(markup: str) -> str:
 
 # ------------------------------------------------------------------------------------------- XML
 
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 # What a Taiwanese site that is not UTF-8 is written in: Big5 as Windows extended it (cp950),
 # then Big5-HKSCS for Hong Kong's extra characters.
 _LEGACY = ("cp950", "big5hkscs")
 _DECL_ENCODING_TEXT = re.compile(
     r"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._-]+)(["'])"""
 )
+_WIDE_UNICODE = ("utf-16", "utf-32")
 
 
-def _codec(name: str | None) -> str | None:
-    """Python's name for a text encoding, or None when Python has no such text codec."""
-    if not name:
-        return None
-    try:
-        info = codecs.lookup(name)
-    except LookupError:
-        return None
-    # bytes.decode refuses non-text codecs (zlib, base64...) anyway; say so here too.
-    return info.name if getattr(info, "_is_text_encoding", True) else None
+def _as_utf8(
+    body: bytes, content_type: str | None
+) -> tuple[bytes, str | None, list[str], list[str]]:
+    """The document as UTF-8 bytes saying so, whatever it was written in and whatever it claims,
+    plus warnings, and alarms (a guess or a repair the source's owner should hear of).
 
-
-def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None, list[str]]:
-    """The document as UTF-8 bytes saying so, whatever it was written in and whatever it claims.
-
-    A BOM decides; else valid UTF-8 is UTF-8 (a Big5 or Latin-1 text that is also valid UTF-8
-    does not occur in practice, while servers that mislabel UTF-8 do); else the charset of the
-    Content-Type, then of the XML declaration, then Big5. A document that needed a guess other
-    than what it declared gets a warning. What nothing decodes is left as it is, for
-    feedparser's own repairs. Both parsers then read one encoding, and the fast one can be used.
+    A BOM decides, then the first character of BOM-less UTF-16/32; else valid UTF-8 is UTF-8 (a
+    Big5 or Latin-1 text that is also valid UTF-8 does not occur in practice, while servers that
+    mislabel UTF-8 do); else the charset of the Content-Type, then of the XML declaration, else
+    UTF-8, with U+FFFD for a few invalid bytes (:func:`~bot.sources.charset.decode`); only a
+    document that is not in it at all is read as Big5. What nothing decodes is left as it is,
+    for feedparser's own repairs. Both parsers then read one encoding, and the fast one can be
+    used.
     """
     header_match = _CHARSET.search(content_type or "")
     header_name = header_match.group(1) if header_match else None
-    decl_match = _XML_DECL_ENCODING.match(body.removeprefix(codecs.BOM_UTF8)[:200])
+    marked = bom_codec(body) or sniff_xml(body)
+    head = body[:400]
+    if marked and marked.startswith(_WIDE_UNICODE):
+        with contextlib.suppress(UnicodeDecodeError):
+            head = body[:1600].decode(marked, "ignore").encode("utf-8")
+    decl_match = _XML_DECL_ENCODING.match(head.removeprefix(codecs.BOM_UTF8)[:200])
     decl_name = decl_match.group(1).decode("ascii") if decl_match else None
     claimed_name = header_name or decl_name
-    claimed = _codec(claimed_name)
+    claimed = codec(claimed_name)
+    if claimed and claimed.startswith(_WIDE_UNICODE) and not marked:
+        claimed = None  # a label saying UTF-16 on a document that starts with an ASCII "<"
     warnings: list[str] = []
+    alarms: list[str] = []
 
-    text: str | None = None
-    used = ""
-    for bom, codec in _BOMS:
-        if body.startswith(bom):
-            with contextlib.suppress(UnicodeDecodeError):
-                text, used = body.decode(codec), codec
-            break
-    if text is None:
-        try:
-            text, used = body.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            candidates = dict.fromkeys(
-                c for c in (claimed, _codec(decl_name), *_LEGACY) if c and c != "utf-8"
-            )
-            for codec in candidates:
-                try:
-                    text, used = body.decode(codec), codec
-                    break
-                except (UnicodeDecodeError, LookupError):
-                    continue
-        if text is not None and used != (claimed or "utf-8") and not body.isascii():
-            said = f"says it is {claimed_name}" if claimed_name else "declares no encoding"
-            warnings.append(f"the feed {said} but is written in {used}; read as {used}")
-    if text is None:
+    decoded = None
+    if marked:
+        decoded = decode(body, marked)
+    if decoded is None:
+        with contextlib.suppress(UnicodeDecodeError):
+            decoded = Decoded(body.decode("utf-8"), "utf-8")
+    if decoded is None:
+        primary = claimed if claimed and not claimed.startswith(_WIDE_UNICODE) else "utf-8"
+        fallbacks = tuple(c for c in (codec(decl_name), *_LEGACY) if c)
+        decoded = decode(body, primary, fallbacks)
+    if decoded is None:
         if claimed in (None, "utf-8"):
-            return body, content_type, warnings
-        warnings.append(f"the feed is not valid {claimed_name}; read as feedparser sees fit")
-        return body, content_type, warnings
+            return body, content_type, warnings, alarms
+        alarms.append(f"the feed is not valid {claimed_name}; read as feedparser sees fit")
+        return body, content_type, warnings, alarms
+    used = decoded.encoding
+    if decoded.bad_offset is not None:
+        alarms.append(
+            f"the feed is not valid {used} at byte {decoded.bad_offset} "
+            f"({decoded.bad_count} invalid sequence(s)); read as {used}, each replaced by U+FFFD"
+        )
+    elif (
+        used.removesuffix("-sig") != (claimed or "utf-8")
+        and not used.startswith(_WIDE_UNICODE)
+        and not body.isascii()
+    ):
+        said = f"says it is {claimed_name}" if claimed_name else "declares no encoding"
+        alarms.append(f"the feed {said} but is written in {used}; read as {used}")
     if used == "utf-8" and claimed in (None, "utf-8"):
-        return body, content_type, warnings  # the common case: nothing to rewrite
-    text = _DECL_ENCODING_TEXT.sub(r"\g<1>utf-8\g<3>", text.removeprefix("\ufeff"), count=1)
+        return body, content_type, warnings, alarms  # the common case: nothing to rewrite
+    text = _DECL_ENCODING_TEXT.sub(r"\g<1>utf-8\g<3>", decoded.text.removeprefix("\ufeff"), count=1)
     if content_type and header_match:
         content_type = (
             content_type[: header_match.start(1)] + "utf-8" + content_type[header_match.end(1) :]
         )
-    return text.encode("utf-8"), content_type, warnings
+    return text.encode("utf-8"), content_type, warnings, alarms
 
 
 class _PrologRead(Exception):

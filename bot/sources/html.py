@@ -36,6 +36,7 @@ from bot.errors import ConfigError, SourceError
 from bot.links import canonical_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
+from bot.sources.charset import codec
 from bot.sources.dates import read_date
 from bot.sources.fetch import Fetcher
 
@@ -47,8 +48,6 @@ _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
 )
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECASE)
-# Python's big5 lacks the HKSCS and vendor characters that the web's "Big5" (WHATWG) includes.
-_CHARSET_ALIASES = {"big5": "big5hkscs", "x-big5": "big5hkscs", "gb2312": "gb18030"}
 
 
 class HtmlSource(Source):
@@ -393,10 +392,10 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
     declared: str | None = None
     if content_type:
         header = _HEADER_CHARSET.search(content_type)
-        declared = _codec(header.group(1)) if header else None
+        declared = codec(header.group(1)) if header else None
     if declared is None:
         meta = _META_CHARSET.search(body[:4096])
-        declared = _codec(meta.group(1).decode("ascii")) if meta else None
+        declared = codec(meta.group(1).decode("ascii")) if meta else None
     for candidate in (declared, "utf-8", "big5hkscs"):
         if candidate is None:
             continue
@@ -405,12 +404,3 @@ def decode_html(body: bytes, content_type: str | None = None) -> str:
         except UnicodeDecodeError:
             continue
     return body.decode(declared or "utf-8", errors="replace")
-
-
-def _codec(label: str) -> str | None:
-    label = label.strip().lower()
-    label = _CHARSET_ALIASES.get(label, label)
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
