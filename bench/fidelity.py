@@ -52,7 +52,7 @@ def content_type_of(body: bytes) -> str | None:
 
 
 def _web(url: str) -> bool:
-    return url.startswith(("http://", "https://")) and len(url) > 8
+    return url[:8].lower().startswith(("http://", "https://")) and len(url) > 8
 
 
 def expected_url(entry: Any) -> str:
@@ -116,15 +116,16 @@ def compare(path: Path) -> list[tuple[str, str]]:
     reference = feedparser.parse(body, response_headers=headers)
     entries = reference.get("entries") or []
     try:
-        raws, _ = feed._read_entries(body, content_type=content_type, fast_path=False)
+        raws, _, _ = feed._read_entries(body, content_type=content_type, fast_path=False)
     except SourceError as exc:
         if entries:
             problems.append(("lost", f"feedparser reads {len(entries)} entries; {exc}"))
         return problems
-    except Exception:  # reported above
+    except Exception as exc:  # a crash is exactly what we look for
+        problems.append(("crash", f"reading the entries: {type(exc).__name__}: {exc}"))
         return problems
     try:
-        fast_raws, _ = feed._read_entries(body, content_type=content_type, fast_path=True)
+        fast_raws, _, _ = feed._read_entries(body, content_type=content_type, fast_path=True)
     except Exception as exc:  # a difference like any other
         fast_raws = []
         problems.append(("fast≠slow", f"fast path raised {exc}"))
@@ -138,9 +139,15 @@ def compare(path: Path) -> list[tuple[str, str]]:
         return problems
     posted = {a.url for a in slow_read} if isinstance(slow_read, list) else set()
     for raw, entry in zip(raws, entries, strict=True):
+        if isinstance(raw, str):
+            problems.append(("unreadable", raw))
+            continue
         url = expected_url(entry)
-        url = canonical_url(url) if url else ""
-        article = feed._to_article(raw, base_url=base, now=NOW)
+        try:
+            url = canonical_url(url) if url else ""
+        except ValueError:
+            url = ""  # a malformed URL: newsbot skips the entry, saying why
+        article = _article(raw, base)
         if isinstance(article, str):
             if url:
                 problems.append(("link", f"want {url!r}: {article}"))
@@ -168,9 +175,18 @@ def compare(path: Path) -> list[tuple[str, str]]:
     return problems
 
 
+def _article(raw: Any, base: str) -> Article | str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return feed._to_article(raw, base_url=base, now=NOW)
+    except ValueError as exc:  # what read_feed skips with its reason
+        return f"{type(exc).__name__}: {exc}"
+
+
 def _fields(raw: Any, base: str) -> object:
-    article = feed._to_article(raw, base_url=base, now=NOW)
-    if isinstance(article, str):
+    article = _article(raw, base)
+    if isinstance(article, str) and not isinstance(raw, str):
         article = feed._to_article(
             dataclasses.replace(raw, link="http://placeholder.test/"), base_url=base, now=NOW
         )

@@ -444,7 +444,7 @@ def _as_utf8(
     ):
         said = f"says it is {claimed_name}" if claimed_name else "declares no encoding"
         alarms.append(f"the feed {said} but is written in {used}; read as {used}")
-    if used == "utf-8" and claimed in (None, "utf-8"):
+    if used == "utf-8" and claimed in (None, "utf-8") and decoded.bad_offset is None:
         return body, content_type, warnings, alarms  # the common case: nothing to rewrite
     text = _DECL_ENCODING_TEXT.sub(r"\g<1>utf-8\g<3>", decoded.text.removeprefix("\ufeff"), count=1)
     if content_type and header_match:
@@ -614,8 +614,22 @@ def _from_fast(entry: Mapping[str, Any], *, html_title: bool | None) -> _RawEntr
         html_for_image=summary,
         # Atom says which (the gate found out); RSS leaves it to the reader, and feedparser's
         # own guess is the one to make.
-        title_is_html=_looks_like_html(title) if html_title is None else html_title,
+        title_is_html=(
+            _looks_like_html(title) or _has_hidden_markup(title)
+            if html_title is None
+            else html_title
+        ),
     )
+
+
+# What no RSS headline means as text, though feedparser's guess calls the title plain: a script
+# or style element, a comment, a doctype. Such a title is read as HTML, and they go with their
+# content. (An Atom or JSON Feed title that says it is text is kept as written.)
+_HIDDEN_MARKUP = re.compile(r"<(?:script|style)[\s>/]|<!--|<!doctype", re.IGNORECASE)
+
+
+def _has_hidden_markup(text: str) -> bool:
+    return "<" in text and _HIDDEN_MARKUP.search(text) is not None
 
 
 def _looks_like_html(text: str) -> bool:
@@ -646,7 +660,8 @@ def _read_with_feedparser(
         warnings.append(f"the feed is malformed ({_describe(problem)}); read it leniently")
     elif not parsed.get("version") and not entries:
         raise SourceError("not a feed: no RSS, Atom or JSON Feed document found")
-    return [_guarded(_from_feedparser, entry) for entry in entries], warnings
+    atom = _str(parsed.get("version")).startswith("atom")
+    return [_guarded(_from_feedparser, entry, atom=atom) for entry in entries], warnings
 
 
 def _guarded(
@@ -669,7 +684,7 @@ def _describe(problem: object) -> str:
     return text.removeprefix("<unknown>:") or "unreadable"
 
 
-def _from_feedparser(entry: Mapping[str, Any]) -> _RawEntry:
+def _from_feedparser(entry: Mapping[str, Any], *, atom: bool) -> _RawEntry:
     content = entry.get("content") or []
     summary = _str(content[0].get("value")) if content else ""
     detail = content[0] if summary else entry.get("summary_detail") or {}
@@ -691,17 +706,22 @@ def _from_feedparser(entry: Mapping[str, Any]) -> _RawEntry:
     )
     published = datetime.fromtimestamp(calendar.timegm(parsed_time), UTC) if parsed_time else None
     author = _str((entry.get("author_detail") or {}).get("name")) or _str(entry.get("author"))
+    link = _str(entry.get("link"))
+    if entry.get("guidislink") and link == _str(entry.get("id")) and not _is_web(link):
+        link = ""  # feedparser's guess that a guid like "newsvision-12345" is a link: it is not
+    title_type = _str((entry.get("title_detail") or {}).get("type"))
+    title = _str(entry.get("title"))
     return _RawEntry(
         id=_str(entry.get("id")),
-        link=_str(entry.get("link")),
-        title=_str(entry.get("title")),
+        link=link,
+        title=title,
         summary_html=summary,
         published=published,
         author=author,
         categories=tuple(_str(tag.get("term")) for tag in entry.get("tags") or []),
         image=image,
         html_for_image=summary,
-        title_is_html=_str((entry.get("title_detail") or {}).get("type")) in _HTML_TYPES,
+        title_is_html=title_type in _HTML_TYPES or (not atom and _has_hidden_markup(title)),
         # An RDF item's rdf:about or an Atom id without a link (guidislink is set);
         # a guid that says isPermaLink="false" is not one (guidislink is false).
         id_is_link=bool(entry.get("guidislink", True)),
@@ -788,6 +808,7 @@ def _from_json_item(item: Mapping[str, Any]) -> _RawEntry:
         id=_str(item.get("id")),
         link=_str(item.get("url")) or _str(item.get("external_url")),
         title=_str(item.get("title")),
+        title_is_html=False,  # JSON Feed titles are plain text
         summary_html=content,
         published=_iso_datetime(_str(item.get("date_published")))
         or _iso_datetime(_str(item.get("date_modified"))),
