@@ -31,9 +31,10 @@ _XML_STARTS = (
     (b"\x00<\x00?", "utf-16-be"),
     (b"<\x00?\x00", "utf-16-le"),
 )
-# A document with more invalid sequences than this share of its non-ASCII bytes is not in the
-# encoding tried at all; below it, the few bad bytes are a site's mistake, replaced.
-_NOT_AT_ALL = 0.02
+# A document is in the encoding tried, with a few bad bytes (a site's mistake, replaced), when it
+# has this many valid non-ASCII characters per invalid sequence; a Big5 text read as UTF-8 has
+# almost none valid.
+_VALID_PER_INVALID = 4
 
 
 def codec(label: str | None) -> str | None:
@@ -92,10 +93,11 @@ def decode(body: bytes, encoding: str, fallbacks: tuple[str, ...] = ()) -> Decod
         first = exc.start
     except LookupError:
         return None
-    bad = _count_invalid(body, encoding)
-    non_ascii = sum(1 for byte in body if byte >= 0x80) or 1
-    if bad / non_ascii <= _NOT_AT_ALL:
-        return Decoded(body.decode(encoding, "replace"), encoding, first, bad)
+    text = body.decode(encoding, "replace")
+    bad = _count_invalid(body, encoding, text)
+    valid = sum(1 for char in text if char > "\x7f") - text.count("\ufffd")
+    if valid >= bad * _VALID_PER_INVALID:
+        return Decoded(text, encoding, first, bad)
     for other in fallbacks:
         if other == encoding:
             continue
@@ -106,8 +108,8 @@ def decode(body: bytes, encoding: str, fallbacks: tuple[str, ...] = ()) -> Decod
     return None
 
 
-def _count_invalid(body: bytes, encoding: str) -> int:
-    replaced = body.decode(encoding, "replace").count("\ufffd")
+def _count_invalid(body: bytes, encoding: str, text: str) -> int:
+    replaced = text.count("\ufffd")
     try:
         # U+FFFD the document itself contains is no decoding error.
         return replaced - body.count("\ufffd".encode(encoding))

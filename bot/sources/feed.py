@@ -807,8 +807,10 @@ def _from_json_item(item: Mapping[str, Any]) -> _RawEntry:
         # JSON Feed ids may be numbers; the spec says to treat them as strings.
         id=_str(item.get("id")),
         link=_str(item.get("url")) or _str(item.get("external_url")),
-        title=_str(item.get("title")),
-        title_is_html=False,  # JSON Feed titles are plain text
+        # JSON Feed titles are plain text: "使用 <script> 標籤" is what it says. Entities are
+        # decoded all the same: a CMS that escaped its titles twice is common enough.
+        title=html.unescape(_str(item.get("title"))),
+        title_is_html=False,
         summary_html=content,
         published=_iso_datetime(_str(item.get("date_published")))
         or _iso_datetime(_str(item.get("date_modified"))),
