@@ -85,8 +85,8 @@ FAST_PATH_CASES = [
     (
         "media-title",
         rss(
-            f"<item><title>本文標題</title><link>{LINK}</link>"
-            "<media:title>圖說</media:title></item>",
+            f"<item><media:title>圖說</media:title><title>本文標題</title><link>{LINK}</link>"
+            "</item>",
             'xmlns:media="http://search.yahoo.com/mrss/"',
         ),
         "title",
@@ -95,11 +95,11 @@ FAST_PATH_CASES = [
     (
         "foreign-description",
         rss(
-            f"<item><title>t</title><link>{LINK}</link><description>本文摘要</description>"
+            f"<item><title>t</title><link>{LINK}</link>"
             '<x:description xmlns:x="urn:x">別的</x:description></item>'
         ),
         "text",
-        "本文摘要",
+        "",
     ),
     (
         "unescaped-xhtml-description",
@@ -157,6 +157,12 @@ FAST_PATH_CASES = [
         ),
         "author",
         "王秉程 (editor@news.example.tw)",
+    ),
+    (
+        "rss-author-name-email",
+        rss(f"<item><title>t</title><link>{LINK}</link><author>王秉程 (editor@news.example.tw)</author></item>"),
+        "author",
+        "王秉程",
     ),
     (
         "rss-author-email-name",
@@ -283,7 +289,7 @@ def test_utf16_and_utf32_with_bom_are_read(encoding: str) -> None:
     assert first(document.encode(encoding)).title == "高雄合作"
 
 
-def test_one_invalid_byte_does_not_change_the_encoding(caplog: pytest.LogCaptureFixture) -> None:
+def test_one_invalid_byte_does_not_change_the_encoding() -> None:
     """One bad byte in a UTF-8 feed is one U+FFFD; every Chinese title stays Chinese, and an
     alarm names the byte offset."""
     document = rss(f"<item><title>高雄合作</title><link>{LINK}</link></item>").encode()
@@ -321,6 +327,16 @@ def test_no_invented_links(item: str) -> None:
     reading = feed.read_feed(rss(item).encode(), base_url=BASE, now=NOW)
     assert [a.title for a in reading.articles] == ["第二則"]
     assert len(reading.rejected) == 1 and "快訊" in reading.rejected[0]
+
+
+def test_an_enclosure_is_not_the_article() -> None:
+    """An Atom entry whose only link is an enclosure is skipped, not posted as the MP3."""
+    only = '<link rel="enclosure" type="audio/mpeg" href="https://news.example.tw/a.mp3"/>'
+    reading = feed.read_feed(
+        atom(entry("<title>快訊</title>", link=only)).encode(), base_url=BASE, now=NOW
+    )
+    assert [a.url for a in reading.articles] == ["https://news.example.tw/article/2"]
+    assert len(reading.rejected) == 1
 
 
 def test_atom_id_that_is_not_a_url_is_no_link() -> None:
