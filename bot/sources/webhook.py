@@ -44,7 +44,6 @@ import hmac
 import html
 import json
 import logging
-import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
@@ -74,7 +73,6 @@ TIMESTAMP_HEADER = "X-Newsbot-Timestamp"
 
 Enrich = Callable[[Article], Awaitable[Article]]
 
-_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _NO_TITLE = "title is required unless the page can be fetched"
 
 
@@ -313,6 +311,7 @@ def _categories(value: object) -> tuple[str, ...]:
 
 
 def _plain(text: str) -> str:
-    # A CMS (WordPress) sends titles with entities (&#8217;) and sometimes markup: make it text.
-    unescaped = html.unescape(_TAG.sub("", text))
-    return unicodedata.normalize("NFC", " ".join(unescaped.split()))
+    # JSON strings are text: "使用 <script> 標籤" is a headline about a tag, kept as written
+    # (templates escape it when rendering). A CMS (WordPress) escapes entities (&#8217;) in
+    # what it sends: those are decoded.
+    return unicodedata.normalize("NFC", " ".join(html.unescape(text).split()))

@@ -566,3 +566,12 @@ async def test_only_url_with_the_real_enricher_reads_the_page(recorder: Recorder
     article = recorder.calls[0][1][0]
     assert article.title.startswith("高雄 × 格丁尼亞再升級")
     assert article.key == url
+
+
+async def test_a_pushed_title_is_plain_text(push: Push, recorder: Recorder) -> None:
+    """A JSON title is text: a headline about the <script> tag arrives as written (entities
+    decoded); rendering escapes it."""
+    status, _ = await push.send(body_of({**ARTICLE, "title": "使用 <script> 標籤 &amp; 其他"}))
+    assert status == 202
+    [(_, [article])] = recorder.calls
+    assert article.title == "使用 <script> 標籤 & 其他"
