@@ -1,18 +1,24 @@
 """RSS 0.9x/1.0/2.0, Atom and JSON Feed: bytes in, normalised :class:`~bot.model.Article` out.
 
-The only module that knows ``feedparser`` and ``fastfeedparser``. fastfeedparser reads a
-50-entry feed about 50 times faster, but it repairs broken XML without saying so, ignores
-``xml:base`` and assumes UTF-8; so it only gets well-formed UTF-8 documents without
-``xml:base``, and feedparser reads everything else (and whatever fastfeedparser fails on).
-Both parsers' entries go through the same normalisation, and the tests hold them to giving
-identical articles. JSON Feed is read here with :mod:`json`: feedparser 6 cannot read it.
+One reader, two speeds. The only module that knows ``feedparser`` and ``fastfeedparser``
+(besides the gate). fastfeedparser reads a 50-entry feed several times faster, but it is a
+different reader: it repairs broken XML silently, ignores ``xml:base``, assumes UTF-8, and
+misreads a list of constructs (:mod:`bot.sources.gate`). So it only gets well-formed UTF-8
+documents the gate passes, and its entry count must match the gate's; feedparser reads
+everything else (and whatever fastfeedparser fails on). Both parsers' entries go through the
+same normalisation, and the tests (tests/fixtures/corpus) hold them to identical articles.
+JSON Feed is read here with :mod:`json`: feedparser 6 cannot read it.
 
 Feeds are hostile input. Before either parser sees a document it is made UTF-8 whatever it
-claims (:func:`_as_utf8`: a Big5 feed labelled UTF-8 reads right, with a warning) and its DTD is
-defused (:func:`_defuse_entities`: entity-expansion and external-entity attacks are refused in
-microseconds, harmless entities expanded). Entries are normalised defensively: only http(s)
-links are kept, one page listed under several URLs is read once, a date in the future becomes
-the first-seen time, titles lose markup, control and invisible characters and are capped.
+claims (:func:`_as_utf8`: a Big5 feed labelled UTF-8 reads right, a bad byte in a UTF-8 feed is
+one U+FFFD, both with an alarm) and its DTD is defused (:func:`_defuse_entities`:
+entity-expansion and external-entity attacks are refused in microseconds, harmless entities
+expanded). Entries are normalised defensively, each on its own (one that fails is skipped with
+its reason, never the feed): only absolute http(s) links are posted (the entry's link, else a
+guid/id that is one, ``isPermaLink`` respected; never one made up from a relative id), one page
+listed under several URLs is read once, a date in the future becomes the first-seen time,
+titles are text (markup reduced to text, scripts and comments gone), without control or
+invisible characters, capped.
 """
 
 from __future__ import annotations
@@ -53,8 +59,6 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._-]+)""", re.IGNORECASE
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S
 )
-# Only ASCII-led tags are stripped, so a title like 「AI < 人才」 or <經濟合作備忘錄> survives.
-_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _AUTHOR_WITH_EMAIL = re.compile(r"^\s*\S+@\S+\s*\((.+)\)\s*$")
 
 
