@@ -166,6 +166,18 @@ def test_source_state_keeps_validators_and_error_count(ledger: Ledger) -> None:
     assert ledger.source("nv").consecutive_errors == 0
 
 
+def test_source_problems_are_failing_polls_and_skipped_entries(ledger: Ledger) -> None:
+    """A failed poll's reason, or a good poll's skipped entries, is the source's last problem
+    (what `status` lists); a clean poll clears it."""
+    ledger.record_poll("nv", now=NOW, error="HTTP 503")
+    ledger.record_poll("other", now=NOW, state=SourceState(), note="entry 2 (壞) has no link")
+    ledger.record_poll("clean", now=NOW, state=SourceState())
+    problems = {r.name: (r.last_error, r.consecutive_errors) for r in ledger.source_problems()}
+    assert problems == {"nv": ("HTTP 503", 1), "other": ("entry 2 (壞) has no link", 0)}
+    ledger.record_poll("other", now=NOW, state=SourceState())
+    assert [r.name for r in ledger.source_problems()] == ["nv"]
+
+
 def test_times_come_back_timezone_aware(ledger: Ledger) -> None:
     """Stored times return as aware UTC datetimes, the same instant as written."""
     taipei = NOW.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Taipei"))
