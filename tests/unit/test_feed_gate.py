@@ -160,7 +160,9 @@ FAST_PATH_CASES = [
     ),
     (
         "rss-author-name-email",
-        rss(f"<item><title>t</title><link>{LINK}</link><author>王秉程 (editor@news.example.tw)</author></item>"),
+        rss(
+            f"<item><title>t</title><link>{LINK}</link><author>王秉程 (editor@news.example.tw)</author></item>"
+        ),
         "author",
         "王秉程",
     ),
