@@ -247,6 +247,19 @@ def excerpt_source(html: str, *, strip: Sequence[str] = ()) -> str:
     return "\n".join(line for line in lines if line)
 
 
+DEFAULT_EXCERPT_LENGTH = 300
+# What the ledger keeps past the editor's bound: enough that the text around the bound (a URL,
+# a number, the next sentence end) is seen whole when the channel's excerpt is cut.
+_STORED_MARGIN = 100
+
+
+def stored_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 300) -> str:
+    """What is queued with each delivery: :func:`excerpt_source`, kept to a little more than
+    the editor's bound ``length``, which the fitting applies per channel (``max_chars``) so
+    that the cut it takes is the one it reports."""
+    return shorten(excerpt_source(html, strip=strip), length + _STORED_MARGIN)
+
+
 def build_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 300) -> str:
     """The article's excerpt: :func:`excerpt_source`, at most ``length`` code points (the
     editor's upper bound, cut with :func:`shorten`'s default slack of half). Each channel's
@@ -260,9 +273,10 @@ CutKind = Literal["none", "sentence", "clause", "phrase", "character"]
 _STRENGTH: dict[str, float] = {"sentence": 3, "clause": 2, "phrase": 1, "character": 0}
 DEFAULT_SLACK = 0.04
 
-_SENTENCE_END = re.compile(
-    r"[。！？!?]+[」』”’）)】\]》〉]*|(?<=[A-Za-z0-9])\.[”’)]*(?=\s|$|[^\x00-\u2fff])"
-)
+# A Latin full stop ends a sentence before a space or the end, unless it numbers a list item
+# ("1. 人才交流", "2.產業媒合": see _analyse).
+_SENTENCE_END = re.compile(r"[。！？!?]+[」』”’）)】\]》〉]*|(?<=[A-Za-z0-9])\.[”’)]*(?=\s|$)")
+_LIST_NUMBER = re.compile(r"(?:^|\n)[ \u3000]*\d{1,3}$")
 _CLAUSE_END = re.compile(r"[，、；：]|[,;:](?=\s)")
 # Trimmed from the end of a cut before the ellipsis: an opening bracket or quote with nothing
 # after it, a clause mark, a dash or a space.
@@ -345,6 +359,8 @@ def _analyse(text: str) -> _Cuts:
             strong.setdefault(k, "clause")
         start += len(line) + 1
     for m in _SENTENCE_END.finditer(text):
+        if m.group()[0] == "." and _LIST_NUMBER.search(text, 0, m.start()):
+            continue
         if allowed[m.end()]:
             strong[m.end()] = "sentence"
     return _Cuts(text, bytes(allowed), tuple(sorted(strong.items())))
