@@ -23,8 +23,16 @@ from pathlib import Path
 
 from bench import common
 
-ORDER = ("compose", "poll", "delivery", "ledger", "delay", "memory")  # quick ones first
-ISSUE_NUMBER = {"poll": 1, "delay": 2, "delivery": 3, "compose": 4, "ledger": 5, "memory": 6}
+ORDER = ("compose", "text", "poll", "delivery", "ledger", "delay", "memory")  # quick ones first
+ISSUE_NUMBER = {
+    "poll": 1,
+    "delay": 2,
+    "delivery": 3,
+    "compose": 4,
+    "ledger": 5,
+    "memory": 6,
+    "text": 12,
+}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -106,6 +114,10 @@ def _run_one(name: str, args: argparse.Namespace, duration: float, keep: str) ->
         from bench import compose
 
         return compose.run(smoke=args.smoke)
+    if name == "text":
+        from bench import text
+
+        return text.run(smoke=args.smoke)
     if name == "poll":
         from bench import poll
 

@@ -433,7 +433,7 @@ class Config(_Strict):
     locale: str = "zh_Hant_TW"
     # The share of an excerpt's budget a cut may give away to end at a stronger boundary (a
     # sentence over a clause, a clause over a phrase): see bot/compose/excerpt.py.
-    excerpt_slack: float = Field(default=0.04, ge=0, le=1)
+    excerpt_slack: float = Field(default=0.09, ge=0, le=1)
     database: str = "sqlite:///var/newsbot.db"
     templates: Path = Path("../templates")
     sources: Mapping[str, AnySource]

@@ -271,7 +271,10 @@ def build_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 300) ->
 
 CutKind = Literal["none", "sentence", "clause", "phrase", "character"]
 _STRENGTH: dict[str, float] = {"sentence": 3, "clause": 2, "phrase": 1, "character": 0}
-DEFAULT_SLACK = 0.04
+DEFAULT_SLACK = 0.09
+# A sentence end may give away this many times the slack: a finished sentence is what an
+# editor wants most, a clause end is only a little better than a phrase.
+_SLACK_FACTOR = {"sentence": 2.0}
 
 # A Latin full stop ends a sentence before a space or the end, unless it numbers a list item
 # ("1. 人才交流", "2.產業媒合": see _analyse).
@@ -300,6 +303,22 @@ _LATIN_WORD = regex.compile(
     r"(?:[-‐'’.&+][\p{Latin}\p{Greek}\p{Cyrillic}\p{N}\p{M}]+)*"
 )
 _HANDLE_OR_TAG = regex.compile(r"(?<![\w@#])[@#＃][\p{L}\p{N}\p{M}_]+")
+# Names: capitalised Latin words in a row (Oktawia Gorzeńska, Gdynia IT Centre) and a
+# transliterated name joined by a middle dot (奧克塔維亞・戈任斯卡) are kept whole.
+_LATIN_NAME = regex.compile(r"\p{Lu}[\p{L}\p{M}'’\-]*(?: \p{Lu}[\p{L}\p{M}'’\-]*)+")
+_DOTTED_NAME = regex.compile(r"\p{Han}{1,8}(?:[・·‧]\p{Han}{1,8})+")
+# Characters of the standard transliteration tables: jieba's dictionary lacks most foreign
+# names (格丁尼亞 comes out as 格丁|尼亞), so no phrase cut falls between two of these.
+_INSTITUTION = (
+    "中心", "園區", "委員會", "研究所", "研究院", "協會", "學會", "公會", "基金會", "大學",
+    "公司", "集團", "政府", "議會", "法院",
+)  # fmt: skip
+_TRANSLITERATION = frozenset(
+    "阿艾愛安奧巴拜班邦貝本比彼畢波伯博布查達戴丹道德迪蒂丁杜敦多厄恩法菲芬弗福富"
+    "蓋甘戈格古哈海漢赫亨胡華霍基吉加賈傑金喀卡凱坎科克庫拉萊蘭朗勞雷里利莉林琳"
+    "魯倫羅洛馬邁曼梅門蒙米密摩莫穆納奈南尼涅紐諾帕派佩皮普奇齊喬丘薩塞桑瑟沙莎"
+    "什史斯索塔泰坦特提圖托瓦威韋維溫沃烏西希謝辛休雅亞揚伊因英尤約贊澤扎茲"
+)
 _HAN = regex.compile(r"\p{Han}")
 
 
@@ -342,7 +361,7 @@ def _analyse(text: str) -> _Cuts:
             allowed[b] = 1
         allowed[0] = 1
     spans = [*url_spans(text)]
-    for pattern in (_NUMBER, _LATIN_WORD, _HANDLE_OR_TAG):
+    for pattern in (_NUMBER, _LATIN_WORD, _HANDLE_OR_TAG, _LATIN_NAME, _DOTTED_NAME):
         spans.extend(m.span() for m in pattern.finditer(text))
     for start, end in spans:
         if end - start > 1:
@@ -403,6 +422,10 @@ def _phrase_cuts(cuts: _Cuts, low: int, high: int) -> list[int]:
         else:
             han_before, han_after = bool(_HAN.match(before)), bool(_HAN.match(after))
             if han_before and han_after:
+                if before in _TRANSLITERATION and after in _TRANSLITERATION:
+                    continue
+                if text.startswith(_INSTITUTION, b) or text.startswith(_INSTITUTION, b + 2):
+                    continue  # 格丁尼亞|資訊中心: the name of one body, not two words
                 if words is None:
                     words = _word_ends(text[window_start : min(len(text), high + 12)])
                 if b - window_start not in words:
@@ -472,7 +495,11 @@ def cut(
         return Cut("", "character")
     ell = weigh(ellipsis) if ellipsis_weight is None else ellipsis_weight
     cuts = _analyse(text)
-    floor = budget - max(1.0, slack * budget)
+    give = max(1.0, slack * budget)
+    floor = budget - give
+
+    def floor_of(kind: str) -> float:
+        return budget - give * _SLACK_FACTOR.get(kind, 1)
 
     def cost(k: int, kind: str) -> tuple[str, int]:
         kept = text[:k]
@@ -493,13 +520,15 @@ def cut(
         out, weight = cost(k, kind)
         if weight > budget:
             continue
-        if weight >= floor:
+        if weight >= floor_of(kind):
             key = score(k, kind, weight)
             if best is None or key > best[0]:
                 best = (key, out, kind)
-        elif longest is None or weight > longest[0]:
+            continue
+        if longest is None or weight > longest[0]:
             longest = (weight, _STRENGTH[kind], out, kind)
-            break  # ascending positions: nothing before this one is longer
+        if weight < floor_of("sentence"):
+            break  # ascending positions: nothing before this one is in reach
     if best is not None and best[2] == "sentence":
         return Cut(best[1], "sentence")
 

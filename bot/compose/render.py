@@ -221,6 +221,7 @@ class ComposedPost:
     post: Post
     cut: CutKind
     budget_left: int
+    excerpt: str = ""  # the excerpt as posted (cut, with its ellipsis), "" when none was
 
 
 _NAMED_STYLES = ("short", "medium", "long", "full")
@@ -432,7 +433,7 @@ class Renderer:
             article_key=article.key,
             source=source,
         )
-        return ComposedPost(post, fitter.kind, rule.limit - length)
+        return ComposedPost(post, fitter.kind, rule.limit - length, fitter.excerpt)
 
 
 # -------------------------------------------------------------------------- sandbox hardening
@@ -541,6 +542,8 @@ class _Fitter:
         self.slack = slack
         self.max_chars = max_chars
         self.kind: CutKind = "none"
+        self.excerpt = ""
+        self._last_excerpt = ""
         self.measures = 0
         self.mark_weight, self.ellipsis_weight = _fixed_weights(rule.platform)
         # The placeholder render, once made, when the template may be filled in (see _Job).
@@ -580,6 +583,7 @@ class _Fitter:
             text = self.render(title, excerpt)
             length = self.measure(text)
             if length <= limit:
+                self.excerpt = excerpt
                 return text, length
 
         if excerpt:
@@ -589,9 +593,11 @@ class _Fitter:
             else:
                 found = self._search(excerpt, excerpt_w, lambda cut: (title, cut))
             if found is not None:
+                self.excerpt = self._last_excerpt
                 return found
 
         self.max_chars = None  # the editor's bound is on the excerpt, not the title
+        self.excerpt = ""
         # Even without an excerpt the post is too long: the title is all that is left to cut.
         probe = self.run(self.job, _TITLE_MARK, "")
         n_title = probe.count(_TITLE_MARK)
@@ -624,6 +630,7 @@ class _Fitter:
             max_chars=self.max_chars,
         )
         self.kind = found.kind
+        self._last_excerpt = found.text
         rendered = self.render(*place(found.text))
         return found.text, rendered, self.measure(rendered)
 
@@ -652,14 +659,14 @@ class _Fitter:
         limit = self.rule.limit
         low, high = 1, weights[-1]
         best: tuple[str, int] | None = None
-        kind = self.kind
+        kind, kept = self.kind, ""
         while low <= high:
             mid = (low + high) // 2
             cut, rendered, length = self._try(text, weights, mid, place)
             if length <= limit and cut:
-                best, kind = (rendered, length), self.kind
+                best, kind, kept = (rendered, length), self.kind, cut
                 low = mid + 1
             else:
                 high = mid - 1
-        self.kind = kind
+        self.kind, self._last_excerpt = kind, kept
         return best
