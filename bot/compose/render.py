@@ -48,6 +48,8 @@ from bot.model import Article, Post
 _EXCERPT_MARK = "\ue000"
 _TITLE_MARK = "\ue001"
 _ELLIPSIS = "…"
+# Code points weighed past the limit when cutting (see _Fitter.fit).
+_HEAD_MARGIN = 48
 # How many times the cut is stepped down when the verifying measure disagrees.
 _MAX_STEPS = 4
 
@@ -568,7 +570,8 @@ class _Fitter:
     def fit(self, title: str, excerpt: str) -> tuple[str, int]:
         limit = self.rule.limit
         title_weight = total_weight(title, self.rule.platform)
-        excerpt_w = prefix_weights(excerpt, self.rule.platform)
+        platform = self.rule.platform
+        excerpt_weight = total_weight(excerpt, platform)
 
         # Learn the cost of everything but excerpt and title, and how often each appears.
         probe = self.run(self.job, _TITLE_MARK, _EXCERPT_MARK)
@@ -576,7 +579,7 @@ class _Fitter:
             self.probe = probe
         n_excerpt, n_title = probe.count(_EXCERPT_MARK), probe.count(_TITLE_MARK)
         fixed = self.measure(probe) - (n_excerpt + n_title) * self.mark_weight
-        predicted = fixed + n_excerpt * excerpt_w[-1] + n_title * title_weight
+        predicted = fixed + n_excerpt * excerpt_weight + n_title * title_weight
         too_long = self.max_chars is not None and len(excerpt) > self.max_chars
         if not too_long and (predicted <= limit or (n_excerpt == 0 and excerpt)):
             # Fits as is, or the template transforms the excerpt and the probe cannot tell.
@@ -587,6 +590,17 @@ class _Fitter:
                 return text, length
 
         if excerpt:
+            # Every code point but those inside a URL or emoji weighs at least 1, so a cut
+            # never reaches past the room the template leaves: only that head is weighed
+            # position by position (the whole text when the head does not outweigh the room).
+            room = max(0, limit - fixed)
+            head = excerpt[: room + _HEAD_MARGIN]
+            excerpt_w = prefix_weights(head, platform)
+            if head != excerpt and excerpt_w[-1] <= room:
+                head, excerpt_w = excerpt, prefix_weights(excerpt, platform)
+            if head != excerpt and self.max_chars is not None and self.max_chars >= len(head):
+                self.max_chars = None  # the limit binds before the editor's bound
+            excerpt = head
             if n_excerpt:
                 budget = (limit - fixed - n_title * title_weight) // n_excerpt
                 found = self._step_down(excerpt, excerpt_w, budget, lambda cut: (title, cut))
