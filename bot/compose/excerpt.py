@@ -554,28 +554,33 @@ def cut(
     if best is not None and best[2] == "sentence":
         return Cut(best[1], "sentence")
 
-    # Phrase and character cuts just below the budget, looking further back until one is found.
+    if best is not None:
+        # A sentence or clause end in reach beats any phrase, even one left inside brackets.
+        return Cut(best[1], best[2])  # type: ignore[arg-type]
+
+    # Phrase cuts just below the budget, looking further back until one is found; a cut at a
+    # bare cluster boundary (inside a word) only when the text has no phrase boundary at all.
     high = bisect.bisect_right(weights, budget - ell) - 1
     reach = max(1, int(slack * len(text[:high])) + 2)
     low = high
-    while low > 0:
+    fine: list[tuple[int, str]] = []
+    while low > 0 and not fine:
         low = max(0, low - reach)
         fine = [(k, "phrase") for k in _phrase_cuts(cuts, low, high)]
-        if not fine:
-            fine = [(k, "character") for k in range(low, high + 1) if cuts.is_allowed(k)]
-        for k, kind in reversed(fine):
-            out, weight = cost(k, kind)
-            if weight > budget:
-                continue
-            if weight >= floor:
-                key = score(k, kind, weight)
-                if best is None or key > best[0]:
-                    best = (key, out, kind)
-            elif longest is None or (weight, _STRENGTH[kind]) > longest[:2]:
-                longest = (weight, _STRENGTH[kind], out, kind)
-        if fine or best is not None:
-            break
         reach *= 2
+    if not fine:
+        low = max(0, high - 8)
+        fine = [(k, "character") for k in range(low, high + 1) if cuts.is_allowed(k)]
+    for k, kind in reversed(fine):
+        out, weight = cost(k, kind)
+        if weight > budget:
+            continue
+        if weight >= floor:
+            key = score(k, kind, weight)
+            if best is None or key > best[0]:
+                best = (key, out, kind)
+        elif longest is None or (weight, _STRENGTH[kind]) > longest[:2]:
+            longest = (weight, _STRENGTH[kind], out, kind)
     if best is not None:
         return Cut(best[1], best[2])  # type: ignore[arg-type]
     if longest is not None:
