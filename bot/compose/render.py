@@ -569,9 +569,8 @@ class _Fitter:
 
     def fit(self, title: str, excerpt: str) -> tuple[str, int]:
         limit = self.rule.limit
-        title_weight = total_weight(title, self.rule.platform)
         platform = self.rule.platform
-        excerpt_weight = total_weight(excerpt, platform)
+        title_weight = total_weight(title, platform)
 
         # Learn the cost of everything but excerpt and title, and how often each appears.
         probe = self.run(self.job, _TITLE_MARK, _EXCERPT_MARK)
@@ -579,6 +578,16 @@ class _Fitter:
             self.probe = probe
         n_excerpt, n_title = probe.count(_EXCERPT_MARK), probe.count(_TITLE_MARK)
         fixed = self.measure(probe) - (n_excerpt + n_title) * self.mark_weight
+        # Every code point but those inside a URL or emoji weighs at least 1, so a cut never
+        # reaches past the room the template leaves: only that head is weighed position by
+        # position (the whole text when the head does not outweigh the room).
+        room = max(0, limit - fixed)
+        head = excerpt[: room + _HEAD_MARGIN]
+        excerpt_w = prefix_weights(head, platform)
+        if head != excerpt and excerpt_w[-1] <= room:
+            head, excerpt_w = excerpt, prefix_weights(excerpt, platform)
+        # A head shorter than the excerpt outweighs the room: the excerpt cannot fit whole.
+        excerpt_weight = excerpt_w[-1] if head == excerpt else limit + 1
         predicted = fixed + n_excerpt * excerpt_weight + n_title * title_weight
         too_long = self.max_chars is not None and len(excerpt) > self.max_chars
         if not too_long and (predicted <= limit or (n_excerpt == 0 and excerpt)):
@@ -590,14 +599,6 @@ class _Fitter:
                 return text, length
 
         if excerpt:
-            # Every code point but those inside a URL or emoji weighs at least 1, so a cut
-            # never reaches past the room the template leaves: only that head is weighed
-            # position by position (the whole text when the head does not outweigh the room).
-            room = max(0, limit - fixed)
-            head = excerpt[: room + _HEAD_MARGIN]
-            excerpt_w = prefix_weights(head, platform)
-            if head != excerpt and excerpt_w[-1] <= room:
-                head, excerpt_w = excerpt, prefix_weights(excerpt, platform)
             if head != excerpt and self.max_chars is not None and self.max_chars >= len(head):
                 self.max_chars = None  # the limit binds before the editor's bound
             excerpt = head
