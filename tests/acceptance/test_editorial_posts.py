@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html as html_lib
 import itertools
+import json
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -155,3 +156,29 @@ def test_every_post_reads_as_an_editor_would_have_written_it(
     latin = next(p for p in x.posts if "港灣城市聯手" in p.text)
     assert "…" in latin.text and 280 - latin.weighted_length <= 30, latin.text
     assert unused and sorted(unused)[len(unused) // 2] <= 6, unused
+
+
+def test_preview_json_tells_each_post_its_length_limit_cut_and_budget(
+    clean_env: dict[str, str],
+) -> None:
+    """`newsbot preview --json` gives, per article and channel, the exact text, its measured
+    length and limit, the cut taken and the budget left, consistent with each other."""
+    from tests.acceptance.conftest import REPO, Newsbot
+
+    newsbot = Newsbot(REPO / "config" / "newsbot.yaml", clean_env)
+    run = newsbot("preview", "--json", "-n", "2")
+
+    assert run.code == 0, run.err
+    rows = json.loads(run.out)
+    assert len(rows) == 4
+    assert {r["channel"] for r in rows} == {"telegram-preview", "x-preview"}
+    for row in rows:
+        assert row["cut"] in ("none", "sentence", "clause", "phrase", "character")
+        assert row["budget_left"] == row["limit"] - row["length"] >= 0
+        if row["platform"] == "x":
+            assert row["length"] == weighted_length(row["text"])
+            assert row["limit"] == 280
+        else:
+            assert row["limit"] == 4096
+        if row["cut"] in ("clause", "phrase", "character"):
+            assert "…" in row["text"], row  # a sentence end is kept whole, without one
