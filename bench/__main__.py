@@ -1,7 +1,7 @@
 """``python -m bench``: every benchmark of issue 7 on local servers (127.0.0.1 only), a table on
 stdout and ``bench/results.json``. See BENCHMARKS.md for what each figure means.
 
-    python -m bench                 # all six, about 5-10 minutes on 2 cores
+    python -m bench                 # all seven, about 5-10 minutes on 2 cores
     python -m bench --smoke         # a tiny run of each (CI: checks they run, not timings)
     python -m bench --only compose ledger
     python -m bench --full          # benchmark 6 for the issue's 10 minutes
