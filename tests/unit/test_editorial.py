@@ -54,13 +54,14 @@ TABLE_HTML = (
     [
         (LIST_HTML, ["算力基礎建設", "資料治理", "部長表示，將持續推動。"]),
         (HEADING_HTML, ["政策重點", "數位部今天公布方案。"]),
-        (TABLE_HTML, ["類組", "錄取率", "第一類組", "96.1%", "第二類組", "98.3%"]),
+        (TABLE_HTML, ["類組｜錄取率", "第一類組｜96.1%", "第二類組｜98.3%"]),
         ("<p>高雄<br>格丁尼亞</p><blockquote>引言</blockquote><figure><figcaption>圖說"
          "</figcaption></figure>", ["高雄", "格丁尼亞", "引言", "圖說"]),
     ],
 )  # fmt: skip
 def test_blocks_end_in_a_line_break(html: str, lines: list[str]) -> None:
-    """List items, headings, table cells, br, blockquote and figcaption each end their line."""
+    """List items, headings, table rows, br, blockquote and figcaption each end their line;
+    the cells of a row are set apart by ｜."""
     assert excerpt_source(html).split("\n") == lines
 
 
