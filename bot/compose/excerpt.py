@@ -337,7 +337,10 @@ _LATIN_WORD = re.compile(
 _HANDLE_OR_TAG = regex.compile(r"(?<![\w@#])[@#＃][\p{L}\p{N}\p{M}_]+")
 # Names: capitalised Latin words in a row (Oktawia Gorzeńska, Gdynia IT Centre) and a
 # transliterated name joined by a middle dot (奧克塔維亞・戈任斯卡) are kept whole.
-_LATIN_NAME = regex.compile(r"\p{Lu}[\p{L}\p{M}'’\-]*(?: \p{Lu}[\p{L}\p{M}'’\-]*)+")
+# At most four words: a longer run of capitals is a headline in title case, not one name.
+_LATIN_NAME = regex.compile(
+    r"(?<![\p{L}\p{M}])\p{Lu}[\p{L}\p{M}'’\-]*(?: \p{Lu}[\p{L}\p{M}'’\-]*){1,3}"
+)
 _DOTTED_NAME = regex.compile(r"\p{Han}{1,8}(?:[・·‧]\p{Han}{1,8})+")
 # Characters of the standard transliteration tables: jieba's dictionary lacks most foreign
 # names (格丁尼亞 comes out as 格丁|尼亞), so no phrase cut falls between two of these.
