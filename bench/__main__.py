@@ -1,7 +1,7 @@
 """``python -m bench``: every benchmark of issue 7 on local servers (127.0.0.1 only), a table on
 stdout and ``bench/results.json``. See BENCHMARKS.md for what each figure means.
 
-    python -m bench                 # all six, about 5-10 minutes on 2 cores
+    python -m bench                 # all seven, about 5-10 minutes on 2 cores
     python -m bench --smoke         # a tiny run of each (CI: checks they run, not timings)
     python -m bench --only compose ledger
     python -m bench --full          # benchmark 6 for the issue's 10 minutes
@@ -23,8 +23,16 @@ from pathlib import Path
 
 from bench import common
 
-ORDER = ("compose", "poll", "delivery", "ledger", "delay", "memory")  # quick ones first
-ISSUE_NUMBER = {"poll": 1, "delay": 2, "delivery": 3, "compose": 4, "ledger": 5, "memory": 6}
+ORDER = ("compose", "text", "poll", "delivery", "ledger", "delay", "memory")  # quick ones first
+ISSUE_NUMBER = {
+    "poll": 1,
+    "delay": 2,
+    "delivery": 3,
+    "compose": 4,
+    "ledger": 5,
+    "memory": 6,
+    "text": 12,
+}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
@@ -106,6 +114,10 @@ def _run_one(name: str, args: argparse.Namespace, duration: float, keep: str) ->
         from bench import compose
 
         return compose.run(smoke=args.smoke)
+    if name == "text":
+        from bench import text
+
+        return text.run(smoke=args.smoke)
     if name == "poll":
         from bench import poll
 

@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--source", help="only this source")
     preview.add_argument("--channel", help="only this channel")
     preview.add_argument("-n", "--limit", type=int, default=3, help="articles per source")
+    preview.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON for tools: per article and channel the text, its length and limit, the cut "
+        "taken and the budget left",
+    )
     check = commands.add_parser("check", parents=[common], help="validate config and templates")
     check.add_argument(
         "--online", action="store_true", help="also verify each channel's credentials"
@@ -172,9 +178,10 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
 
 async def _preview(config: Config, args: argparse.Namespace) -> int:
     from bot.channels.console import format_post
-    from bot.compose.excerpt import build_excerpt
+    from bot.compose.excerpt import stored_excerpt
     from bot.daemon import build_channel, build_renderer, build_source
     from bot.links import with_tracking
+    from bot.pipeline import tidy_article
     from bot.sources.base import SourceState
     from bot.sources.fetch import Fetcher
 
@@ -183,6 +190,7 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
     renderer = build_renderer(config)
     channels = {name: build_channel(cfg) for name, cfg in config.channels.items()}
     problems = 0
+    rows: list[dict[str, object]] = []
     async with Fetcher() as fetcher:
         for name, source_config in config.sources.items():
             if args.source and name != args.source:
@@ -191,7 +199,10 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
                 async with build_source(source_config, fetcher, config) as source:
                     result = await source.poll(SourceState())
             except SourceError as exc:
-                print(f"source {name}: cannot read it: {exc}\n")
+                if args.json:
+                    rows.append({"source": name, "error": f"cannot read it: {exc}"})
+                else:
+                    print(f"source {name}: cannot read it: {exc}\n")
                 problems += 1
                 continue
             newest = sorted(
@@ -199,8 +210,10 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
                 key=lambda a: a.published or datetime.now(UTC),
                 reverse=True,
             )[: args.limit]
-            for article in newest:
-                excerpt = build_excerpt(
+            for polled in newest:
+                # What the pipeline queues and how it composes, so the preview is the post.
+                article = tidy_article(polled)
+                excerpt = stored_excerpt(
                     article.summary_html,
                     strip=source_config.strip,
                     length=source_config.excerpt_length,
@@ -210,24 +223,51 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
                         continue
                     channel = channels[channel_name]
                     settings = config.channels[channel_name]
+                    rule = channel.rule(has_image=bool(article.image))
+                    where = {
+                        "source": name,
+                        "article": article.key,
+                        "title": article.title,
+                        "channel": channel_name,
+                        "platform": rule.platform,
+                    }
                     try:
-                        post = renderer.render(
+                        composed = renderer.compose(
                             settings.template,
                             article=article,
                             excerpt=excerpt,
                             source=name,
                             channel=channel_name,
                             link=with_tracking(article.url, settings.tracking),
-                            rule=channel.rule(has_image=bool(article.image)),
+                            rule=rule,
+                            max_chars=source_config.excerpt_length,
                         )
                     except (DeliveryError, ConfigError) as exc:
-                        print(
-                            f"── {channel_name} · {name} · cannot post {article.title!r}: {exc}\n"
-                        )
+                        if args.json:
+                            rows.append({**where, "error": str(exc)})
+                        else:
+                            print(
+                                f"── {channel_name} · {name} · cannot post {article.title!r}: "
+                                f"{exc}\n"
+                            )
                         problems += 1
                         continue
-                    rules = channel.rule(has_image=bool(article.image)).platform
-                    print(format_post(post, rules=rules))
+                    post = composed.post
+                    if args.json:
+                        rows.append(
+                            {
+                                **where,
+                                "text": post.text,
+                                "length": post.length,
+                                "limit": post.limit,
+                                "cut": composed.cut,
+                                "budget_left": composed.budget_left,
+                            }
+                        )
+                    else:
+                        print(format_post(post, rules=rule.platform))
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
     return EXIT_FAILED if problems else EXIT_OK
 
 

@@ -178,7 +178,10 @@ class SourceConfig(_Strict):
     max_age: OptionalDuration = timedelta(hours=24)
     channels: tuple[str, ...] | None = None
     strip: tuple[str, ...] = ()
-    excerpt_length: int = Field(default=160, ge=10, le=4000)
+    # The editor's upper bound on an excerpt, in code points; each channel's fitting cuts it
+    # further to the room its limit leaves, in its own measure (X weighted units, Telegram
+    # characters), so on X the limit nearly always decides.
+    excerpt_length: int = Field(default=300, ge=10, le=4000)
     filters: FilterConfig = FilterConfig()
     priority: Literal["normal", "high"] = "normal"
     priority_categories: tuple[str, ...] = ()
@@ -426,6 +429,11 @@ class Config(_Strict):
 
     path: Path
     timezone: str = "Asia/Taipei"
+    # The CLDR locale the templates' datetime filter writes dates in.
+    locale: str = "zh_Hant_TW"
+    # The share of an excerpt's budget a cut may give away to end at a stronger boundary (a
+    # sentence over a clause, a clause over a phrase): see bot/compose/excerpt.py.
+    excerpt_slack: float = Field(default=0.09, ge=0, le=1)
     database: str = "sqlite:///var/newsbot.db"
     templates: Path = Path("../templates")
     sources: Mapping[str, AnySource]
@@ -446,6 +454,19 @@ class Config(_Strict):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(
                 f"expected an IANA time zone such as Asia/Taipei, got {name!r}"
+            ) from exc
+        return name
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, name: str) -> str:
+        import babel
+
+        try:
+            babel.Locale.parse(name)
+        except (ValueError, babel.UnknownLocaleError) as exc:
+            raise ValueError(
+                f"expected a locale such as zh_Hant_TW or en_US, got {name!r}"
             ) from exc
         return name
 

@@ -109,7 +109,7 @@ def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> So
 
 
 def build_renderer(config: Config) -> Renderer:
-    return Renderer(config.templates, config.tz)
+    return Renderer(config.templates, config.tz, locale=config.locale, slack=config.excerpt_slack)
 
 
 class PushedOnly(Source):

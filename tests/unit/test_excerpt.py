@@ -53,13 +53,14 @@ def test_html_to_text_survives_broken_html() -> None:
     assert "高雄市" in html_to_text("<p>高雄市<b>經發局<div>補充 < 說明 <a href='x")
 
 
-def test_build_excerpt_strips_the_byline_and_joins_paragraphs() -> None:
-    """The byline pattern is removed and paragraphs join into one line without stray spaces."""
+def test_build_excerpt_strips_the_byline_and_keeps_paragraphs_apart() -> None:
+    """The byline pattern is removed; paragraphs stay one a line (issue 12: blocks never fuse),
+    and a source line break inside a paragraph joins CJK text without a stray space."""
     excerpt = build_excerpt(ARTICLE_HTML, strip=[BYLINE], length=500)
     assert "新聞視界時報" not in excerpt
     assert "不該出現" not in excerpt
-    assert "\n" not in excerpt
-    assert excerpt.startswith("高雄與波蘭姊妹市 格丁尼亞 的交流再度邁向新里程！由高雄市")
+    assert excerpt.startswith("高雄與波蘭姊妹市 格丁尼亞 的交流再度邁向新里程！\n由高雄市")
+    assert "正式簽署經濟合作備忘錄。\n此次合作" in excerpt
 
 
 def test_build_excerpt_ends_at_a_sentence_end_without_ellipsis() -> None:

@@ -72,9 +72,10 @@ def test_tracking_link_arrives_untouched(tmp_path: Path) -> None:
 
 
 def test_hashtags_filter_is_cjk_safe() -> None:
-    """Categories become #tags: CJK kept, spaces/punctuation become _, empty and digits dropped."""
+    """Categories become #tags: CJK kept, a category's words written together (#國際交流),
+    empty and digit-only tags dropped."""
     assert hashtags(["地方", "國際 交流", "格但斯克・索波特", "AI-城市", "  ", "2025", "地方"]) == (
-        "#地方 #國際_交流 #格但斯克_索波特 #AI_城市"
+        "#地方 #國際交流 #格但斯克索波特 #AI城市"
     )
 
 
