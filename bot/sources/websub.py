@@ -48,6 +48,8 @@ import aiohttp
 from bot.config import FeedSourceConfig
 from bot.errors import ConfigError, SourceError
 from bot.sources.feed import parse_feed
+from bot.sources.fetch import open_session
+from bot.sources.policy import FetchPolicy
 from bot.sources.push import Accept, PushReceiver, PushRequest, PushResponse
 
 __all__ = [
@@ -286,7 +288,9 @@ class WebSubSubscriber(PushReceiver):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
+            # The feed and the hub (a URL the feed named) are fetched under the source's policy.
+            self._session = open_session(
+                FetchPolicy.for_source(self.config).without_files(),
                 headers={"User-Agent": self.config.user_agent},
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
             )
