@@ -45,7 +45,7 @@ from multidict import CIMultiDictProxy
 from bot.errors import FetchRefused, SourceError
 from bot.sources.policy import STRICT, FetchPolicy, IPAddress, address_kind, parse_address
 
-__all__ = ["DEFAULT_USER_AGENT", "FetchResult", "Fetcher", "open_session"]
+__all__ = ["DEFAULT_USER_AGENT", "FetchResult", "Fetcher", "open_session", "refusal_in"]
 
 DEFAULT_USER_AGENT = "newsbot/0.1 (+https://github.com/newsbot)"
 _CHUNK = 64 * 1024
@@ -150,6 +150,14 @@ def open_session(
         socket_factory=_socket_factory(policy, approved),
     )
     return aiohttp.ClientSession(connector=connector, trust_env=False, **session_options)
+
+
+def refusal_in(exc: BaseException) -> str | None:
+    """The policy's reason, when an aiohttp error of an :func:`open_session` session is a
+    refusal (nothing was sent); ``None`` for any other failure."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, _Refused):
+        return str(exc.os_error)
+    return None
 
 
 def _literal_refusal(url: str, policy: FetchPolicy) -> str | None:
@@ -304,11 +312,10 @@ class Fetcher:
                         current = target
                         continue
                     return await _finish(response, current, limit)
-            except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, _Refused):
-                    raise FetchRefused(_refused(url, current, str(exc.os_error))) from None
-                raise SourceError(f"cannot fetch {current}: {_client_error(exc)}") from exc
             except aiohttp.ClientError as exc:
+                refused = refusal_in(exc)
+                if refused is not None:
+                    raise FetchRefused(_refused(url, current, refused)) from None
                 raise SourceError(f"cannot fetch {current}: {_client_error(exc)}") from exc
         raise SourceError(f"more than {self.max_redirects} redirects from {url}")
 

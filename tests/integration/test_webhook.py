@@ -549,13 +549,16 @@ async def test_only_url_with_the_real_enricher_reads_the_page(recorder: Recorder
     """With bot.sources.enrich.Enricher.fill, an only-url push gets the page's own title."""
     from bot.sources.enrich import Enricher
     from bot.sources.fetch import Fetcher
+    from bot.testing import LOCAL_FAKES
     from bot.testing.feed_server import FeedServer
 
     page = (Path(__file__).parents[1] / "fixtures" / "pages" / "article.html").read_bytes()
-    async with FeedServer() as site, Fetcher(timeout=5.0) as fetcher:
+    async with FeedServer() as site, Fetcher(timeout=5.0, policy=LOCAL_FAKES) as fetcher:
         url = site.publish("/article/20051", page, content_type="text/html; charset=utf-8")
         enricher = Enricher(fetcher, per_host_delay=0.0)
-        receiver = WebhookReceiver(config(), recorder, clock=lambda: NOW, enrich=enricher.fill)
+        receiver = WebhookReceiver(
+            config(allow_private=["127.0.0.1"]), recorder, clock=lambda: NOW, enrich=enricher.fill
+        )
         listener, _ = await start(receiver)
         try:
             async with aiohttp.ClientSession() as http:
