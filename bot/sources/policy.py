@@ -73,10 +73,10 @@ def address_kind(address: IPAddress) -> str | None:
         return "multicast"
     if isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
         return "shared (carrier-grade NAT)"
-    if address.is_private:
-        return "private"
     if address.is_reserved:
         return "reserved"
+    if address.is_private:
+        return "private"
     if not address.is_global:
         return "not publicly routable"
     return None
@@ -117,6 +117,8 @@ def allow_entry(entry: str) -> str:
     text = entry.strip()
     if not text:
         raise ValueError("an empty entry; expected a host name, an address or a network")
+    if "://" in text:
+        raise ValueError(f"{entry!r} is a URL; write only its host name, such as cms.intranet")
     if "/" in text:
         try:
             network = ipaddress.ip_network(text)

@@ -21,6 +21,7 @@ sources:
   newsvision:
     kind: feed
     url: {url}
+    allow_private: [127.0.0.1]
     backlog: {backlog}
     max_age: off
     strip: ['新聞視界時報\\s*記者\\s*\\S+\\s*整理報導']
