@@ -236,7 +236,7 @@ def link_refusal(url: str, policy: FetchPolicy = STRICT, *, what: str = "link") 
     address = parse_address(host)
     if address is not None:
         refusal = policy.address_refusal(address, host)
-        return f"its {what} points to {refusal}" if refusal else None
+        return f"its {what} may not be followed: {refusal}" if refusal else None
     name = _host_name(host)
     if (name == "localhost" or name.endswith(".localhost")) and not policy.allows_host(name):
         return f"its {what} points to {name}, this machine, which this source may not fetch"
