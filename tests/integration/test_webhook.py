@@ -569,3 +569,25 @@ async def test_only_url_with_the_real_enricher_reads_the_page(recorder: Recorder
     article = recorder.calls[0][1][0]
     assert article.title.startswith("高雄 × 格丁尼亞再升級")
     assert article.key == url
+
+
+# ------------------------------------------------------------------------------ fetch policy
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.2:8080/secret",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://admin:hunter2@news.example.tw/article/20051",
+    ],
+)
+async def test_push_linking_where_the_source_may_not_go_is_refused(
+    push: Push, recorder: Recorder, url: str
+) -> None:
+    """A signed push whose link is internal or carries a password is answered 400 with the
+    reason (never repeating the password) and nothing is recorded or fetched."""
+    status, answer = await push.send(body_of({**ARTICLE, "url": url}))
+    assert status == 400
+    assert "not posted" in answer["error"] and "hunter2" not in answer["error"]
+    assert recorder.calls == []
