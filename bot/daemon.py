@@ -108,9 +108,11 @@ def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> So
     if config.enrich and not isinstance(config, WebhookSourceConfig):
         from bot.sources.enrich import enriching
 
+        # Screened before (a page is never fetched for a link that may not be posted) and
+        # after (the page may have given a canonical URL or an image that may not be).
         # Article pages come from content: never a file, whatever the source's own url is.
         pages = fetcher.scoped(policy.without_files())
-        source = enriching(source, Enricher(pages, timezone=settings.tz))
+        source = enriching(screened(source, policy), Enricher(pages, timezone=settings.tz))
     return screened(source, policy)
 
 

@@ -516,3 +516,35 @@ async def test_a_session_parameter_that_changes_every_poll_posts_once(
         "https://news.example.tw/article/20051?page=1",
         "https://news.example.tw/article/20052",
     ]
+
+
+async def test_enrichment_never_fetches_a_link_with_credentials_nor_keeps_an_internal_image(
+    site: FeedServer, fetcher: Fetcher, tmp_path: Path
+) -> None:
+    """With enrich: true, a credentialed link is dropped before its page is requested; a page
+    whose og:image is the metadata address gives its article no image."""
+    site.publish("/a/1", ARTICLE_PAGE, content_type="text/html")
+    site.publish(
+        "/a/2",
+        ARTICLE_PAGE.replace(
+            "</head>",
+            '<meta property="og:image" content="http://169.254.169.254/latest/x.png"></head>',
+        ),
+        content_type="text/html",
+    )
+    host = site.url.removeprefix("http://")
+    feed = site.publish(
+        "/rss.xml",
+        rss(
+            [
+                FeedItem("nv-1", "後台預覽", f"http://admin:hunter2@{host}/a/1", published=NOW),
+                FeedItem("nv-2", "高雄與格丁尼亞再升級！", site.url_for("/a/2"), published=NOW),
+            ]
+        ),
+    )
+    config = write_config(tmp_path, _feed_source(feed, enrich=True))
+    result = await build_source(config.sources["newsvision"], fetcher, config).poll(SourceState())
+    assert [(a.key, a.image) for a in result.articles] == [("nv-2", None)]
+    assert "經濟合作備忘錄" in result.articles[0].summary_html
+    assert site.requests_for("/a/1") == []
+    assert any("169.254.169.254" in w and "posted without it" in w for w in result.warnings)
