@@ -24,11 +24,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
+
+if TYPE_CHECKING:
+    from bot.config import SourceConfig
 
 __all__ = [
     "STRICT",
@@ -182,11 +185,11 @@ class FetchPolicy:
         return cls(frozenset(hosts), tuple(networks), frozenset(files))
 
     @classmethod
-    def for_source(cls, config: Any) -> FetchPolicy:
+    def for_source(cls, config: SourceConfig) -> FetchPolicy:
         """The policy of a configured source: its ``allow_private``, and its own ``file:`` URL."""
-        url = getattr(config, "url", "") or ""
+        url = str(getattr(config, "url", "") or "")  # a webhook source has none
         files = (url,) if url.startswith("file:") else ()
-        return cls.allowing(getattr(config, "allow_private", ()), files=files)
+        return cls.allowing(config.allow_private, files=files)
 
     def without_files(self) -> FetchPolicy:
         """The same allowlist for URLs found in content: no ``file:`` at all."""
