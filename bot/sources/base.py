@@ -26,12 +26,15 @@ class SourceState:
 
 @dataclass(frozen=True, slots=True)
 class PollResult:
-    """What one poll produced. ``not_modified`` is true when the server answered 304."""
+    """What one poll produced. ``not_modified`` is true when the server answered 304.
+    ``refusals`` are the articles the fetch policy left out, each with its reason; the source
+    has logged them as warnings already (``warnings`` are for the pipeline to log)."""
 
     articles: tuple[Article, ...] = ()
     state: SourceState = field(default_factory=SourceState)
     not_modified: bool = False
     warnings: tuple[str, ...] = ()
+    refusals: tuple[str, ...] = ()
 
 
 class Source(abc.ABC):

@@ -479,25 +479,28 @@ class _EnrichingSource(Source):
             *(self.enricher.enrich(a) for a in result.articles), return_exceptions=True
         )
         enriched: list[Article] = []
-        warnings = list(result.warnings)
+        refusals = list(result.refusals)
         for article, outcome in zip(result.articles, outcomes, strict=True):
             if isinstance(outcome, FetchRefused):
                 # Nothing was fetched; and its link leads where this source may not go.
-                warning = f"article {article.title[:60] or article.url!r}: {outcome}; not posted"
-                log.warning("source %s: %s", self.name, warning, extra={"source": self.name})
-                warnings.append(warning)
+                refusal = f"article {article.title[:60] or article.url!r}: {outcome}; not posted"
+                log.warning("source %s: %s", self.name, refusal, extra={"source": self.name})
+                refusals.append(refusal)
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
                 enriched.append(outcome)
         kept = [a for a in enriched if a.title]
+        warnings = list(result.warnings)
         if len(kept) < len(enriched):
             untitled = [a.url or a.key for a in enriched if not a.title]
             warnings.append(
                 f"{len(untitled)} article(s) still have no title after reading their pages and "
                 f"wait for the next poll: {', '.join(untitled[:3])}"
             )
-        return dataclasses.replace(result, articles=tuple(kept), warnings=tuple(warnings))
+        return dataclasses.replace(
+            result, articles=tuple(kept), warnings=tuple(warnings), refusals=tuple(refusals)
+        )
 
     async def __aenter__(self) -> Self:
         await self.inner.__aenter__()

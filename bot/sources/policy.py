@@ -286,7 +286,7 @@ class _ScreenedSource(Source):
         for warning in refused:
             log.warning("source %s: %s", self.name, warning, extra={"source": self.name})
         return dataclasses.replace(
-            result, articles=tuple(kept), warnings=(*result.warnings, *refused)
+            result, articles=tuple(kept), refusals=(*result.refusals, *refused)
         )
 
     async def __aenter__(self) -> Self:

@@ -191,7 +191,7 @@ async def test_feed_linking_to_a_loopback_page_with_enrich_fetches_and_posts_not
     worlds.append(world)
     result = await world.source.poll(SourceState())
     assert [a.key for a in result.articles] == ["nv-1"]
-    assert any("127.0.0.2" in w and "loopback" in w for w in result.warnings)
+    assert any("127.0.0.2" in w and "loopback" in w for w in result.refusals)
 
     await world.cycle()
     assert internal.requests_for("/secret") == []
@@ -230,7 +230,7 @@ async def test_sitemap_with_a_file_loc_reads_no_file(
     worlds.append(world)
     result = await world.source.poll(SourceState())
     assert [a.url for a in result.articles] == [good]
-    assert any("file:" in w for w in result.warnings)
+    assert any("file:" in w for w in result.refusals)
 
     await world.cycle()
     assert len(world.x.posts) == 1
@@ -290,7 +290,7 @@ async def test_html_listing_linking_to_internal_addresses_posts_none_of_them(
     worlds.append(world)
     result = await world.source.poll(SourceState())
     assert [a.url for a in result.articles] == ["https://news.example.tw/article/20051"]
-    reasons = " ".join(result.warnings)
+    reasons = " ".join(result.refusals)
     assert "127.0.0.2" in reasons and "169.254.169.254" in reasons and "link-local" in reasons
 
     await world.cycle()
@@ -319,7 +319,7 @@ async def test_html_listing_with_enrich_never_requests_the_internal_page(
     config = write_config(tmp_path, source)
     result = await build_source(config.sources["newsvision"], fetcher, config).poll(SourceState())
     assert result.articles == ()
-    assert any("127.0.0.2" in w for w in result.warnings)
+    assert any("127.0.0.2" in w for w in result.refusals)
     assert internal.requests_for("/secret") == []
 
 
@@ -480,7 +480,7 @@ async def test_links_with_credentials_are_never_posted(
     worlds.append(world)
     result = await world.source.poll(SourceState())
     assert [a.key for a in result.articles] == ["nv-2"]
-    (warning,) = [w for w in result.warnings if "user name or password" in w]
+    (warning,) = [w for w in result.refusals if "user name or password" in w]
     assert "news.example.tw" in warning and "hunter2" not in warning
     await world.cycle()
     assert [p.link for p in world.x.posts] == ["https://news.example.tw/a/2"]
@@ -547,4 +547,4 @@ async def test_enrichment_never_fetches_a_link_with_credentials_nor_keeps_an_int
     assert [(a.key, a.image) for a in result.articles] == [("nv-2", None)]
     assert "經濟合作備忘錄" in result.articles[0].summary_html
     assert site.requests_for("/a/1") == []
-    assert any("169.254.169.254" in w and "posted without it" in w for w in result.warnings)
+    assert any("169.254.169.254" in w and "posted without it" in w for w in result.refusals)
