@@ -548,3 +548,35 @@ async def test_enrichment_never_fetches_a_link_with_credentials_nor_keeps_an_int
     assert "經濟合作備忘錄" in result.articles[0].summary_html
     assert site.requests_for("/a/1") == []
     assert any("169.254.169.254" in w and "posted without it" in w for w in result.refusals)
+
+
+async def test_an_index_child_that_may_not_be_fetched_is_a_refusal_beside_the_good_ones(
+    site: FeedServer, internal: FeedServer, fetcher: Fetcher, tmp_path: Path
+) -> None:
+    """An index naming a good sitemap and an internal one: the good one is read, the internal
+    one is never requested and is listed among the poll's refusals with the reason."""
+    site.publish(
+        "/news.xml",
+        """<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+ xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+<url><loc>https://news.example.tw/article/20051</loc><news:news>
+<news:publication_date>2025-09-16T09:00:00+08:00</news:publication_date>
+<news:title>高雄與格丁尼亞再升級！</news:title></news:news></url></urlset>""",
+        content_type="application/xml",
+    )
+    index = site.publish(
+        "/index.xml",
+        f"""<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <sitemap><loc>{site.url_for("/news.xml")}</loc></sitemap>
+  <sitemap><loc>{internal.url_for("/sitemap.xml")}</loc></sitemap>
+</sitemapindex>""",
+        content_type="application/xml",
+    )
+    source = f"    kind: sitemap\n    url: {index}\n    allow_private: [127.0.0.1]"
+    config = write_config(tmp_path, source)
+    result = await build_source(config.sources["newsvision"], fetcher, config).poll(SourceState())
+    assert [a.url for a in result.articles] == ["https://news.example.tw/article/20051"]
+    assert any("127.0.0.2" in r and "loopback" in r for r in result.refusals)
+    assert internal.requests == []
