@@ -21,6 +21,7 @@ import dataclasses
 import ipaddress
 import logging
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -52,6 +53,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the last 32 bits are an IPv4 address
+_LEGACY_IPV4 = re.compile(r"^(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}$", re.I)
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -98,12 +100,22 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 
 def parse_address(host: str) -> IPAddress | None:
-    """``host`` (as in a URL, maybe ``[v6]`` or with a zone) as an address; ``None`` for a name."""
+    """``host`` (as in a URL, maybe ``[v6]`` or with a zone) as an address; ``None`` for a name.
+
+    The legacy IPv4 spellings that browsers and ``inet_aton`` still read (``2130706433``,
+    ``0x7f.1``, ``0177.0.0.1``) are addresses too: a link written so is still 127.0.0.1.
+    """
     text = host.strip("[]").split("%", 1)[0]
     try:
         return ipaddress.ip_address(text)
     except ValueError:
-        return None
+        pass
+    if _LEGACY_IPV4.match(text):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    return None
 
 
 def _host_name(host: str) -> str:
@@ -135,6 +147,14 @@ def allow_entry(entry: str) -> str:
                 "source needs"
             )
         return str(network)
+    if _LEGACY_IPV4.match(text):
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            # 127.1, 2130706433: resolvers read these as addresses; say which one was meant.
+            raise ValueError(
+                f"{entry!r} is not a valid address; write it as four numbers, 10.1.2.3"
+            ) from None
     address = parse_address(text)
     if address is not None:
         return str(address)
@@ -149,9 +169,6 @@ def allow_entry(entry: str) -> str:
             f"{entry!r} is not a host name, an address or a network "
             "(such as cms.intranet, 10.1.2.3 or 10.1.2.0/24; no wildcards, ports or URLs)"
         )
-    if labels[-1].isdigit():
-        # 127.1, 2130706433: resolvers read these as addresses; say which one was meant.
-        raise ValueError(f"{entry!r} is not a valid address; write it as four numbers, 10.1.2.3")
     return ascii_name
 
 

@@ -419,6 +419,7 @@ async def test_an_address_in_the_url_is_checked_without_dns(internal: FeedServer
         for spelled in (
             f"http://[::ffff:127.0.0.2]:{internal.url.rsplit(':', 1)[1]}/secret",
             f"http://0.0.0.0:{internal.url.rsplit(':', 1)[1]}/secret",
+            f"http://2130706434:{internal.url.rsplit(':', 1)[1]}/secret",  # 127.0.0.2
         ):
             with pytest.raises(FetchRefused):
                 await fetcher.get(spelled)

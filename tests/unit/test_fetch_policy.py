@@ -86,6 +86,7 @@ def test_allow_entries_are_normalised(entry: str, normal: str) -> None:
         ("http://cms.intranet/", "is a URL"),
         ("cms.intranet:8080", "ports"),
         ("127.1", "four numbers"),
+        ("2130706433", "four numbers"),
         ("", "empty"),
     ],
 )
@@ -140,6 +141,9 @@ def test_bad_allow_private_is_a_config_error_with_file_line_and_key(tmp_path: Pa
         ("http://127.0.0.2/secret", "loopback"),
         ("http://169.254.169.254/latest/meta-data/", "link-local"),
         ("http://[::ffff:10.0.0.1]/", "private"),
+        ("http://2130706433/secret", "127.0.0.1 is a loopback"),
+        ("http://0x7f.1:8080/", "127.0.0.1 is a loopback"),
+        ("http://0251.0376.0251.0376/", "169.254.169.254 is a link-local"),
         ("http://localhost:8080/", "this machine"),
         ("http://admin.localhost/", "this machine"),
         ("http:///nohost", "no host"),
