@@ -188,7 +188,15 @@ def rounds(server: ServerProcess, articles: int, folder: str) -> dict[str, Any]:
             "path": Path(folder) / "newsbot.yaml",
             "database": f"sqlite:///{Path(folder) / 'ledger.db'}",
             "templates": Path(repo_root()) / "templates",
-            "sources": {"news": {"kind": "feed", "url": feed_url, "max_age": "off", "backlog": 0}},
+            "sources": {
+                "news": {
+                    "kind": "feed",
+                    "url": feed_url,
+                    "max_age": "off",
+                    "backlog": 0,
+                    "allow_private": ["127.0.0.1"],
+                }
+            },
             "channels": channel_configs(server.urls),
         }
     )

@@ -60,6 +60,7 @@ def run(
                     f"feed{i}": {
                         "kind": "feed",
                         "url": srv.feed_url(i),
+                        "allow_private": ["127.0.0.1"],
                         "every": "30s",
                         "max_age": "off",
                     }

@@ -172,11 +172,12 @@ def baseline(urls: list[str]) -> dict[str, Any]:
 def _sources(urls: list[str], fetcher: Any) -> list[Any]:
     from bot.config import FeedSourceConfig
     from bot.sources.feed import FeedSource
+    from bot.testing import LOCAL_FAKES
 
     return [
         FeedSource(
             FeedSourceConfig.model_validate({"kind": "feed", "name": f"feed{i}", "url": url}),
-            fetcher,
+            fetcher.scoped(LOCAL_FAKES),
         )
         for i, url in enumerate(urls)
     ]
@@ -237,7 +238,13 @@ def cycle_config(urls: list[str], folder: str, *, every: str = "5m", **extra: An
         "database": f"sqlite:///{Path(folder) / 'ledger.db'}",
         "templates": Path(repo_root()) / "templates",
         "sources": {
-            f"feed{i}": {"kind": "feed", "url": url, "every": every, "max_age": "off"}
+            f"feed{i}": {
+                "kind": "feed",
+                "url": url,
+                "every": every,
+                "max_age": "off",
+                "allow_private": ["127.0.0.1"],
+            }
             for i, url in enumerate(urls)
         },
         "channels": {"console": {"kind": "console", "template": "x.txt.j2"}},

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -169,6 +170,15 @@ class FilterConfig(_Strict):
         return words
 
 
+def _allow_entry(entry: str) -> str:
+    from bot.sources.policy import allow_entry
+
+    return allow_entry(entry)
+
+
+AllowEntry = Annotated[str, AfterValidator(_allow_entry)]
+
+
 class SourceConfig(_Strict):
     """What every kind of source shares."""
 
@@ -186,6 +196,8 @@ class SourceConfig(_Strict):
     priority: Literal["normal", "high"] = "normal"
     priority_categories: tuple[str, ...] = ()
     enrich: bool = False
+    # Hosts, addresses and networks this source may fetch although private (least privilege).
+    allow_private: tuple[AllowEntry, ...] = ()
 
     @field_validator("strip")
     @classmethod

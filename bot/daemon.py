@@ -50,6 +50,7 @@ from bot.pipeline import Observer, PassReport, Pipeline, utc_now
 from bot.sources.base import PollResult, Source, SourceState, backoff_interval
 from bot.sources.enrich import Enricher
 from bot.sources.fetch import Fetcher
+from bot.sources.policy import FetchPolicy, screen, screened
 from bot.sources.push import PushReceiver
 
 if TYPE_CHECKING:
@@ -83,8 +84,11 @@ def build_channel(config: ChannelConfig) -> Channel:
 
 
 def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> Source:
-    """The adapter for one configured source (wrapped to enrich articles when asked)."""
+    """The adapter for one configured source (wrapped to enrich articles when asked), fetching
+    under the source's own policy, and whose articles with a link it may not post are dropped."""
     source: Source
+    policy = FetchPolicy.for_source(config)
+    fetcher = fetcher.scoped(policy)
     if isinstance(config, FeedSourceConfig):
         from bot.sources.feed import FeedSource
 
@@ -104,8 +108,12 @@ def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> So
     if config.enrich and not isinstance(config, WebhookSourceConfig):
         from bot.sources.enrich import enriching
 
-        source = enriching(source, Enricher(fetcher, timezone=settings.tz))
-    return source
+        # Screened before (a page is never fetched for a link that may not be posted) and
+        # after (the page may have given a canonical URL or an image that may not be).
+        # Article pages come from content: never a file, whatever the source's own url is.
+        pages = fetcher.scoped(policy.without_files())
+        source = enriching(screened(source, policy), Enricher(pages, timezone=settings.tz))
+    return screened(source, policy)
 
 
 def build_renderer(config: Config) -> Renderer:
@@ -229,7 +237,6 @@ class Daemon:
         self._polls: dict[str, asyncio.Task[Any]] = {}
         self.subscribers: dict[str, WebSubSubscriber] = {}
         self.listener: Listener | None = None
-        self._enricher: Enricher | None = None
         self._wake = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -480,7 +487,6 @@ class Daemon:
 
         # The listener finds a receiver by its source's name (names are unique across kinds).
         receivers: dict[str, PushReceiver] = {}
-        self._enricher = Enricher(runtime.fetcher, timezone=self.config.tz)
         for name, settings in self.config.sources.items():
             if isinstance(settings, WebhookSourceConfig):
                 receivers[name] = self._webhook_receiver(settings)
@@ -499,14 +505,22 @@ class Daemon:
     def _webhook_receiver(self, settings: WebhookSourceConfig) -> PushReceiver:
         from bot.sources.webhook import WebhookReceiver
 
-        assert self._enricher is not None
+        assert self.runtime is not None
+        # A push's page is fetched under its source's policy (never a file: it came in a push).
+        policy = FetchPolicy.for_source(settings).without_files()
+        enricher = Enricher(self.runtime.fetcher.scoped(policy), timezone=self.config.tz)
         return WebhookReceiver(
-            settings, self._accept, timezone=self.config.tz, enrich=self._enricher.fill
+            settings, self._accept, timezone=self.config.tz, enrich=enricher.fill
         )
 
     async def _accept(self, name: str, articles: Sequence[Article]) -> str:
         """A push (webhook, WebSub): recorded at once, and the delivery job woken for it."""
         assert self.runtime is not None
+        # Pushed entries (a WebSub hub's) pass the same screen as polled ones.
+        policy = FetchPolicy.for_source(self.config.sources[name])
+        articles, refused = screen(articles, policy)
+        for warning in refused:
+            log.warning("source %s: %s", name, warning, extra={"source": name})
         report = self.runtime.pipeline.accept(name, articles)
         self.metrics.pushed(name, accepted=True)
         if report.ingest is not None and report.ingest.queued:

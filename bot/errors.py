@@ -7,6 +7,7 @@ translated at the edge where the library is used (``raise ... from exc``)::
     ├── ConfigError          the config file or a template is wrong (exit status 2)
     │   └── TemplateError    a template does not exist, compile or render
     ├── SourceError          a source could not be read this time (recorded, retried next poll)
+    │   └── FetchRefused     the outbound-fetch policy forbids that URL; nothing was sent
     ├── LedgerError          the ledger database refused an operation
     └── DeliveryError        a post could not be delivered
         ├── TransientError   try again later, not before ``retry_after`` seconds
@@ -48,6 +49,12 @@ class TemplateError(ConfigError):
 
 class SourceError(BotError):
     """A source could not be polled; the reason is recorded against the source."""
+
+
+class FetchRefused(SourceError):
+    """The URL (its scheme, or the address it resolves or redirects to) is one this source may
+    not fetch: not http(s), or private, loopback, link-local... without ``allow_private``.
+    Refused before any connection is made."""
 
 
 class LedgerError(BotError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -13,13 +14,29 @@ _TRACKING_NAMES = frozenset(
 )
 
 
+# Session ids some sites append to every link: new on every poll, they would make the same
+# article look new each time. Only names that mean nothing else: ``sid`` is left alone because
+# old CMSes (PHP-Nuke's ``article&sid=123``) use it for the story's id.
+_SESSION_NAMES = frozenset(
+    {"session", "sessionid", "session_id", "sessid", "phpsessid", "jsessionid", "cfid", "cftoken"}
+)
+_SESSION_PREFIXES = ("aspsessionid",)  # ASP appends letters: ASPSESSIONIDQATRBDSA
+# Java servlets put theirs in the path: /article/1;jsessionid=0A1B2C
+_PATH_SESSION = re.compile(r";(?:jsessionid|phpsessid|sessionid)=[^/;?#]*", re.IGNORECASE)
+
+
 def _is_tracking(name: str) -> bool:
     lowered = name.lower()
-    return lowered.startswith(_TRACKING_PREFIXES) or lowered in _TRACKING_NAMES
+    return (
+        lowered.startswith(_TRACKING_PREFIXES)
+        or lowered in _TRACKING_NAMES
+        or lowered in _SESSION_NAMES
+        or lowered.startswith(_SESSION_PREFIXES)
+    )
 
 
 def canonical_url(url: str, base: str | None = None) -> str:
-    """Absolute, without fragment or tracking parameters, scheme and host lower-cased.
+    """Absolute, without fragment, tracking or session parameters, scheme and host lower-cased.
 
     The path and the remaining query keep their order and spelling: a site may treat them as
     case-sensitive, and reordering would change what a server sees.
@@ -34,7 +51,7 @@ def canonical_url(url: str, base: str | None = None) -> str:
         netloc = netloc[:-3]
     elif parts.scheme == "https" and netloc.endswith(":443"):
         netloc = netloc[:-4]
-    path = parts.path or ("/" if netloc else "")
+    path = _PATH_SESSION.sub("", parts.path) or ("/" if netloc else "")
     return urlunsplit(
         (
             parts.scheme.lower(),

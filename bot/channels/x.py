@@ -27,8 +27,10 @@ from requests.adapters import HTTPAdapter
 from bot.channels.base import Channel
 from bot.compose.length import X_POST, LengthRule
 from bot.config import XChannelConfig
-from bot.errors import DeliveryError, PermanentError, TransientError
+from bot.errors import DeliveryError, PermanentError, SourceError, TransientError
 from bot.model import Post, Receipt
+from bot.sources.fetch import Fetcher
+from bot.sources.policy import STRICT, FetchPolicy
 
 PUBLIC_BASE = "https://api.twitter.com"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -95,15 +97,20 @@ class XChannel(Channel):
     # unknown (a timeout after sending) can be sent again: it either goes out or proves it had.
     resend_is_safe = True
 
-    def __init__(self, config: XChannelConfig, client: tweepy.Client) -> None:
+    def __init__(
+        self, config: XChannelConfig, client: tweepy.Client, *, image_policy: FetchPolicy = STRICT
+    ) -> None:
         super().__init__(config.name or "x")
         self.config = config
         self.client = client
         self._timeout = config.timeout.total_seconds()
         self._secrets = tuple(config.secrets())
+        # Images are fetched like pages, under the fetch policy: public addresses only unless a
+        # test gives its local fakes.
+        self._image_policy = image_policy
 
     @classmethod
-    def from_config(cls, config: XChannelConfig) -> XChannel:
+    def from_config(cls, config: XChannelConfig, *, image_policy: FetchPolicy = STRICT) -> XChannel:
         """A channel with a tweepy client for the account's OAuth 1.0a user-context keys."""
         client = tweepy.Client(
             consumer_key=config.consumer_key.get_secret_value(),
@@ -114,13 +121,21 @@ class XChannel(Channel):
         redirect = None if _same_origin(config.api_url, PUBLIC_BASE) else config.api_url
         adapter = RedirectAdapter(redirect, config.timeout.total_seconds())
         client.session.mount(PUBLIC_BASE, adapter)
-        return cls(config, client)
+        return cls(config, client, image_policy=image_policy)
 
     def rule(self, *, has_image: bool) -> LengthRule:
         return X_POST
 
     async def send(self, post: Post) -> Receipt:
-        return await asyncio.to_thread(self._send, post)
+        notes: list[str] = []
+        image: tuple[bytes, str] | None = None
+        if self.config.media and post.image:
+            try:
+                image = await self._download(post.image)
+            except _NoImage as exc:
+                notes.append(f"posted without the image: {self._scrub(str(exc))}")
+                log.warning("%s: %s", self.name, notes[-1])
+        return await asyncio.to_thread(self._send, post, image, notes)
 
     async def verify(self) -> str:
         """The account's username (``GET /2/users/me``): proves the keys work."""
@@ -132,12 +147,11 @@ class XChannel(Channel):
 
     # -- in the worker thread ----------------------------------------------------------------
 
-    def _send(self, post: Post) -> Receipt:
-        notes: list[str] = []
+    def _send(self, post: Post, image: tuple[bytes, str] | None, notes: list[str]) -> Receipt:
         media_ids: list[str] | None = None
-        if self.config.media and post.image:
+        if image is not None:
             try:
-                media_ids = [self._attach(post.image)]
+                media_ids = [self._attach(*image)]
             except _NoImage as exc:
                 notes.append(f"posted without the image: {self._scrub(str(exc))}")
                 log.warning("%s: %s", self.name, notes[-1])
@@ -152,8 +166,7 @@ class XChannel(Channel):
             notes=tuple(notes),
         )
 
-    def _attach(self, image_url: str) -> str:
-        data, media_type = self._download(image_url)
+    def _attach(self, data: bytes, media_type: str) -> str:
         body = {
             "media": base64.b64encode(data).decode("ascii"),
             "media_category": "tweet_image",
@@ -170,34 +183,25 @@ class XChannel(Channel):
             raise _NoImage("X's answer to the upload had no media id") from exc
         return str(media_id)
 
-    def _download(self, url: str) -> tuple[bytes, str]:
-        """The image's bytes and type; X cannot fetch an image from a URL itself."""
+    async def _download(self, url: str) -> tuple[bytes, str]:
+        """The image's bytes and type; X cannot fetch an image from a URL itself. Fetched by
+        the one fetcher, so the outbound-fetch policy (and its size and time caps) applies."""
         if urlsplit(url).scheme not in ("http", "https"):
             raise _NoImage(f"the image URL {url!r} is not http(s)")
         try:
-            with self.client.session.get(
-                url, stream=True, timeout=min(self._timeout, IMAGE_TIMEOUT)
-            ) as response:
-                if response.status_code != 200:
-                    raise _NoImage(f"downloading the image gave HTTP {response.status_code}")
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > MAX_IMAGE_BYTES:
-                    raise _NoImage(f"the image is larger than {MAX_IMAGE_BYTES} bytes")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_content(64 * 1024):
-                    size += len(chunk)
-                    if size > MAX_IMAGE_BYTES:
-                        raise _NoImage(f"the image is larger than {MAX_IMAGE_BYTES} bytes")
-                    chunks.append(chunk)
-                content_type = response.headers.get("Content-Type", "")
-        except requests.RequestException as exc:
-            raise _NoImage(f"downloading the image failed: {type(exc).__name__}") from exc
-        data = b"".join(chunks)
-        media_type = _sniff(data) or content_type.split(";")[0].strip().lower()
-        if media_type not in _IMAGE_TYPES:
+            async with Fetcher(
+                max_bytes=MAX_IMAGE_BYTES,
+                timeout=min(self._timeout, IMAGE_TIMEOUT),
+                concurrency=1,
+                policy=self._image_policy,
+            ) as fetcher:
+                result = await fetcher.get(url)
+        except SourceError as exc:
+            raise _NoImage(f"downloading the image failed: {exc}") from exc
+        media_type = _sniff(result.body) or (result.content_type or "").split(";")[0].strip()
+        if media_type.lower() not in _IMAGE_TYPES:
             raise _NoImage("the file at the image URL is not a JPEG, PNG, GIF or WebP image")
-        return data, media_type
+        return result.body, media_type.lower()
 
     def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """One tweepy call, its errors translated into newsbot's."""

@@ -31,7 +31,9 @@ class PollResult:
     ``warnings`` are everything worth saying about the poll. Of them, ``rejected`` says why each
     entry that could not be posted was skipped (no usable link, a malformed URL...) and
     ``alarms`` what else the source's owner must hear of (an encoding guessed or repaired):
-    these are logged as warnings, the rest as information."""
+    these are logged as warnings, the rest as information. ``refusals`` are the articles the
+    fetch policy left out, each with its reason; the source has logged them as warnings
+    already."""
 
     articles: tuple[Article, ...] = ()
     state: SourceState = field(default_factory=SourceState)
@@ -39,6 +41,7 @@ class PollResult:
     warnings: tuple[str, ...] = ()
     rejected: tuple[str, ...] = ()
     alarms: tuple[str, ...] = ()
+    refusals: tuple[str, ...] = ()
 
 
 class Source(abc.ABC):

@@ -49,7 +49,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-from bot.errors import SourceError
+from bot.errors import FetchRefused, SourceError
 from bot.links import canonical_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
@@ -288,6 +288,7 @@ def _clean(text: str) -> str:
 class _Failure:
     reason: str
     until: float
+    refused: bool = False  # the fetch policy said no: still a refusal when read from the cache
 
 
 class Enricher:
@@ -324,9 +325,12 @@ class Enricher:
 
     async def enrich(self, article: Article) -> Article:
         """The article with what was missing filled in; unchanged (and a warning logged) when
-        the page cannot be read. Never raises for the page's fault."""
+        the page cannot be read. Raises only :class:`FetchRefused`, when the page is one the
+        source may not fetch: such an article must not be posted at all."""
         try:
             return await self.fill(article)
+        except FetchRefused:
+            raise
         except SourceError as exc:
             log.warning(
                 "cannot enrich %s: %s",
@@ -349,7 +353,8 @@ class Enricher:
         return _apply(article, facts)
 
     async def enrich_many(self, articles: Iterable[Article]) -> list[Article]:
-        """:meth:`enrich` for each, concurrently (within the limits), in the order given."""
+        """:meth:`enrich` for each, concurrently (within the limits), in the order given
+        (:class:`FetchRefused` when one of them may not be fetched)."""
         return list(await asyncio.gather(*(self.enrich(a) for a in articles)))
 
     # -- pages --------------------------------------------------------------------------------
@@ -361,7 +366,8 @@ class Enricher:
             return cached
         if isinstance(cached, _Failure):
             if cached.until > self._clock():
-                raise SourceError(f"{cached.reason} (not retried before a while has passed)")
+                error = FetchRefused if cached.refused else SourceError
+                raise error(f"{cached.reason} (not retried before a while has passed)")
             del self._cache[url]
         pending = self._in_flight.get(url)
         if pending is not None:
@@ -371,7 +377,8 @@ class Enricher:
         try:
             facts = await self._fetch(url)
         except SourceError as exc:
-            self._remember(url, _Failure(str(exc), self._clock() + self._retry_after))
+            until = self._clock() + self._retry_after
+            self._remember(url, _Failure(str(exc), until, isinstance(exc, FetchRefused)))
             future.set_exception(exc)
             raise
         except BaseException:
@@ -468,7 +475,21 @@ class _EnrichingSource(Source):
         result = await self.inner.poll(state)
         if result.not_modified or not result.articles:
             return result
-        enriched = await self.enricher.enrich_many(result.articles)
+        outcomes = await asyncio.gather(
+            *(self.enricher.enrich(a) for a in result.articles), return_exceptions=True
+        )
+        enriched: list[Article] = []
+        refusals = list(result.refusals)
+        for article, outcome in zip(result.articles, outcomes, strict=True):
+            if isinstance(outcome, FetchRefused):
+                # Nothing was fetched; and its link leads where this source may not go.
+                refusal = f"article {article.title[:60] or article.url!r}: {outcome}; not posted"
+                log.warning("source %s: %s", self.name, refusal, extra={"source": self.name})
+                refusals.append(refusal)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                enriched.append(outcome)
         kept = [a for a in enriched if a.title]
         warnings = list(result.warnings)
         if len(kept) < len(enriched):
@@ -477,7 +498,9 @@ class _EnrichingSource(Source):
                 f"{len(untitled)} article(s) still have no title after reading their pages and "
                 f"wait for the next poll: {', '.join(untitled[:3])}"
             )
-        return dataclasses.replace(result, articles=tuple(kept), warnings=tuple(warnings))
+        return dataclasses.replace(
+            result, articles=tuple(kept), warnings=tuple(warnings), refusals=tuple(refusals)
+        )
 
     async def __aenter__(self) -> Self:
         await self.inner.__aenter__()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import unicodedata
 import zlib
@@ -37,12 +38,14 @@ from typing import Any, Literal
 from lxml import etree  # type: ignore[import-untyped]
 
 from bot.config import SitemapSourceConfig
-from bot.errors import SourceError
+from bot.errors import FetchRefused, SourceError
 from bot.links import canonical_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.dates import parse_date
 from bot.sources.fetch import Fetcher, FetchResult
+
+log = logging.getLogger("newsbot.sources.sitemap")
 
 __all__ = ["ChildSitemap", "SitemapDocument", "SitemapSource", "parse_sitemap"]
 
@@ -80,6 +83,7 @@ class _Poll:
 
     articles: list[Article] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
     fetched: int = 0
     unchanged: int = 0
     failed: int = 0
@@ -138,7 +142,8 @@ class SitemapSource(Source):
     def _result(self, gathered: _Poll, state: SourceState, *, index_unchanged: bool) -> PollResult:
         if gathered.fetched and gathered.failed == gathered.fetched:
             raise SourceError(
-                "no sitemap of the index could be read: " + "; ".join(gathered.warnings)
+                "no sitemap of the index could be read: "
+                + "; ".join([*gathered.refusals, *gathered.warnings])
             )
         if gathered.fetched and gathered.unchanged == gathered.fetched:
             # Every child answered 304.
@@ -147,7 +152,10 @@ class SitemapSource(Source):
         for article in gathered.articles:
             unique.setdefault(article.key, article)
         return PollResult(
-            articles=tuple(unique.values()), state=state, warnings=tuple(gathered.warnings)
+            articles=tuple(unique.values()),
+            state=state,
+            warnings=tuple(gathered.warnings),
+            refusals=tuple(gathered.refusals),
         )
 
     def _choose(
@@ -192,6 +200,12 @@ class SitemapSource(Source):
             *(self._get_child(url) for url in urls), return_exceptions=True
         )
         for url, answer in zip(urls, answers, strict=True):
+            if isinstance(answer, FetchRefused):
+                # A <loc> pointing where this source may not go: nothing was fetched.
+                gathered.failed += 1
+                gathered.refusals.append(f"sitemap {url}: {answer}")
+                log.warning("source %s: %s", self.name, gathered.refusals[-1])
+                continue
             if isinstance(answer, SourceError):
                 gathered.failed += 1
                 gathered.warnings.append(f"sitemap {url}: {answer}")

@@ -52,8 +52,10 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from bot.config import WebhookSourceConfig
+from bot.errors import FetchRefused
 from bot.links import canonical_url
 from bot.model import Article
+from bot.sources.policy import FetchPolicy, link_refusal
 from bot.sources.push import DEFAULT_MAX_BODY, Accept, PushReceiver, PushRequest, PushResponse
 
 __all__ = [
@@ -121,6 +123,7 @@ class WebhookReceiver(PushReceiver):
         self._enrich = enrich
         self._timezone = timezone
         self._secret = config.secret.get_secret_value().encode("utf-8")
+        self._policy = FetchPolicy.for_source(config)
         # Signatures already received, until their timestamp leaves the tolerance window.
         self._seen: dict[str, float] = {}
 
@@ -142,11 +145,18 @@ class WebhookReceiver(PushReceiver):
         except BadPush as exc:
             log.warning("webhook %s: bad push: %s", self.name, exc, extra=context)
             return PushResponse.problem(400, str(exc))
+        refused = link_refusal(article.url, self._policy)
+        if refused is not None:
+            log.warning("webhook %s: refused a push: %s", self.name, refused, extra=context)
+            return PushResponse.problem(400, f"not posted: {refused}")
         if not article.title:
             if self._enrich is None:
                 return PushResponse.problem(400, _NO_TITLE)
             try:
                 enriched = await self._enrich(article)
+            except FetchRefused as exc:
+                log.warning("webhook %s: refused a push: %s", self.name, exc, extra=context)
+                return PushResponse.problem(400, f"not posted: {exc}")
             except Exception as exc:
                 self._forget(signature)
                 log.warning(

@@ -46,8 +46,10 @@ from urllib.parse import quote, urljoin, urlsplit
 import aiohttp
 
 from bot.config import FeedSourceConfig
-from bot.errors import ConfigError, SourceError
+from bot.errors import ConfigError, FetchRefused, SourceError
 from bot.sources.feed import parse_feed
+from bot.sources.fetch import open_session, refusal_in
+from bot.sources.policy import FetchPolicy
 from bot.sources.push import Accept, PushReceiver, PushRequest, PushResponse
 
 __all__ = [
@@ -286,7 +288,9 @@ class WebSubSubscriber(PushReceiver):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
+            # The feed and the hub (a URL the feed named) are fetched under the source's policy.
+            self._session = open_session(
+                FetchPolicy.for_source(self.config).without_files(),
                 headers={"User-Agent": self.config.user_agent},
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout.total_seconds()),
             )
@@ -315,6 +319,9 @@ class WebSubSubscriber(PushReceiver):
                     content_type=response.headers.get("Content-Type"),
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
+            refused = refusal_in(exc)
+            if refused is not None:
+                raise FetchRefused(f"refused to fetch {url} to find its hub: {refused}") from None
             reason = str(exc) or type(exc).__name__
             raise SourceError(f"cannot fetch {url} to find its hub: {reason}") from exc
         if found is None:
@@ -396,6 +403,9 @@ class WebSubSubscriber(PushReceiver):
                         + (f" {text}" if text else "")
                     )
         except (aiohttp.ClientError, TimeoutError) as exc:
+            refused = refusal_in(exc)
+            if refused is not None:
+                raise FetchRefused(f"refused to reach hub {hub}: {refused}") from None
             reason = str(exc) or type(exc).__name__
             raise SourceError(f"cannot reach hub {hub}: {reason}") from exc
 

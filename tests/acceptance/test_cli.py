@@ -21,6 +21,7 @@ sources:
   newsvision:
     kind: feed
     url: {url}
+    allow_private: [127.0.0.1]
     backlog: {backlog}
     max_age: off
     strip: ['新聞視界時報\\s*記者\\s*\\S+\\s*整理報導']
@@ -289,3 +290,49 @@ def test_one_broken_item_costs_only_itself_and_status_says_why(
     data = json.loads(newsbot("status", "--json").out)
     assert data["sources"][0]["source"] == "newsvision"
     assert "壞掉的連結" in data["sources"][0]["problem"]
+
+
+def test_once_publishes_no_internal_page_no_local_file_and_no_password(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """`newsbot once` on a feed (enrich: true) linking to an internal page, a local file and a
+    link with a password: only the real article is posted, the internal server sees no
+    request, each refusal is logged with its reason, and there is no traceback."""
+    secret_file = tmp_path / "secret.html"
+    secret_file.write_text('<meta property="og:description" content="本機機密檔案">', "utf-8")
+    feed.publish(
+        "/article/1",
+        '<!doctype html><html lang="zh-Hant"><head><meta charset="utf-8"><title>高雄醫材</title>'
+        '<meta property="og:description" content="高雄醫材業者赴泰國參展，拓展東南亞市場。">'
+        "</head><body><p>記者王秉程／高雄報導</p></body></html>",
+        content_type="text/html; charset=utf-8",
+    )
+    with FeedServer(host="127.0.0.2") as internal:
+        internal.publish(
+            "/secret",
+            '<!doctype html><html><head><meta charset="utf-8"><title>內部</title>'
+            '<meta property="og:description" content="董事會內部薪資草案"></head></html>',
+            content_type="text/html; charset=utf-8",
+        )
+        entries = [
+            FeedItem("nv-1", "高雄醫材進軍泰國", feed.url_for("/article/1")),
+            FeedItem("nv-2", "內部文件", internal.url_for("/secret")),
+            FeedItem("nv-3", "本機檔案", secret_file.as_uri()),
+            FeedItem("nv-4", "後台預覽", "http://admin:hunter2@news.example.tw/a/4"),
+        ]
+        url = feed.publish("/rss.xml", rss(entries))
+        newsbot = setup(tmp_path, templates, clean_env, url, backlog=10)
+        config = newsbot.config.read_text("utf-8").replace(
+            "    max_age: off\n", "    max_age: off\n    enrich: true\n"
+        )
+        newsbot.config.write_text(config, "utf-8")
+        result = newsbot("once")
+        assert internal.requests == []
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    assert result.out.count("── x ·") == 1 and result.out.count("── telegram ·") == 1
+    assert "拓展東南亞市場" in result.out
+    for forbidden in ("董事會", "本機機密", "127.0.0.2", "file:", "hunter2", "admin:"):
+        assert forbidden not in result.out
+    assert "127.0.0.2" in result.err and "loopback" in result.err
+    assert "user name or password" in result.err and "hunter2" not in result.err

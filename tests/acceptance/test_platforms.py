@@ -141,6 +141,7 @@ def write_config(tmp_path: Path, platforms: Platforms) -> Path:
             "newsvision": {
                 "kind": "feed",
                 "url": platforms.feed.url_for("/rss.xml"),
+                "allow_private": ["127.0.0.1"],  # the fake site
                 "backlog": 10,
                 "max_age": "off",
                 "excerpt_length": 300,

@@ -88,6 +88,7 @@ SOURCE = """\
   {name}:
     kind: feed
     url: {url}
+    allow_private: [127.0.0.1]
     every: 1s
     backlog: 1000
     max_age: off

@@ -41,6 +41,7 @@ sources:
   newsvision:
     kind: feed
     url: {feed}
+    allow_private: [127.0.0.1]
     every: 1s
     backlog: 0
     max_age: off

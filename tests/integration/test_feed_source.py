@@ -16,7 +16,11 @@ from bot.errors import SourceError
 from bot.sources.base import SourceState
 from bot.sources.feed import FeedSource
 from bot.sources.fetch import Fetcher
+from bot.sources.policy import FetchPolicy
+from bot.testing import LOCAL_FAKES
 from bot.testing.feed_server import FeedItem, FeedServer, rss, sample_items
+
+LOCAL = ["127.0.0.1"]  # the fakes listen there: allow_private for the test sources
 
 FEEDS = Path(__file__).parent.parent / "fixtures" / "feeds"
 SAMPLE = Path(__file__).parent.parent.parent / "config" / "samples" / "newsvision.xml"
@@ -32,14 +36,14 @@ async def server() -> AsyncIterator[FeedServer]:
 @pytest.fixture
 async def fetcher() -> AsyncIterator[Fetcher]:
     async with Fetcher(timeout=5.0, max_bytes=1024 * 1024) as f:
-        yield f
+        yield f.scoped(LOCAL_FAKES)
 
 
 def source(url: str, fetcher: Fetcher, **overrides: object) -> FeedSource:
     config = FeedSourceConfig.model_validate(
-        {"kind": "feed", "name": "newsvision", "url": url, **overrides}
+        {"kind": "feed", "name": "newsvision", "url": url, "allow_private": LOCAL, **overrides}
     )
-    return FeedSource(config, fetcher, now=lambda: NOW)
+    return FeedSource(config, fetcher.scoped(FetchPolicy.for_source(config)), now=lambda: NOW)
 
 
 # ---------------------------------------------------------------------------- conditional GET
@@ -134,10 +138,10 @@ async def test_too_many_redirects_is_a_source_error(server: FeedServer) -> None:
     for n in range(4):
         server.redirect(f"/hop{n}", f"/hop{n + 1}")
     server.publish("/hop4", rss([]))
-    async with Fetcher(max_redirects=2) as short:
+    async with Fetcher(max_redirects=2, policy=LOCAL_FAKES) as short:
         with pytest.raises(SourceError, match="more than 2 redirects"):
             await short.get(server.url_for("/hop0"))
-    async with Fetcher(max_redirects=4) as enough:
+    async with Fetcher(max_redirects=4, policy=LOCAL_FAKES) as enough:
         assert (await enough.get(server.url_for("/hop0"))).status == 200
 
 
@@ -201,7 +205,7 @@ async def test_huge_response_is_cut_at_max_bytes(server: FeedServer) -> None:
     """A streamed body without Content-Length is abandoned once it passes the cap."""
     url = server.publish("/rss.xml", rss([]))
     server.set_fault("/rss.xml", "huge")
-    async with Fetcher(max_bytes=256 * 1024) as fetcher:
+    async with Fetcher(max_bytes=256 * 1024, policy=LOCAL_FAKES) as fetcher:
         started = time.perf_counter()
         with pytest.raises(SourceError, match="response larger than 262144 bytes"):
             await fetcher.get(url)
@@ -241,7 +245,7 @@ async def test_concurrent_polls_overlap_their_latency(server: FeedServer) -> Non
     """Twenty feeds with 100 ms latency each take far less than 2 s together."""
     urls = [server.publish(f"/f{n}.xml", rss(sample_items(3))) for n in range(20)]
     server.set_delay(0.1)
-    async with Fetcher(concurrency=50) as fetcher:
+    async with Fetcher(concurrency=50, policy=LOCAL_FAKES) as fetcher:
         started = time.perf_counter()
         results = await asyncio.gather(*(fetcher.get(u) for u in urls))
         elapsed = time.perf_counter() - started
@@ -268,22 +272,24 @@ async def test_file_url_json_feed(fetcher: Fetcher) -> None:
 
 async def test_missing_file_is_a_source_error(fetcher: Fetcher, tmp_path: Path) -> None:
     """A file:// URL to nothing names the missing file."""
+    gone = (tmp_path / "gone.xml").as_uri()
     with pytest.raises(SourceError, match="no such file"):
-        await fetcher.get((tmp_path / "gone.xml").as_uri())
+        await fetcher.scoped(FetchPolicy(files=frozenset({gone}))).get(gone)
 
 
 async def test_file_over_max_bytes_is_refused(fetcher: Fetcher, tmp_path: Path) -> None:
     """max_bytes applies to files as it does to HTTP bodies."""
     big = tmp_path / "big.xml"
     big.write_bytes(b"x" * 5000)
+    own = FetchPolicy(files=frozenset({big.as_uri()}))
     with pytest.raises(SourceError, match="response larger than 4096 bytes"):
-        await fetcher.get(big.as_uri(), max_bytes=4096)
+        await fetcher.scoped(own).get(big.as_uri(), max_bytes=4096)
 
 
 async def test_user_agent_and_accept_are_sent(server: FeedServer) -> None:
     """The configured User-Agent and a feed-first Accept header reach the site."""
     url = server.publish("/rss.xml", rss([]))
-    async with Fetcher(user_agent="newsbot-test/1.0") as fetcher:
+    async with Fetcher(user_agent="newsbot-test/1.0", policy=LOCAL_FAKES) as fetcher:
         await fetcher.get(url)
     (request,) = server.requests_for("/rss.xml")
     assert request.headers["user-agent"] == "newsbot-test/1.0"

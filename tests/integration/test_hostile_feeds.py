@@ -19,8 +19,12 @@ from bot.pipeline import Pipeline
 from bot.sources.base import SourceState, backoff_interval
 from bot.sources.feed import FeedSource
 from bot.sources.fetch import Fetcher
+from bot.sources.policy import FetchPolicy
+from bot.testing import LOCAL_FAKES
 from bot.testing.feed_server import Fault, FeedItem, FeedServer, atom, rss, sample_items
 from bot.testing.memory import MemoryChannel
+
+LOCAL = ["127.0.0.1"]  # the fakes listen there: allow_private for the test sources
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = REPO / "tests" / "fixtures" / "feeds" / "hostile"
@@ -40,14 +44,14 @@ async def server() -> AsyncIterator[FeedServer]:
 @pytest.fixture
 async def fetcher() -> AsyncIterator[Fetcher]:
     async with Fetcher(timeout=5.0, max_bytes=1024 * 1024) as f:
-        yield f
+        yield f.scoped(LOCAL_FAKES)
 
 
 def source(url: str, fetcher: Fetcher, **overrides: object) -> FeedSource:
     config = FeedSourceConfig.model_validate(
-        {"kind": "feed", "name": "newsvision", "url": url, **overrides}
+        {"kind": "feed", "name": "newsvision", "url": url, "allow_private": LOCAL, **overrides}
     )
-    return FeedSource(config, fetcher, now=lambda: NOW)
+    return FeedSource(config, fetcher.scoped(FetchPolicy.for_source(config)), now=lambda: NOW)
 
 
 # ------------------------------------------------------------------------- entity expansion
@@ -279,6 +283,7 @@ sources:
   newsvision:
     kind: feed
     url: {url}
+    allow_private: [127.0.0.1]
     backlog: {backlog}
     max_age: 48h
     timeout: 2s
@@ -305,7 +310,8 @@ class World:
         self.now = NOW
         settings = self.config.sources["newsvision"]
         assert isinstance(settings, FeedSourceConfig)
-        self.feed = FeedSource(settings, fetcher, now=lambda: self.now)
+        policy = FetchPolicy.for_source(settings)
+        self.feed = FeedSource(settings, fetcher.scoped(policy), now=lambda: self.now)
         self.telegram = MemoryChannel("telegram", TELEGRAM_MESSAGE)
         self.x = MemoryChannel("x", X_POST)
         self.pipeline = Pipeline(

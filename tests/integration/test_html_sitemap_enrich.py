@@ -19,8 +19,12 @@ from bot.sources.base import SourceState
 from bot.sources.enrich import Enricher, enriching
 from bot.sources.fetch import Fetcher
 from bot.sources.html import HtmlSource
+from bot.sources.policy import FetchPolicy
 from bot.sources.sitemap import SitemapSource, parse_sitemap
+from bot.testing import LOCAL_FAKES
 from bot.testing.feed_server import FeedServer
+
+LOCAL = ["127.0.0.1"]  # the fakes listen there: allow_private for the test sources
 
 PAGES = Path(__file__).parent.parent / "fixtures" / "pages"
 TAIPEI = ZoneInfo("Asia/Taipei")
@@ -48,7 +52,7 @@ async def server() -> AsyncIterator[FeedServer]:
 @pytest.fixture
 async def fetcher() -> AsyncIterator[Fetcher]:
     async with Fetcher(timeout=5.0, max_bytes=1024 * 1024) as f:
-        yield f
+        yield f.scoped(LOCAL_FAKES)
 
 
 def fixture(name: str, server: FeedServer | None = None) -> str:
@@ -59,17 +63,32 @@ def fixture(name: str, server: FeedServer | None = None) -> str:
 
 def html_source(url: str, fetcher: Fetcher, **overrides: object) -> HtmlSource:
     config = HtmlSourceConfig.model_validate(
-        {"kind": "html", "name": "newsvision", "url": url, "selectors": RELATED, **overrides}
+        {
+            "kind": "html",
+            "name": "newsvision",
+            "url": url,
+            "selectors": RELATED,
+            "allow_private": LOCAL,
+            **overrides,
+        }
     )
-    return HtmlSource(config, fetcher, timezone=TAIPEI, now=lambda: NOW)
+    scoped = fetcher.scoped(FetchPolicy.for_source(config))
+    return HtmlSource(config, scoped, timezone=TAIPEI, now=lambda: NOW)
 
 
 def sitemap_source(url: str, fetcher: Fetcher, **kwargs: object) -> SitemapSource:
     enrich = bool(kwargs.pop("enrich", False))
     config = SitemapSourceConfig.model_validate(
-        {"kind": "sitemap", "name": "newsvision", "url": url, "enrich": enrich}
+        {
+            "kind": "sitemap",
+            "name": "newsvision",
+            "url": url,
+            "enrich": enrich,
+            "allow_private": LOCAL,
+        }
     )
-    return SitemapSource(config, fetcher, now=lambda: NOW, timezone=TAIPEI, **kwargs)  # type: ignore[arg-type]
+    scoped = fetcher.scoped(FetchPolicy.for_source(config))
+    return SitemapSource(config, scoped, now=lambda: NOW, timezone=TAIPEI, **kwargs)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------- HTML source

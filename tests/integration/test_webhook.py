@@ -549,13 +549,16 @@ async def test_only_url_with_the_real_enricher_reads_the_page(recorder: Recorder
     """With bot.sources.enrich.Enricher.fill, an only-url push gets the page's own title."""
     from bot.sources.enrich import Enricher
     from bot.sources.fetch import Fetcher
+    from bot.testing import LOCAL_FAKES
     from bot.testing.feed_server import FeedServer
 
     page = (Path(__file__).parents[1] / "fixtures" / "pages" / "article.html").read_bytes()
-    async with FeedServer() as site, Fetcher(timeout=5.0) as fetcher:
+    async with FeedServer() as site, Fetcher(timeout=5.0, policy=LOCAL_FAKES) as fetcher:
         url = site.publish("/article/20051", page, content_type="text/html; charset=utf-8")
         enricher = Enricher(fetcher, per_host_delay=0.0)
-        receiver = WebhookReceiver(config(), recorder, clock=lambda: NOW, enrich=enricher.fill)
+        receiver = WebhookReceiver(
+            config(allow_private=["127.0.0.1"]), recorder, clock=lambda: NOW, enrich=enricher.fill
+        )
         listener, _ = await start(receiver)
         try:
             async with aiohttp.ClientSession() as http:
@@ -575,3 +578,25 @@ async def test_a_pushed_title_is_plain_text(push: Push, recorder: Recorder) -> N
     assert status == 202
     [(_, [article])] = recorder.calls
     assert article.title == "使用 <script> 標籤 & 其他"
+
+
+# ------------------------------------------------------------------------------ fetch policy
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.2:8080/secret",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://admin:hunter2@news.example.tw/article/20051",
+    ],
+)
+async def test_push_linking_where_the_source_may_not_go_is_refused(
+    push: Push, recorder: Recorder, url: str
+) -> None:
+    """A signed push whose link is internal or carries a password is answered 400 with the
+    reason (never repeating the password) and nothing is recorded or fetched."""
+    status, answer = await push.send(body_of({**ARTICLE, "url": url}))
+    assert status == 400
+    assert "not posted" in answer["error"] and "hunter2" not in answer["error"]
+    assert recorder.calls == []

@@ -67,7 +67,14 @@ class World:
 
     def subscribe_to(self, url: str, **kwargs: object) -> WebSubSubscriber:
         config = FeedSourceConfig.model_validate(
-            {"kind": "feed", "name": "newsvision", "url": url, "websub": True, "timeout": "5s"}
+            {
+                "kind": "feed",
+                "name": "newsvision",
+                "url": url,
+                "websub": True,
+                "timeout": "5s",
+                "allow_private": ["127.0.0.1"],  # the fake site and hub listen there
+            }
         )
         subscriber = WebSubSubscriber(
             config,

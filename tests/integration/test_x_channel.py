@@ -17,6 +17,7 @@ from bot.compose.length import X_POST
 from bot.config import XChannelConfig
 from bot.errors import PermanentError, TransientError
 from bot.model import Post
+from bot.testing import LOCAL_FAKES
 from bot.testing.x_server import FakeX, XFault, weighted_length
 
 KEYS: dict[str, Any] = {
@@ -320,7 +321,7 @@ async def test_unreachable_api_is_transient(fake: FakeX) -> None:
 
 async def test_media_upload_attaches_media_id(fake: FakeX) -> None:
     """With media on, the article image is downloaded, uploaded and attached to the post."""
-    channel = XChannel.from_config(x_config(fake, media=True))
+    channel = XChannel.from_config(x_config(fake, media=True), image_policy=LOCAL_FAKES)
 
     receipt = await channel.send(make_post(image=fake.image_url))
 
@@ -340,7 +341,7 @@ async def test_media_off_ignores_image(fake: FakeX) -> None:
 
 async def test_missing_image_posts_without_it_and_notes_why(fake: FakeX) -> None:
     """An image that cannot be downloaded does not stop the post; the receipt says why."""
-    channel = XChannel.from_config(x_config(fake, media=True))
+    channel = XChannel.from_config(x_config(fake, media=True), image_policy=LOCAL_FAKES)
 
     receipt = await channel.send(make_post(image=fake.url + "/no-such-image.jpg"))
 
@@ -353,7 +354,7 @@ async def test_missing_image_posts_without_it_and_notes_why(fake: FakeX) -> None
 async def test_upload_failure_posts_without_image_and_notes_why(fake: FakeX) -> None:
     """X refusing the upload (503) still posts the text, with a note naming the upload."""
     fake.fail_next(1, XFault.server_error(503), path="/2/media/upload")
-    channel = XChannel.from_config(x_config(fake, media=True))
+    channel = XChannel.from_config(x_config(fake, media=True), image_policy=LOCAL_FAKES)
 
     receipt = await channel.send(make_post(image=fake.image_url))
 
@@ -363,10 +364,27 @@ async def test_upload_failure_posts_without_image_and_notes_why(fake: FakeX) -> 
     assert "503" in receipt.notes[0]
 
 
+async def test_image_on_an_internal_address_is_never_fetched(fake: FakeX) -> None:
+    """An image URL whose host is internal (here 127.0.0.2; 127.0.0.1 is allowed for the fake)
+    is refused before any request: the post goes out without it and the note says why."""
+    from bot.testing.feed_server import FeedServer
+
+    async with FeedServer(host="127.0.0.2") as internal:
+        secret = internal.publish(
+            "/secret.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="image/png"
+        )
+        channel = XChannel.from_config(x_config(fake, media=True), image_policy=LOCAL_FAKES)
+        receipt = await channel.send(make_post(image=secret))
+        assert internal.requests == []
+    assert fake.media == []
+    assert fake.posts[0].media_ids == ()
+    assert "without the image" in receipt.notes[0] and "loopback" in receipt.notes[0]
+
+
 async def test_oversized_image_is_not_uploaded(fake: FakeX) -> None:
     """An image over 5 MB is never sent to X; the post goes out without it."""
     big = fake.serve_image("/huge.png", b"\x89PNG\r\n\x1a\n" + b"\0" * (5 * 1024 * 1024))
-    channel = XChannel.from_config(x_config(fake, media=True))
+    channel = XChannel.from_config(x_config(fake, media=True), image_policy=LOCAL_FAKES)
 
     receipt = await channel.send(make_post(image=big))
 
@@ -378,7 +396,7 @@ async def test_oversized_image_is_not_uploaded(fake: FakeX) -> None:
 async def test_non_image_is_not_uploaded(fake: FakeX) -> None:
     """A URL that serves HTML instead of an image is not uploaded; the note says so."""
     page = fake.serve_image("/article.html", "<p>不是圖片</p>".encode(), "text/html")
-    channel = XChannel.from_config(x_config(fake, media=True))
+    channel = XChannel.from_config(x_config(fake, media=True), image_policy=LOCAL_FAKES)
 
     receipt = await channel.send(make_post(image=page))
 
