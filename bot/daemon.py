@@ -508,7 +508,6 @@ class Daemon:
         """A push (webhook, WebSub): recorded at once, and the delivery job woken for it."""
         assert self.runtime is not None
         report = self.runtime.pipeline.accept(name, articles)
-        self.metrics.pushed(name, accepted=True)
         if report.ingest is not None and report.ingest.queued:
             self.wake()
         return articles[0].key if articles else ""

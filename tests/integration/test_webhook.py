@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from bot.compose.length import TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
@@ -566,3 +567,18 @@ async def test_only_url_with_the_real_enricher_reads_the_page(recorder: Recorder
     article = recorder.calls[0][1][0]
     assert article.title.startswith("高雄 × 格丁尼亞再升級")
     assert article.key == url
+
+
+async def test_a_receiver_with_an_empty_secret_accepts_nothing(recorder: Recorder) -> None:
+    """Even built around an empty secret (config refuses one), a push signed with '' is 401."""
+    settings = WebhookSourceConfig.model_construct(
+        kind="webhook", name="cms", secret=SecretStr(""), tolerance=timedelta(minutes=5)
+    )
+    listener, _ = await start(WebhookReceiver(settings, recorder, clock=lambda: NOW))
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, answer = await Push(listener, http).send(body_of(ARTICLE), secret="")
+    finally:
+        await listener.stop()
+    assert status == 401 and "no secret" in str(answer)
+    assert recorder.calls == []
