@@ -46,7 +46,7 @@ from bot.ledger import Ledger
 from bot.logs import Redactor
 from bot.metrics import Metrics
 from bot.model import Article
-from bot.pipeline import Observer, PassReport, Pipeline, utc_now
+from bot.pipeline import Observer, Pipeline, utc_now
 from bot.sources.base import PollResult, Source, SourceState, backoff_interval
 from bot.sources.enrich import Enricher
 from bot.sources.fetch import Fetcher
@@ -188,12 +188,6 @@ async def open_runtime(
         keeper.start()
         stack.callback(keeper.stop)
         yield Runtime(config, ledger, pipeline, started, broken, fetcher, keeper)
-
-
-async def run_once(runtime: Runtime) -> PassReport:
-    """One poll of every source and one pass over due deliveries."""
-    await runtime.pipeline.poll_all()
-    return await runtime.pipeline.deliver_due()
 
 
 class Daemon:
