@@ -95,3 +95,16 @@ def test_a_postgresql_url_without_the_extra_says_what_to_install(
     result = Newsbot(newsbot.config, env)("status")
     assert result.code != 0 and "Traceback" not in result.err
     assert "newsbot[postgres]" in result.err
+
+
+def test_check_fails_fast_on_a_template_that_loops_a_billion_times(newsbot: Newsbot) -> None:
+    """Three nested range(1000) loops: `check` exits 2 within seconds, naming file and line."""
+    template = newsbot.config.parent / "templates" / "x.txt.j2"
+    template.write_text(
+        "{{ article.title }}\n{% for a in range(1000) %}{% for b in range(1000) %}"
+        "{% for c in range(1000) %}{% endfor %}{% endfor %}{% endfor %}\n{{ link }}",
+        encoding="utf-8",
+    )
+    result = newsbot("check", timeout=30)
+    assert result.code == 2
+    assert f"{template}:2" in result.err and "to render" in result.err
