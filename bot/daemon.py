@@ -278,7 +278,9 @@ class Daemon:
         assert self.runtime is not None
         self.runtime.pipeline.stopping = True
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            # Paused, not shut down yet: shutting down cancels the polls in flight, and
+            # APScheduler logs each such CancelledError as a job failure with its traceback.
+            self.scheduler.pause()
         self._wake.set()
         pending = [t for t in (self._delivering, *self._polls.values()) if t and not t.done()]
         if pending:
@@ -288,6 +290,8 @@ class Daemon:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
             if still:
                 log.warning(
                     "stopped before %d task(s) finished; a post cut off in flight will be "
@@ -386,6 +390,12 @@ class Daemon:
         except BotError as exc:
             log.error("source %s: %s", name, exc, extra={"source": name})
             return
+        except asyncio.CancelledError:
+            if self.runtime.pipeline.stopping:
+                # Cut off by the stop (past stop_timeout): the next start polls again.
+                log.info("source %s: poll cut off by the stop", name, extra={"source": name})
+                return
+            raise
         finally:
             self._polls.pop(name, None)
         if report.ingest is not None and report.ingest.queued:
