@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     preview.add_argument("--source", help="only this source")
     preview.add_argument("--channel", help="only this channel")
-    preview.add_argument("-n", "--limit", type=int, default=3, help="articles per source")
+    preview.add_argument("-n", "--limit", type=_count, default=3, help="articles per source")
     preview.add_argument(
         "--json",
         action="store_true",
@@ -106,13 +107,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--source")
     status.add_argument("--channel")
-    status.add_argument("-n", "--limit", type=int, default=50)
+    status.add_argument(
+        "-n", "--limit", type=_count, default=50, help=f"how many rows (1 to {MAX_COUNT})"
+    )
     retry = commands.add_parser("retry", parents=[common], help="requeue failed or uncertain posts")
     retry.add_argument("--failed", action="store_true", help="failed deliveries (the default)")
     retry.add_argument(
         "--uncertain", action="store_true", help="deliveries that were in flight at a crash"
     )
-    retry.add_argument("--id", type=int, action="append", dest="ids", help="only this delivery")
+    retry.add_argument(
+        "--id", type=_delivery_id, action="append", dest="ids", help="only this delivery"
+    )
     retry.add_argument("--channel")
     db = commands.add_parser("db", parents=[common], help="the ledger's schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
@@ -146,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:
+        # The reader (`newsbot status | head`) stopped reading: not an error of ours. Point
+        # stdout at /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
@@ -155,11 +166,12 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _once(config: Config, args: argparse.Namespace) -> int:
-    from bot.daemon import open_runtime, run_once
+    from bot.daemon import open_runtime
 
     async with open_runtime(config) as runtime:
-        report = await run_once(runtime)
         pipeline = runtime.pipeline
+        polls = await pipeline.poll_all()
+        report = await pipeline.deliver_due()
         deadline = pipeline.clock().timestamp() + args.drain_for
         while report.next_wake is not None and report.next_wake.timestamp() <= deadline:
             await asyncio.sleep(max(report.next_wake.timestamp() - pipeline.clock().timestamp(), 0))
@@ -173,7 +185,11 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
         report.retrying,
         report.skipped,
     )
-    return EXIT_FAILED if report.failed or report.uncertain or runtime.broken_channels else EXIT_OK
+    unread = [poll.source for poll in polls if not poll.ok]
+    if unread:
+        log.error("could not read %d source(s): %s", len(unread), ", ".join(unread))
+    failed = report.failed or report.uncertain or runtime.broken_channels or unread
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 async def _preview(config: Config, args: argparse.Namespace) -> int:
@@ -389,6 +405,7 @@ def _problem(record: SourceRecord) -> dict[str, object]:
 async def _retry(config: Config, args: argparse.Namespace) -> int:
     from bot.ledger import Ledger
 
+    _known(args.channel, config.channels, "channel")
     states = []
     if args.failed or not args.uncertain:
         states.append("failed")
@@ -425,16 +442,47 @@ def _x_spend(config: Config, ledger: Ledger) -> dict[str, dict[str, Any]]:
     return found
 
 
+#: The most rows a command shows or takes at once; also keeps numbers inside SQL's int64.
+MAX_COUNT = 1_000_000
+_MAX_ID = 2**63 - 1
+#: The longest `once --for`: a cron run longer than a day is a mistake.
+MAX_DRAIN = 86_400.0
+
+
 def _duration(text: str) -> float:
     try:
-        return parse_duration(text).total_seconds()
+        seconds = parse_duration(text).total_seconds()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 <= seconds <= MAX_DRAIN:
+        raise argparse.ArgumentTypeError(f"expected a duration from 0s to 1d, got {text!r}")
+    return seconds
 
 
-def _known(name: str | None, entries: object, what: str) -> None:
-    if name is not None and name not in entries:  # type: ignore[operator]
-        raise ConfigError(f"no {what} named {name!r} in the config")
+def _whole(text: str, low: int, high: int, what: str) -> int:
+    # ASCII digits only: int() also reads "١٢" and "1_000".
+    stripped = text.strip()
+    digits = stripped.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {text!r}")
+    value = int(stripped)
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    return _whole(text, 1, MAX_COUNT, "a number of rows")
+
+
+def _delivery_id(text: str) -> int:
+    return _whole(text, 1, _MAX_ID, "a delivery id (see `newsbot status`)")
+
+
+def _known(name: str | None, entries: Mapping[str, object], what: str) -> None:
+    if name is not None and name not in entries:
+        known = ", ".join(sorted(entries))
+        raise ConfigError(f"no {what} named {name!r} in the config ({what}s are: {known})")
 
 
 async def _db(config: Config, args: argparse.Namespace) -> int:

@@ -48,13 +48,43 @@ def parse_duration(value: object) -> timedelta:
         return value
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m, 2h or 2d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    try:
+        if isinstance(value, int | float):
+            return timedelta(seconds=value)
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if match:
+                return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2) or "s"])
+    except (OverflowError, ValueError):
+        # timedelta tops out at 999999999 days; infinity and NaN are no durations either.
+        raise ValueError(f"expected a duration such as 30s, 5m, 2h or 2d, got {value!r}") from None
     raise ValueError(f"expected a duration such as 30s, 5m, 2h or 2d, got {value!r}")
+
+
+def _spoken(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit in ("d", "h", "m", "s"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{seconds / _UNITS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _within(low: timedelta, high: timedelta, *, above: bool = False) -> Any:
+    """A check that a duration lies in ``[low, high]`` (``(low, high]`` when ``above``)."""
+
+    def check(span: timedelta | None) -> timedelta | None:
+        if span is None:
+            return None
+        too_low = span <= low if above else span < low
+        if too_low or span > high:
+            least = f"more than {_spoken(low)}" if above else f"at least {_spoken(low)}"
+            raise ValueError(
+                f"expected a duration {least} and at most {_spoken(high)}, "
+                f"got {_spoken(span) if span >= timedelta(0) else span}"
+            )
+        return span
+
+    return AfterValidator(check)
 
 
 def _optional_duration(value: object) -> timedelta | None:
@@ -65,6 +95,38 @@ def _optional_duration(value: object) -> timedelta | None:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 OptionalDuration = Annotated[timedelta | None, BeforeValidator(_optional_duration)]
+
+# Ranges: a value outside one is a mistake (a negative interval spins the scheduler; a duration
+# of centuries overflows the clock arithmetic), reported at its key like any other.
+_ZERO, _YEAR = timedelta(0), timedelta(days=365)
+#: How often a source is read: at least a second (less would poll in a busy loop).
+Interval = Annotated[Duration, _within(timedelta(seconds=1), timedelta(days=30))]
+#: How long to wait for a server: more than nothing, at most ten minutes.
+Timeout = Annotated[Duration, _within(_ZERO, timedelta(minutes=10), above=True)]
+#: A pause or a backoff: zero or more, at most a week.
+Pause = Annotated[Duration, _within(_ZERO, timedelta(days=7))]
+#: A window (a webhook's clock tolerance, the stop timeout): more than nothing, a day at most.
+Window = Annotated[Duration, _within(_ZERO, timedelta(days=1), above=True)]
+#: How long something is kept (``max_age``, ``retention``) or ``off``: up to ten years.
+Keep = Annotated[OptionalDuration, _within(_ZERO, 10 * _YEAR, above=True)]
+#: A byte cap: a kibibyte to a gibibyte.
+Bytes = Annotated[int, Field(ge=1024, le=1 << 30)]
+#: Money: a finite, non-negative amount.
+Amount = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+
+
+def _not_blank(secret: SecretStr) -> SecretStr:
+    # An empty key would sign (or verify) with "": anyone could forge a push.
+    if not secret.get_secret_value().strip():
+        raise ValueError(
+            "this secret is empty: set its environment variable to the real value "
+            "(an empty or blank secret, token or key is never used)"
+        )
+    return secret
+
+
+#: A secret, token or key: never empty or blank.
+Secret = Annotated[SecretStr, AfterValidator(_not_blank)]
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*(ms|s|sec|m|min|h|hour|d|day)\s*$")
 _RATE_UNITS = {"sec": "s", "min": "m", "hour": "h", "day": "d"}
@@ -93,10 +155,12 @@ def parse_rate(value: object) -> Rate | None:
     if isinstance(value, Rate):
         return value
     match = _RATE.match(str(value))
-    if not match or int(match.group(1)) < 1:
+    if not match or not 1 <= int(match.group(1)) <= 1_000_000:
         raise ValueError(f"expected a rate such as 20/min, 30/s or 100/15m, got {value!r}")
     unit = _RATE_UNITS.get(match.group(3), match.group(3))
     period = parse_duration(f"{match.group(2) or 1}{unit}")
+    if not timedelta(0) < period <= timedelta(days=30):
+        raise ValueError(f"expected a rate over a period of up to 30d, got {value!r}")
     return Rate(int(match.group(1)), period)
 
 
@@ -183,9 +247,9 @@ class SourceConfig(_Strict):
     """What every kind of source shares."""
 
     name: str = ""
-    every: Duration = timedelta(minutes=5)
-    backlog: int = Field(default=0, ge=0)
-    max_age: OptionalDuration = timedelta(hours=24)
+    every: Interval = timedelta(minutes=5)
+    backlog: int = Field(default=0, ge=0, le=100_000)
+    max_age: Keep = timedelta(hours=24)
     channels: tuple[str, ...] | None = None
     strip: tuple[str, ...] = ()
     # The editor's upper bound on an excerpt, in code points; each channel's fitting cuts it
@@ -215,11 +279,11 @@ class FeedSourceConfig(SourceConfig):
 
     kind: Literal["feed"]
     url: str
-    timeout: Duration = timedelta(seconds=20)
-    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    timeout: Timeout = timedelta(seconds=20)
+    max_bytes: Bytes = 10 * 1024 * 1024
     user_agent: str = "newsbot/0.1 (+https://github.com/newsbot)"
     websub: bool = False
-    websub_every: Duration = timedelta(hours=1)
+    websub_every: Interval = timedelta(hours=1)
 
     @field_validator("url")
     @classmethod
@@ -251,8 +315,8 @@ class HtmlSourceConfig(SourceConfig):
     kind: Literal["html"]
     url: str
     selectors: HtmlSelectors
-    timeout: Duration = timedelta(seconds=20)
-    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    timeout: Timeout = timedelta(seconds=20)
+    max_bytes: Bytes = 10 * 1024 * 1024
 
     @field_validator("url")
     @classmethod
@@ -265,8 +329,8 @@ class SitemapSourceConfig(SourceConfig):
 
     kind: Literal["sitemap"]
     url: str
-    timeout: Duration = timedelta(seconds=20)
-    max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    timeout: Timeout = timedelta(seconds=20)
+    max_bytes: Bytes = 50 * 1024 * 1024
 
     @field_validator("url")
     @classmethod
@@ -278,9 +342,9 @@ class WebhookSourceConfig(SourceConfig):
     """Articles pushed by the CMS to ``POST /hooks/<name>``, signed with HMAC-SHA256."""
 
     kind: Literal["webhook"]
-    secret: SecretStr
-    tolerance: Duration = timedelta(minutes=5)
-    every: Duration = timedelta(minutes=5)
+    secret: Secret
+    tolerance: Window = timedelta(minutes=5)
+    every: Interval = timedelta(minutes=5)
 
 
 AnySource = Annotated[
@@ -300,12 +364,12 @@ class ChannelConfig(_Strict):
     name: str = ""
     template: str
     tracking: Mapping[str, str] = Field(default_factory=dict)
-    min_gap: Duration = timedelta(0)
+    min_gap: Pause = timedelta(0)
     rate: OptionalRate = None
-    burst: int = Field(default=1, ge=1)
+    burst: int = Field(default=1, ge=1, le=10_000)
     quiet_hours: OptionalQuietHours = None
-    max_attempts: int = Field(default=8, ge=1)
-    retry_backoff: Duration = timedelta(seconds=30)
+    max_attempts: int = Field(default=8, ge=1, le=1000)
+    retry_backoff: Pause = timedelta(seconds=30)
     resend_uncertain: bool = False
 
     @property
@@ -333,14 +397,14 @@ class TelegramButton(_Strict):
 
 class TelegramChannelConfig(ChannelConfig):
     kind: Literal["telegram"]
-    token: SecretStr
+    token: Secret
     chat: str
     api_url: str = "https://api.telegram.org"
     link_preview: Literal["on", "off", "above", "large", "large_above"] = "on"
     silent: bool = False
     button: TelegramButton | None = None
     photo: bool = False
-    timeout: Duration = timedelta(seconds=20)
+    timeout: Timeout = timedelta(seconds=20)
 
     @property
     def default_rate(self) -> Rate | None:
@@ -357,16 +421,16 @@ class TelegramChannelConfig(ChannelConfig):
 
 class XChannelConfig(ChannelConfig):
     kind: Literal["x"]
-    consumer_key: SecretStr
-    consumer_secret: SecretStr
-    access_token: SecretStr
-    access_token_secret: SecretStr
+    consumer_key: Secret
+    consumer_secret: Secret
+    access_token: Secret
+    access_token_secret: Secret
     api_url: str = "https://api.twitter.com"
     media: bool = False
-    timeout: Duration = timedelta(seconds=20)
-    price_per_post: float = Field(default=0.0, ge=0)
-    price_per_link_post: float = Field(default=0.0, ge=0)
-    monthly_budget: float | None = Field(default=None, ge=0)
+    timeout: Timeout = timedelta(seconds=20)
+    price_per_post: Amount = 0.0
+    price_per_link_post: Amount = 0.0
+    monthly_budget: Amount | None = None
     currency: str = "USD"
 
     @property
@@ -423,11 +487,11 @@ class HealthConfig(_Strict):
 class AlertsConfig(_Strict):
     """Where operations hear about trouble: a Telegram chat, rate-limited."""
 
-    token: SecretStr
+    token: Secret
     chat: str
     api_url: str = "https://api.telegram.org"
-    min_interval: Duration = timedelta(minutes=5)
-    timeout: Duration = timedelta(seconds=10)
+    min_interval: Pause = timedelta(minutes=5)
+    timeout: Timeout = timedelta(seconds=10)
 
     def secrets(self) -> list[str]:
         return [self.token.get_secret_value()] if self.token.get_secret_value() else []
@@ -453,8 +517,8 @@ class Config(_Strict):
     health: HealthConfig | None = None
     alerts: AlertsConfig | None = None
     public_url: str | None = None
-    retention: OptionalDuration = None
-    stop_timeout: Duration = timedelta(seconds=30)
+    retention: Keep = None
+    stop_timeout: Window = timedelta(seconds=30)
     # Environment values put into a URL (a private feed's key): secret, though no key says so.
     _secrets_in_urls: tuple[str, ...] = PrivateAttr(default=())
 
@@ -579,6 +643,10 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     lines = _LineIndex(str(path))
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(
+            "not valid YAML: nested too deeply for a config file", where=str(path)
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -614,7 +682,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     database = raw.get("database", "sqlite:///var/newsbot.db")
     if isinstance(database, str):
         raw["database"] = resolve_database_url(database, base)
-    for source in (raw.get("sources") or {}).values():
+    sources = raw.get("sources")
+    for source in sources.values() if isinstance(sources, dict) else ():
         if isinstance(source, dict) and isinstance(source.get("url"), str):
             source["url"] = _resolve_source_url(source["url"], base)
 
@@ -637,6 +706,12 @@ def _resolve_source_url(url: str, base: Path) -> str:
     return (base / url).resolve().as_uri()
 
 
+#: Bounds on what a config file's YAML may expand to (a large newsroom's config is a few
+#: thousand values, at most six levels deep).
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 32
+
+
 class _LineIndex:
     """Builds plain data from YAML nodes while remembering the line of every key."""
 
@@ -647,8 +722,19 @@ class _LineIndex:
         # message about that key must not repeat them.
         self.from_environment: set[str] = set()
         self.in_urls: set[str] = set()
+        self.built = 0
 
     def build(self, node: yaml.Node, at: tuple[str | int, ...], environ: Mapping[str, str]) -> Any:
+        # YAML aliases let a few lines stand for billions of values ("billion laughs"), and a
+        # recursive anchor for infinitely many: expansion stops at a bound no config comes near.
+        self.built += 1
+        if self.built > MAX_YAML_VALUES or len(at) > MAX_YAML_DEPTH:
+            raise ConfigError(
+                f"the YAML expands to more than {MAX_YAML_VALUES} values or deeper than "
+                f"{MAX_YAML_DEPTH} levels (anchors and aliases `&x` / `*x` repeating each "
+                "other?); a config file is far smaller",
+                where=self.filename,
+            )
         self.lines.setdefault(at, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}

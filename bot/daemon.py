@@ -46,7 +46,7 @@ from bot.ledger import Ledger
 from bot.logs import Redactor
 from bot.metrics import Metrics
 from bot.model import Article
-from bot.pipeline import Observer, PassReport, Pipeline, utc_now
+from bot.pipeline import Observer, Pipeline, utc_now
 from bot.sources.base import PollResult, Source, SourceState, backoff_interval
 from bot.sources.enrich import Enricher
 from bot.sources.fetch import Fetcher
@@ -198,12 +198,6 @@ async def open_runtime(
         yield Runtime(config, ledger, pipeline, started, broken, fetcher, keeper)
 
 
-async def run_once(runtime: Runtime) -> PassReport:
-    """One poll of every source and one pass over due deliveries."""
-    await runtime.pipeline.poll_all()
-    return await runtime.pipeline.deliver_due()
-
-
 class Daemon:
     """``newsbot run``: APScheduler jobs in our event loop, until SIGTERM / SIGINT.
 
@@ -291,7 +285,9 @@ class Daemon:
         assert self.runtime is not None
         self.runtime.pipeline.stopping = True
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+            # Paused, not shut down yet: shutting down cancels the polls in flight, and
+            # APScheduler logs each such CancelledError as a job failure with its traceback.
+            self.scheduler.pause()
         self._wake.set()
         pending = [t for t in (self._delivering, *self._polls.values()) if t and not t.done()]
         if pending:
@@ -301,6 +297,8 @@ class Daemon:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
             if still:
                 log.warning(
                     "stopped before %d task(s) finished; a post cut off in flight will be "
@@ -399,6 +397,12 @@ class Daemon:
         except BotError as exc:
             log.error("source %s: %s", name, exc, extra={"source": name})
             return
+        except asyncio.CancelledError:
+            if self.runtime.pipeline.stopping:
+                # Cut off by the stop (past stop_timeout): the next start polls again.
+                log.info("source %s: poll cut off by the stop", name, extra={"source": name})
+                return
+            raise
         finally:
             self._polls.pop(name, None)
         if report.ingest is not None and report.ingest.queued:
@@ -522,7 +526,6 @@ class Daemon:
         for warning in refused:
             log.warning("source %s: %s", name, warning, extra={"source": name})
         report = self.runtime.pipeline.accept(name, articles)
-        self.metrics.pushed(name, accepted=True)
         if report.ingest is not None and report.ingest.queued:
             self.wake()
         return articles[0].key if articles else ""

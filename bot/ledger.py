@@ -317,7 +317,13 @@ class Ledger:
         try:
             engine = sa.create_engine(url, future=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
-            raise LedgerError(f"cannot use the database {_redact_url(url)}: {exc}") from exc
+            hint = ""
+            if isinstance(exc, ImportError) and "psycopg" in str(exc):
+                hint = (
+                    "; PostgreSQL needs the postgres extra: pip install 'newsbot[postgres]' "
+                    "(from a checkout: pip install '.[postgres]')"
+                )
+            raise LedgerError(f"cannot use the database {_redact_url(url)}: {exc}{hint}") from exc
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             sa.event.listen(engine, "begin", _sqlite_begin_immediate)

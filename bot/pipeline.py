@@ -461,7 +461,10 @@ class Pipeline:
             log.info("skipped: %s", reason, extra=context)
             return "skipped"
         try:
-            post = self.compose(
+            # In a worker thread: a template using up its render budget (bot.compose.render)
+            # must not hold the event loop, the listener and /healthz with it.
+            post = await asyncio.to_thread(
+                self.compose,
                 article=delivery.article,
                 excerpt=delivery.excerpt,
                 source=delivery.source,

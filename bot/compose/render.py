@@ -20,10 +20,14 @@ template again. Any other template is rendered for real every time.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
+import re
+import string
+import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -339,7 +343,7 @@ class Renderer:
 
     def _run(self, job: _Job, title: str, excerpt: str) -> str:
         try:
-            return job.template.render(job.context(title, excerpt)).strip()
+            return _bounded_render(job.template, job.context(title, excerpt)).strip()
         except SecurityError as exc:
             raise TemplateError(
                 f"{exc} This is not allowed in a template.", where=self._where(job, exc)
@@ -423,8 +427,12 @@ class Renderer:
             fillable=self._is_fillable(name),
             escape=_autoescape(name),
         )
-        fitter = _Fitter(job, rule, self._run, slack=self.slack, max_chars=max_chars)
-        text, length = fitter.fit(article.title, excerpt)
+        budget = _deadline.set(time.monotonic() + RENDER_SECONDS)
+        try:
+            fitter = _Fitter(job, rule, self._run, slack=self.slack, max_chars=max_chars)
+            text, length = fitter.fit(article.title, excerpt)
+        finally:
+            _deadline.reset(budget)
         post = Post(
             channel=channel,
             text=text,
@@ -455,9 +463,41 @@ MAX_POWER_BITS = 4096
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, also refusing: any attribute of a module or that is a module,
     oversized ``*`` repetitions and ``**`` powers (intercepted, so also never constant-folded
-    at compile time)."""
+    at compile time), ``%`` / ``format`` widths beyond MAX_WIDTH, and any render running past
+    its time budget (checked on every call, attribute, operator and loop step)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every {% for %} iterates through _budgeted, so nested loops cannot outlast the budget.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(
+                loop.iter, _BUDGET_FILTER, [], [], None, None, lineno=loop.lineno
+            )
+        return tree
+
+    def call(
+        __self,  # Jinja's own spelling, so no keyword argument of the call can collide
+        __context: jinja2.runtime.Context,
+        __obj: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        _on_budget()
+        _check_padding(__obj, args)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _on_budget()
+        return super().getattr(obj, attribute)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        _check_format_string(value.__self__)
+        return wrapped
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if isinstance(obj, types.ModuleType) or isinstance(value, types.ModuleType):
@@ -467,11 +507,129 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call_binop(
         self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
     ) -> Any:
+        _on_budget()
         if operator == "**":
             _check_power(left, right)
         elif operator == "*":
             _check_repeat(left, right)
+        elif operator == "%" and isinstance(left, str):
+            _check_percent_format(left)
         return super().call_binop(context, operator, left, right)
+
+
+# ------------------------------------------------------------------------------ render budget
+
+#: Wall time one post may take to render, all fitting attempts together. A teaser renders in
+#: milliseconds; the budget stops a template that loops a billion times long before the
+#: daemon notices anything.
+RENDER_SECONDS = 0.5
+#: The most text one render may produce: no platform takes a post of more than a few
+#: thousand characters.
+MAX_OUTPUT = 100_000
+#: The widest ``%10s`` / ``{:>10}`` / ``center(10)`` padding a template may ask for.
+MAX_WIDTH = 1000
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "newsbot_render_deadline", default=None
+)
+_BUDGET_FILTER = "_newsbot_budgeted"
+
+
+class _OverBudget(SecurityError):
+    """The render ran past RENDER_SECONDS."""
+
+
+def _on_budget() -> None:
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise _OverBudget(
+            f"the template took more than {RENDER_SECONDS:g} s to render (a loop too large?)."
+        )
+
+
+def _budgeted(iterable: Iterable[Any]) -> Iterator[Any]:
+    """``iterable``, checking the render budget before each step."""
+    for item in iterable:
+        _on_budget()
+        yield item
+
+
+def _bounded_render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """``template.render(context)``, refusing output beyond MAX_OUTPUT as it is produced."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(
+                f"the template produced more than {MAX_OUTPUT} characters (a loop too large?)."
+            )
+        parts.append(chunk)
+    return "".join(parts)
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?")
+_NUMBERS = re.compile(r"\d+")
+
+
+def _too_wide(numbers: Iterable[str]) -> bool:
+    return any(len(n) > 4 or int(n) > MAX_WIDTH for n in numbers)
+
+
+def _width_error(what: str) -> SecurityError:
+    return SecurityError(f"{what}: widths and precisions above {MAX_WIDTH} are not allowed.")
+
+
+def _check_percent_format(text: str) -> None:
+    for match in _PERCENT_SPEC.finditer(text):
+        if "*" in (match.group(1), match.group(2)):
+            raise _width_error(f"the format {match.group(0)!r} takes its width from an argument")
+        if _too_wide(n for n in match.groups() if n):
+            raise _width_error(f"the format {match.group(0)!r} is too wide")
+
+
+def _check_format_string(text: str) -> None:
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        return  # str.format itself will say what is wrong
+    for _literal, _name, spec, _conversion in fields:
+        if spec and ("{" in spec or _too_wide(_NUMBERS.findall(spec))):
+            raise _width_error(f"the format spec {spec!r} is too wide or nested")
+
+
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+def _check_padding(obj: Any, args: tuple[Any, ...]) -> None:
+    if (
+        isinstance(obj, types.BuiltinMethodType)
+        and isinstance(obj.__self__, str)
+        and obj.__name__ in _PADDING
+        and args
+        and isinstance(args[0], int)
+        and args[0] > MAX_WIDTH
+    ):
+        raise _width_error(f"{obj.__name__}({args[0]})")
+
+
+def _checked_format(value: Any, *args: Any, **kwargs: Any) -> str:
+    """Jinja's ``format`` filter with the widths checked."""
+    _check_percent_format(str(value))
+    return str(jinja2.filters.do_format(value, *args, **kwargs))
+
+
+def _checked_center(value: str, width: int = 80) -> str:
+    if width > MAX_WIDTH:
+        raise _width_error(f"center({width})")
+    return str(jinja2.filters.do_center(value, width))
+
+
+def _checked_indent(value: str, width: int | str = 4, *args: Any, **kwargs: Any) -> str:
+    size = len(width) if isinstance(width, str) else width
+    if size > MAX_WIDTH:
+        raise _width_error(f"indent({size})")
+    return str(jinja2.filters.do_indent(value, width, *args, **kwargs))
 
 
 def _check_power(base: Any, exponent: Any) -> None:
@@ -514,6 +672,10 @@ def _harden(env: jinja2.Environment) -> None:
     for name in _REMOVED_GLOBALS:
         env.globals.pop(name, None)
     env.globals["range"] = _small_range
+    env.filters[_BUDGET_FILTER] = _budgeted
+    env.filters["format"] = _checked_format
+    env.filters["center"] = _checked_center
+    env.filters["indent"] = _checked_indent
 
 
 def _autoescape(name: str | None) -> bool:

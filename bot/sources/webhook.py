@@ -195,7 +195,13 @@ class WebhookReceiver(PushReceiver):
             return f"the {TIMESTAMP_HEADER} header is missing"
         if not offered:
             return f"the {SIGNATURE_HEADER} header is missing"
-        if not stamp_text.isdigit():
+        if not self._secret.strip():
+            # Configuration refuses an empty secret; a receiver built around it anyway must
+            # not accept what anyone can sign.
+            return "this source has no secret configured; no push is accepted"
+        # ASCII digits only: int() also reads Arabic-Indic and other digits, and a long run
+        # of them is no timestamp either.
+        if not (stamp_text.isascii() and stamp_text.isdigit() and len(stamp_text) <= 12):
             return f"the {TIMESTAMP_HEADER} header must be Unix seconds"
         expected = sign_bytes(self._secret, stamp_text, request.body)
         candidates = [part.strip() for part in offered.split(",")]
@@ -247,6 +253,8 @@ def parse_article(body: bytes, *, timezone: tzinfo = UTC) -> Article:
         raise BadPush("the body must be UTF-8 JSON") from exc
     except json.JSONDecodeError as exc:
         raise BadPush(f"the body is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise BadPush("the body is nested too deeply for an article") from exc
     if not isinstance(document, dict):
         raise BadPush('the body must be a JSON object such as {"url": "https://..."}')
     url = _http_url(document, "url", required=True)

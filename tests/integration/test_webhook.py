@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from bot.compose.length import TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
@@ -599,4 +600,19 @@ async def test_push_linking_where_the_source_may_not_go_is_refused(
     status, answer = await push.send(body_of({**ARTICLE, "url": url}))
     assert status == 400
     assert "not posted" in answer["error"] and "hunter2" not in answer["error"]
+    assert recorder.calls == []
+
+
+async def test_a_receiver_with_an_empty_secret_accepts_nothing(recorder: Recorder) -> None:
+    """Even built around an empty secret (config refuses one), a push signed with '' is 401."""
+    settings = WebhookSourceConfig.model_construct(
+        kind="webhook", name="cms", secret=SecretStr(""), tolerance=timedelta(minutes=5)
+    )
+    listener, _ = await start(WebhookReceiver(settings, recorder, clock=lambda: NOW))
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, answer = await Push(listener, http).send(body_of(ARTICLE), secret="")
+    finally:
+        await listener.stop()
+    assert status == 401 and "no secret" in str(answer)
     assert recorder.calls == []
