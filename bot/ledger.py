@@ -14,6 +14,7 @@ platform's receipt. Times are stored in UTC.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Collection, Iterator, Sequence
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot import migrations
 from bot.errors import LedgerError
-from bot.model import Article, DeliveryState, Receipt
+from bot.model import Article, DeliveryState, Post, Receipt
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
@@ -684,6 +685,45 @@ class Ledger:
             result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
         return bool(result.rowcount)
 
+    # -- a delivery's in-flight note -----------------------------------------------------------
+    # While a delivery is being sent, its ``remote_id`` may hold what the channel already made on
+    # the platform (a Threads container id), written before the step that publishes; it stays
+    # through ``uncertain``, ``failed`` and ``retry``, and a receipt's id replaces it once sent.
+
+    def note_in_flight(self, channel: str, source: str, article_key: str, note: str) -> bool:
+        """Record ``note`` on the delivery being sent; False when no such delivery is sending."""
+        article = sa.select(articles.c.id).where(
+            articles.c.source == source, articles.c.key == article_key
+        )
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.channel == channel,
+                    deliveries.c.article_id == article.scalar_subquery(),
+                    deliveries.c.state == str(DeliveryState.SENDING),
+                )
+                .values(remote_id=note)
+            )
+        return bool(result.rowcount)
+
+    def in_flight_note(self, channel: str, source: str, article_key: str) -> str | None:
+        """The note an earlier attempt left on this delivery (None once it is sent)."""
+        query = (
+            sa.select(deliveries.c.remote_id, deliveries.c.state)
+            .join(articles, articles.c.id == deliveries.c.article_id)
+            .where(
+                deliveries.c.channel == channel,
+                articles.c.source == source,
+                articles.c.key == article_key,
+            )
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.state == str(DeliveryState.SENT):
+            return None
+        return str(row.remote_id) if row.remote_id else None
+
     def mark_sent(
         self,
         delivery_id: int,
@@ -1213,3 +1253,26 @@ def _redact_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "(unparseable URL)"
+
+
+class LedgerInFlight:
+    """A channel's in-flight notes (:class:`bot.channels.base.InFlight`) kept on the delivery's
+    row, so they survive a crash and are seen by every instance."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def recall(self, post: Post) -> str | None:
+        return await asyncio.to_thread(
+            self.ledger.in_flight_note, post.channel, post.source, post.article_key
+        )
+
+    async def remember(self, post: Post, note: str) -> None:
+        noted = await asyncio.to_thread(
+            self.ledger.note_in_flight, post.channel, post.source, post.article_key, note
+        )
+        if not noted:
+            raise LedgerError(
+                f"no delivery of {post.article_key!r} to {post.channel!r} is being sent, so "
+                "its in-flight note could not be kept"
+            )
