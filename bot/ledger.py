@@ -28,9 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from bot import migrations
+from bot import migrations, pacing
 from bot.errors import LedgerError
 from bot.model import Article, DeliveryState, Post, Receipt
+from bot.pacing import Window
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
@@ -251,14 +252,13 @@ class NewArticle:
 @dataclass(frozen=True, slots=True)
 class Pace:
     """How fast one channel may post. ``spacing`` is the least time between two posts (the
-    larger of ``min_gap`` and the rate's period / count); at most ``burst`` go at once; at most
-    ``rate_count`` in any ``rate_period``; ``hold`` covers a send in flight; deliveries of
+    larger of ``min_gap`` and the rate's period / count); at most ``burst`` go at once; every
+    window of ``windows`` holds (:mod:`bot.pacing`); ``hold`` covers a send in flight; deliveries of
     ``priority_bypass`` or more ignore the spacing (never the rate)."""
 
     spacing: timedelta
     burst: int = 1
-    rate_count: int = 0
-    rate_period: timedelta = timedelta(0)
+    windows: tuple[Window, ...] = ()
     hold: timedelta = timedelta(seconds=30)
     priority_bypass: int = 10
 
@@ -557,33 +557,13 @@ class Ledger:
                 return PacedClaim([], row["paused_until"])
             gap_open = row["next_at"] is None or row["next_at"] <= now
             allowance = pace.burst
-            if pace.rate_count:
-                window_start = now - pace.rate_period
-                recent = sa.and_(
-                    deliveries.c.channel == channel,
-                    sa.or_(
-                        deliveries.c.state == str(DeliveryState.SENDING),
-                        sa.and_(
-                            deliveries.c.state.in_(
-                                [str(DeliveryState.SENT), str(DeliveryState.FAILED)]
-                            ),
-                            deliveries.c.updated_at > window_start,
-                            deliveries.c.attempts > 0,
-                        ),
-                        sa.and_(
-                            deliveries.c.state == str(DeliveryState.QUEUED),
-                            deliveries.c.claimed_at > window_start,
-                        ),
-                    ),
-                )
-                used, oldest = conn.execute(
-                    sa.select(sa.func.count(), sa.func.min(deliveries.c.updated_at)).where(recent)
-                ).one()
-                room = pace.rate_count - int(used)
-                if room <= 0:
-                    oldest = _aware(oldest) or now
-                    return PacedClaim([], max(oldest + pace.rate_period, now + _TICK))
-                allowance = min(allowance, room)
+            if pace.windows:
+                left = self._window_room(conn, channel, pace.windows, now)
+                if left.posts is not None and left.posts <= 0:
+                    opens = left.opens_at or now
+                    return PacedClaim([], max(opens, now + _TICK))
+                if left.posts is not None:
+                    allowance = min(allowance, left.posts)
             query = (
                 sa.select(deliveries.c.id)
                 .where(
@@ -609,6 +589,45 @@ class Ledger:
                 .values(next_at=now + pace.spacing * len(ids) + pace.hold)
             )
         return PacedClaim(claimed, None)
+
+    def _window_room(
+        self, conn: Connection, channel: str, windows: Sequence[Window], now: datetime
+    ) -> pacing.Room:
+        """The values :func:`bot.pacing.room` weighs: posts in flight, and when the newest
+        recent ones started (a send's end for those done, the claim for one released)."""
+        window_start = now - max(w.period for w in windows)
+        in_flight = conn.execute(
+            sa.select(sa.func.count()).where(
+                deliveries.c.channel == channel,
+                deliveries.c.state == str(DeliveryState.SENDING),
+            )
+        ).scalar_one()
+        started_at = sa.case(
+            (deliveries.c.state == str(DeliveryState.QUEUED), deliveries.c.claimed_at),
+            else_=deliveries.c.updated_at,
+        )
+        recent = sa.and_(
+            deliveries.c.channel == channel,
+            sa.or_(
+                sa.and_(
+                    deliveries.c.state.in_([str(DeliveryState.SENT), str(DeliveryState.FAILED)]),
+                    deliveries.c.updated_at > window_start,
+                    deliveries.c.attempts > 0,
+                ),
+                sa.and_(
+                    deliveries.c.state == str(DeliveryState.QUEUED),
+                    deliveries.c.claimed_at > window_start,
+                ),
+            ),
+        )
+        rows = conn.execute(
+            sa.select(started_at)
+            .where(recent)
+            .order_by(started_at.desc())
+            .limit(pacing.newest_needed(windows))
+        ).scalars()
+        started = [t for t in (_aware(row) for row in rows) if t is not None]
+        return pacing.room(windows, now=now, started=started, in_flight=int(in_flight))
 
     def paced_send_done(self, channel: str, *, completed_at: datetime, spacing: timedelta) -> None:
         """After a send on a paced channel: the next may go ``spacing`` after this one ended."""
