@@ -45,7 +45,7 @@ CONTAINER_LIFETIME = 86_400
 MAX_LINKS = 5
 DEFAULT_TOKEN = "THAAthreads-test-token-0123456789"
 _EMOJI_CLUSTER = regex.compile(
-    r"[\p{Extended_Pictographic}\p{Emoji_Presentation}\p{Regional_Indicator}\x{20E3}\x{FE0F}]"
+    r"[\p{Extended_Pictographic}\p{Emoji_Presentation}\p{Regional_Indicator}\u20e3\ufe0f]"
 )
 _LINK = re.compile(r"https?://[^\s]+|www\.[^\s]+")
 
