@@ -341,7 +341,8 @@ def open_newsroom(
     folder: Path, database: str, crash_seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Newsroom]:
     """The fakes in threads of this process, posts delayed a little (so that kills land
-    mid-send), X's 200-per-15-minutes and 300-per-3-hours caps lifted (hundreds of posts in a minute here)."""
+    mid-send), X's 200-per-15-minutes and 300-per-3-hours caps lifted (hundreds of posts in a
+    minute here)."""
     monkeypatch.setattr(x_server, "POSTS_PER_WINDOW", 1_000_000)
     monkeypatch.setattr(x_server, "POSTS_PER_LONG_WINDOW", 1_000_000)
     rng = random.Random(crash_seed)
