@@ -68,7 +68,7 @@ class FacebookChannel(Channel):
 
     async def verify(self) -> str:
         """The Page's name: proves the token reads the Page, without posting."""
-        page = await self._call("GET", f"/{self.config.page_id}", {"fields": "id,name"})
+        page = await self.graph.request("GET", f"/{self.config.page_id}", {"fields": "id,name"})
         return f"{page.get('name', '?')} (page {page.get('id', '?')})"
 
     async def send(self, post: Post) -> Receipt:
@@ -91,7 +91,7 @@ class FacebookChannel(Channel):
         params = {"message": post.text}
         if post.link:
             params["link"] = post.link
-        body = await self._call("POST", f"/{self.config.page_id}/feed", params)
+        body = await self.graph.request("POST", f"/{self.config.page_id}/feed", params)
         return self._receipt(str(body.get("id") or ""), notes)
 
     def _receipt(self, post_id: str, notes: list[str]) -> Receipt:
@@ -106,9 +106,3 @@ class FacebookChannel(Channel):
             accepted_at=datetime.now(UTC),
             notes=tuple(notes),
         )
-
-    async def _call(self, method: str, path: str, params: dict[str, str]) -> dict[str, object]:
-        try:
-            return await self.graph.call(method, path, params)
-        except GraphError as exc:
-            raise self.graph.translate(exc) from exc

@@ -145,6 +145,15 @@ class GraphClient:
             raise _graph_error(status, body, headers, self.scrub)
         return body
 
+    async def request(
+        self, method: str, path: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """:meth:`call`, a refusal already translated (:meth:`translate`)."""
+        try:
+            return await self.call(method, path, params)
+        except GraphError as exc:
+            raise self.translate(exc) from exc
+
     def translate(self, error: GraphError) -> DeliveryError:
         """Graph's refusal as a :class:`TransientError` or :class:`PermanentError`."""
         detail = self.scrub(error.message)[:_MAX_DETAIL] or "no detail given"

@@ -89,7 +89,7 @@ class ThreadsChannel(Channel):
 
     async def verify(self) -> str:
         """The profile's username and its publishing quota, without posting."""
-        me = await self._call("GET", "/me", {"fields": "id,username"})
+        me = await self.graph.request("GET", "/me", {"fields": "id,username"})
         who = f"@{me.get('username', '?')} (id {me.get('id', '?')})"
         usage = await self._quota()
         if usage is not None:
@@ -223,7 +223,7 @@ class ThreadsChannel(Channel):
         return await self._container(params), True
 
     async def _container(self, params: dict[str, str]) -> str:
-        body = await self._call("POST", f"/{self._user}/threads", params)
+        body = await self.graph.request("POST", f"/{self._user}/threads", params)
         container = body.get("id")
         if not container:
             raise PermanentError("Threads made a container but answered no id")
@@ -277,9 +277,3 @@ class ThreadsChannel(Channel):
             return None
         link = body.get("permalink")
         return str(link) if link else None
-
-    async def _call(self, method: str, path: str, params: dict[str, str]) -> dict[str, object]:
-        try:
-            return await self.graph.call(method, path, params)
-        except GraphError as exc:
-            raise self.graph.translate(exc) from exc

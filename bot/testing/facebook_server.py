@@ -18,18 +18,15 @@ Error shapes: see :mod:`bot.testing.graph_server`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
-import signal
-import sys
 import time
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
-from bot.testing.graph_server import GraphFake, GraphFault
+from bot.testing.graph_server import GraphFake, GraphFault, serve_until_stopped
 from bot.testing.server import LOOPBACK
 from bot.testing.x_server import sniff_image, tiny_png
 
@@ -195,17 +192,8 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--page", default=DEFAULT_PAGE)
     args = parser.parse_args(argv)
 
-    async def main() -> None:
-        async with FakeFacebook(token=args.token, page_id=args.page, port=args.port) as fake:
-            print(f"Facebook fake at {fake.url} (page {args.page})", file=sys.stderr)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-
-    asyncio.run(main())
-    return 0
+    fake = FakeFacebook(token=args.token, page_id=args.page, port=args.port)
+    return serve_until_stopped(fake, f"Facebook fake (page {args.page})")
 
 
 __all__ = ["DEFAULT_PAGE", "DEFAULT_TOKEN", "FacebookPost", "FakeFacebook", "GraphFault"]

@@ -19,6 +19,8 @@ import asyncio
 import itertools
 import json
 import secrets
+import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -263,6 +265,22 @@ class GraphFake(Served):
     ) -> web.Response:
         self.record(request, status, code)
         return graph_error(status, code, message, headers=self.usage_headers(), **extra)
+
+
+def serve_until_stopped(fake: GraphFake, what: str) -> int:
+    """Serve ``fake`` until SIGINT or SIGTERM (``python -m bot.testing threads|facebook``)."""
+
+    async def main() -> None:
+        async with fake:
+            print(f"{what} at {fake.url}", file=sys.stderr)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+    asyncio.run(main())
+    return 0
 
 
 __all__ = ["LOOPBACK", "GraphAttempt", "GraphFake", "GraphFault", "graph_error"]

@@ -24,10 +24,7 @@ not document the exact error for it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
-import signal
-import sys
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -35,7 +32,7 @@ from typing import Literal
 import regex
 from aiohttp import web
 
-from bot.testing.graph_server import GraphFake, GraphFault
+from bot.testing.graph_server import GraphFake, GraphFault, serve_until_stopped
 from bot.testing.server import LOOPBACK
 
 THREADS_LIMIT = 500
@@ -261,17 +258,8 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     args = parser.parse_args(argv)
 
-    async def main() -> None:
-        async with FakeThreads(token=args.token, port=args.port) as fake:
-            print(f"Threads fake at {fake.url} (token {args.token})", file=sys.stderr)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-
-    asyncio.run(main())
-    return 0
+    fake = FakeThreads(token=args.token, port=args.port)
+    return serve_until_stopped(fake, f"Threads fake (token {args.token})")
 
 
 __all__ = ["DEFAULT_TOKEN", "FakeThreads", "GraphFault", "ThreadsPost", "threads_count"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,17 +43,7 @@ LEAD = (
 LONG = "<p>" + "港口合作🚢擴大到綠能、智慧港埠與人才交流，預計投資新臺幣3.5億元。👍" * 40 + "</p>"
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may resolve, let alone reach, any host but 127.0.0.1."""
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in ("127.0.0.1", "localhost", "::1", b"127.0.0.1"):
-            raise OSError(f"test tried to reach {host!r}: only 127.0.0.1 is allowed")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 @pytest.fixture
