@@ -473,7 +473,8 @@ class FacebookChannelConfig(ChannelConfig):
 
 class ConsoleChannelConfig(ChannelConfig):
     """Prints each post. ``measure`` picks whose length rules apply: by default Telegram's for an
-    ``*.html.j2`` template and X's otherwise, so the console shows what the platform would get."""
+    ``*.html.j2`` template, Threads' or Facebook's for a template named after them
+    (``threads.txt.j2``), and X's otherwise, so the console shows what the platform would get."""
 
     kind: Literal["console"]
     measure: Literal["telegram", "x", "threads", "facebook"] | None = None
@@ -482,7 +483,12 @@ class ConsoleChannelConfig(ChannelConfig):
     def rules(self) -> Literal["telegram", "x", "threads", "facebook"]:
         if self.measure:
             return self.measure
-        return "telegram" if self.template.endswith(".html.j2") else "x"
+        if self.template.endswith(".html.j2"):
+            return "telegram"
+        name = Path(self.template).name
+        if name.startswith("threads"):
+            return "threads"
+        return "facebook" if name.startswith("facebook") else "x"
 
 
 AnyChannel = Annotated[

@@ -246,3 +246,19 @@ def test_telegram_topic_and_its_alias(tmp_path: Path) -> None:
     topics = [c.topic for c in config.channels.values()]  # type: ignore[attr-defined]
     assert topics == [7, 9]
     assert all(isinstance(c, TelegramChannelConfig) for c in config.channels.values())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("template", "rules"),
+    [
+        ("telegram.html.j2", "telegram"),
+        ("threads.txt.j2", "threads"),
+        ("desk/facebook-long.txt.j2", "facebook"),
+        ("x.txt.j2", "x"),
+    ],
+)
+def test_console_measures_as_the_template_is_named(template: str, rules: str) -> None:
+    """A console channel previewing threads.txt.j2 counts as Threads does, and so on."""
+    from bot.config import ConsoleChannelConfig
+
+    assert ConsoleChannelConfig(kind="console", template=template).rules == rules
