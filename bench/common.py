@@ -287,6 +287,7 @@ async def _serve_async(spec: ServerSpec, conn: multiprocessing.connection.Connec
 
     # Pacing off: the fake's 100-posts-per-15-minutes window would stop a throughput run.
     x_server.POSTS_PER_WINDOW = 10**9
+    x_server.POSTS_PER_LONG_WINDOW = 10**9
     urls = ServerURLs()
     async with contextlib.AsyncExitStack() as stack:
         feeds = None

@@ -22,7 +22,14 @@ ROUNDS = 3  # best of: a benchmark on a shared 2-core machine meets other proces
 def run(*, smoke: bool = False) -> Report:
     from twitter_text import parse_tweet
 
-    from bot.compose.length import TELEGRAM_CAPTION, TELEGRAM_MESSAGE, X_POST, x_weighted_length
+    from bot.compose.length import (
+        FACEBOOK_POST,
+        TELEGRAM_CAPTION,
+        TELEGRAM_MESSAGE,
+        THREADS_POST,
+        X_POST,
+        x_weighted_length,
+    )
     from bot.compose.render import Renderer
 
     report = Report("compose")
@@ -33,6 +40,13 @@ def run(*, smoke: bool = False) -> Report:
         ("X (x.txt.j2, 280 weighted)", "x.txt.j2", X_POST, "x"),
         ("Telegram message (telegram.html.j2, 4096)", "telegram.html.j2", TELEGRAM_MESSAGE, "tg"),
         ("Telegram caption (telegram.html.j2, 1024)", "telegram.html.j2", TELEGRAM_CAPTION, "tg"),
+        (
+            "Threads (threads.txt.j2, 500, emoji in UTF-8 bytes)",
+            "threads.txt.j2",
+            THREADS_POST,
+            "th",
+        ),
+        ("Facebook Page (facebook.txt.j2, 63,206)", "facebook.txt.j2", FACEBOOK_POST, "fb"),
     )
     start_excerpts = time.perf_counter()
     excerpt_items = bench_articles(n, start=500_000)

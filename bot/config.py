@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -197,7 +198,23 @@ def parse_quiet_hours(value: object) -> QuietHours | None:
     raise ValueError(f"expected a daily window such as 01:00-06:30, got {value!r}")
 
 
+def parse_rates(value: object) -> tuple[Rate, ...] | None:
+    """One rate (``20/min``) or several windows that all hold (``[200/15m, 300/3h]``)."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ValueError("expected at least one rate such as 200/15m in the list")
+        rates = [parse_rate(item) for item in value]
+        if any(rate is None or rate == RATE_OFF for rate in rates):
+            raise ValueError("`off` stands alone, not inside a list of rates")
+        return tuple(rate for rate in rates if rate is not None)
+    rate = parse_rate(value)
+    return None if rate is None else (rate,)
+
+
 OptionalRate = Annotated[Rate | None, BeforeValidator(parse_rate)]
+OptionalRates = Annotated[tuple[Rate, ...] | None, BeforeValidator(parse_rates)]
 OptionalQuietHours = Annotated[QuietHours | None, BeforeValidator(parse_quiet_hours)]
 
 
@@ -359,13 +376,14 @@ AnySource = Annotated[
 class ChannelConfig(_Strict):
     """What every kind of channel shares: the template, tracking, pacing and retries.
 
-    ``rate`` left unset takes the platform's documented limit (see ``default_rate``)."""
+    ``rate`` left unset takes the platform's documented limits (see ``default_rates``); a list
+    of rates sets several windows, each of which must hold."""
 
     name: str = ""
     template: str
     tracking: Mapping[str, str] = Field(default_factory=dict)
     min_gap: Pause = timedelta(0)
-    rate: OptionalRate = None
+    rate: OptionalRates = None
     burst: int = Field(default=1, ge=1, le=10_000)
     quiet_hours: OptionalQuietHours = None
     max_attempts: int = Field(default=8, ge=1, le=1000)
@@ -373,14 +391,21 @@ class ChannelConfig(_Strict):
     resend_uncertain: bool = False
 
     @property
-    def default_rate(self) -> Rate | None:
-        return None
+    def default_rates(self) -> tuple[Rate, ...]:
+        return ()
+
+    @property
+    def effective_rates(self) -> tuple[Rate, ...]:
+        """Every window the channel keeps to: the configured ones, else the platform's."""
+        if self.rate == (RATE_OFF,):
+            return ()
+        return self.rate or self.default_rates
 
     @property
     def effective_rate(self) -> Rate | None:
-        if self.rate == RATE_OFF:
-            return None
-        return self.rate or self.default_rate
+        """The window that spaces posts evenly: the one allowing the fewest posts a second."""
+        rates = self.effective_rates
+        return min(rates, key=lambda r: r.count / r.period.total_seconds()) if rates else None
 
     def secrets(self) -> list[str]:
         """Every secret value of this channel, for the log redaction filter."""
@@ -405,11 +430,15 @@ class TelegramChannelConfig(ChannelConfig):
     button: TelegramButton | None = None
     photo: bool = False
     timeout: Timeout = timedelta(seconds=20)
+    # A forum topic of a group with topics (message_thread_id): one channel entry per topic.
+    topic: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("topic", "thread_id")
+    )
 
     @property
-    def default_rate(self) -> Rate | None:
+    def default_rates(self) -> tuple[Rate, ...]:
         # Telegram: about 20 messages a minute into one channel.
-        return Rate(20, timedelta(minutes=1))
+        return (Rate(20, timedelta(minutes=1)),)
 
     @field_validator("chat")
     @classmethod
@@ -428,33 +457,108 @@ class XChannelConfig(ChannelConfig):
     api_url: str = "https://api.twitter.com"
     media: bool = False
     timeout: Timeout = timedelta(seconds=20)
-    price_per_post: Amount = 0.0
-    price_per_link_post: Amount = 0.0
+    # X's pay-per-use rates (docs.x.com/x-api/getting-started/pricing, 2026): "Content: Create"
+    # $0.015 a request, "Content: Create (with URL)" $0.200 a request.
+    price_per_post: Amount = 0.015
+    price_per_link_post: Amount = 0.20
     monthly_budget: Amount | None = None
     currency: str = "USD"
 
     @property
-    def default_rate(self) -> Rate | None:
-        # X: 100 posts per 15 minutes per user.
-        return Rate(100, timedelta(minutes=15))
+    def default_rates(self) -> tuple[Rate, ...]:
+        # POST /2/tweets: 200 requests per 15 minutes per user, and 300 per 3 hours per user
+        # shared with reposts (docs.x.com/x-api/posts/manage-tweets/migrate/overview).
+        return (Rate(200, timedelta(minutes=15)), Rate(300, timedelta(hours=3)))
+
+
+class ThreadsChannelConfig(ChannelConfig):
+    """A Threads profile through the Threads API (graph.threads.net)."""
+
+    kind: Literal["threads"]
+    access_token: Secret
+    user_id: str = "me"
+    api_url: str = "https://graph.threads.net"
+    api_version: str = "v1.0"
+    link_attachment: bool = True
+    media: bool = False
+    quota_check: bool = True
+    timeout: Timeout = timedelta(seconds=30)
+    container_wait: Pause = timedelta(seconds=2)
+
+    @property
+    def default_rates(self) -> tuple[Rate, ...]:
+        # "Threads profiles are limited to 250 API-published posts within a 24-hour moving
+        # period" (developers.facebook.com/docs/threads/overview, Posts).
+        return (Rate(250, timedelta(hours=24)),)
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_form(cls, value: str) -> str:
+        if not (value == "me" or value.isdigit()):
+            raise ValueError(f"expected `me` or the numeric Threads user id, got {value!r}")
+        return value
+
+
+class FacebookChannelConfig(ChannelConfig):
+    """A Facebook Page through the Graph API, with a Page access token."""
+
+    kind: Literal["facebook"]
+    page_id: str
+    access_token: Secret
+    api_url: str = "https://graph.facebook.com"
+    graph_version: str = "v21.0"
+    photo: bool = False
+    timeout: Timeout = timedelta(seconds=30)
+
+    @property
+    def default_rates(self) -> tuple[Rate, ...]:
+        # A Page token's calls count against the Page's Business Use Case budget: 4800 calls
+        # per 24 hours times the Page's engaged users (developers.facebook.com/docs/graph-api/
+        # overview/rate-limiting). At its floor (one engaged user), one call per post: 4800/24h.
+        return (Rate(4800, timedelta(hours=24)),)
+
+    @field_validator("page_id")
+    @classmethod
+    def _page_form(cls, value: str) -> str:
+        if not value.isdigit():
+            raise ValueError(f"expected the Page's numeric id, got {value!r}")
+        return value
+
+    @field_validator("graph_version")
+    @classmethod
+    def _version_form(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+", value):
+            raise ValueError(f"expected a Graph API version such as v21.0, got {value!r}")
+        return value
 
 
 class ConsoleChannelConfig(ChannelConfig):
     """Prints each post. ``measure`` picks whose length rules apply: by default Telegram's for an
-    ``*.html.j2`` template and X's otherwise, so the console shows what the platform would get."""
+    ``*.html.j2`` template, Threads' or Facebook's for a template named after them
+    (``threads.txt.j2``), and X's otherwise, so the console shows what the platform would get."""
 
     kind: Literal["console"]
-    measure: Literal["telegram", "x"] | None = None
+    measure: Literal["telegram", "x", "threads", "facebook"] | None = None
 
     @property
-    def rules(self) -> Literal["telegram", "x"]:
+    def rules(self) -> Literal["telegram", "x", "threads", "facebook"]:
         if self.measure:
             return self.measure
-        return "telegram" if self.template.endswith(".html.j2") else "x"
+        if self.template.endswith(".html.j2"):
+            return "telegram"
+        name = Path(self.template).name
+        if name.startswith("threads"):
+            return "threads"
+        return "facebook" if name.startswith("facebook") else "x"
 
 
 AnyChannel = Annotated[
-    TelegramChannelConfig | XChannelConfig | ConsoleChannelConfig, Field(discriminator="kind")
+    TelegramChannelConfig
+    | XChannelConfig
+    | ThreadsChannelConfig
+    | FacebookChannelConfig
+    | ConsoleChannelConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -826,7 +930,17 @@ class _LineIndex:
         return tuple(kept)
 
 
-_KIND_TAGS = {"feed", "html", "sitemap", "webhook", "telegram", "x", "console"}
+_KIND_TAGS = {
+    "feed",
+    "html",
+    "sitemap",
+    "webhook",
+    "telegram",
+    "x",
+    "threads",
+    "facebook",
+    "console",
+}
 
 
 def _message(error: Mapping[str, Any], loc: tuple[str | int, ...]) -> str:

@@ -31,11 +31,13 @@ from bot.config import (
     ChannelConfig,
     Config,
     ConsoleChannelConfig,
+    FacebookChannelConfig,
     FeedSourceConfig,
     HtmlSourceConfig,
     SitemapSourceConfig,
     SourceConfig,
     TelegramChannelConfig,
+    ThreadsChannelConfig,
     WebhookSourceConfig,
     XChannelConfig,
     load_config,
@@ -65,9 +67,10 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def build_channel(config: ChannelConfig) -> Channel:
+def build_channel(config: ChannelConfig, ledger: Ledger | None = None) -> Channel:
     """The adapter for one configured channel. Platform libraries are imported only when a
-    channel of their kind is configured, so the console default starts fast."""
+    channel of their kind is configured, so the console default starts fast. ``ledger`` keeps
+    the in-flight notes of channels that publish in two steps (Threads)."""
     if isinstance(config, ConsoleChannelConfig):
         from bot.channels.console import ConsoleChannel
 
@@ -80,6 +83,15 @@ def build_channel(config: ChannelConfig) -> Channel:
         from bot.channels.x import XChannel
 
         return XChannel.from_config(config)
+    if isinstance(config, ThreadsChannelConfig):
+        from bot.channels.threads import ThreadsChannel
+        from bot.ledger import LedgerInFlight
+
+        return ThreadsChannel.from_config(config, LedgerInFlight(ledger) if ledger else None)
+    if isinstance(config, FacebookChannelConfig):
+        from bot.channels.facebook import FacebookChannel
+
+        return FacebookChannel.from_config(config)
     raise TypeError(f"no adapter for channel kind {type(config).__name__}")
 
 
@@ -155,7 +167,7 @@ async def open_runtime(
     built = (
         channels
         if channels is not None
-        else {name: build_channel(cfg) for name, cfg in config.channels.items()}
+        else {name: build_channel(cfg, ledger) for name, cfg in config.channels.items()}
     )
     started: dict[str, Channel] = {}
     broken: dict[str, str] = {}
@@ -593,7 +605,7 @@ class Daemon:
             previous = runtime.channels.pop(name, None)
             if previous is not None:
                 await previous.close()
-            channel = build_channel(channel_settings)
+            channel = build_channel(channel_settings, runtime.ledger)
             try:
                 await channel.start()
             except DeliveryError as exc:

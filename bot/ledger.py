@@ -14,6 +14,7 @@ platform's receipt. Times are stored in UTC.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Collection, Iterator, Sequence
@@ -27,9 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from bot import migrations
+from bot import migrations, pacing
 from bot.errors import LedgerError
-from bot.model import Article, DeliveryState, Receipt
+from bot.model import Article, DeliveryState, Post, Receipt
+from bot.pacing import Window
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
@@ -250,14 +252,13 @@ class NewArticle:
 @dataclass(frozen=True, slots=True)
 class Pace:
     """How fast one channel may post. ``spacing`` is the least time between two posts (the
-    larger of ``min_gap`` and the rate's period / count); at most ``burst`` go at once; at most
-    ``rate_count`` in any ``rate_period``; ``hold`` covers a send in flight; deliveries of
+    larger of ``min_gap`` and the rate's period / count); at most ``burst`` go at once; every
+    window of ``windows`` holds (:mod:`bot.pacing`); ``hold`` covers a send in flight; deliveries of
     ``priority_bypass`` or more ignore the spacing (never the rate)."""
 
     spacing: timedelta
     burst: int = 1
-    rate_count: int = 0
-    rate_period: timedelta = timedelta(0)
+    windows: tuple[Window, ...] = ()
     hold: timedelta = timedelta(seconds=30)
     priority_bypass: int = 10
 
@@ -576,33 +577,13 @@ class Ledger:
                 return PacedClaim([], row["paused_until"])
             gap_open = row["next_at"] is None or row["next_at"] <= now
             allowance = pace.burst
-            if pace.rate_count:
-                window_start = now - pace.rate_period
-                recent = sa.and_(
-                    deliveries.c.channel == channel,
-                    sa.or_(
-                        deliveries.c.state == str(DeliveryState.SENDING),
-                        sa.and_(
-                            deliveries.c.state.in_(
-                                [str(DeliveryState.SENT), str(DeliveryState.FAILED)]
-                            ),
-                            deliveries.c.updated_at > window_start,
-                            deliveries.c.attempts > 0,
-                        ),
-                        sa.and_(
-                            deliveries.c.state == str(DeliveryState.QUEUED),
-                            deliveries.c.claimed_at > window_start,
-                        ),
-                    ),
-                )
-                used, oldest = conn.execute(
-                    sa.select(sa.func.count(), sa.func.min(deliveries.c.updated_at)).where(recent)
-                ).one()
-                room = pace.rate_count - int(used)
-                if room <= 0:
-                    oldest = _aware(oldest) or now
-                    return PacedClaim([], max(oldest + pace.rate_period, now + _TICK))
-                allowance = min(allowance, room)
+            if pace.windows:
+                left = self._window_room(conn, channel, pace.windows, now)
+                if left.posts is not None and left.posts <= 0:
+                    opens = left.opens_at or now
+                    return PacedClaim([], max(opens, now + _TICK))
+                if left.posts is not None:
+                    allowance = min(allowance, left.posts)
             query = (
                 sa.select(deliveries.c.id)
                 .where(
@@ -628,6 +609,45 @@ class Ledger:
                 .values(next_at=now + pace.spacing * len(ids) + pace.hold)
             )
         return PacedClaim(claimed, None)
+
+    def _window_room(
+        self, conn: Connection, channel: str, windows: Sequence[Window], now: datetime
+    ) -> pacing.Room:
+        """The values :func:`bot.pacing.room` weighs: posts in flight, and when the newest
+        recent ones started (a send's end for those done, the claim for one released)."""
+        window_start = now - max(w.period for w in windows)
+        in_flight = conn.execute(
+            sa.select(sa.func.count()).where(
+                deliveries.c.channel == channel,
+                deliveries.c.state == str(DeliveryState.SENDING),
+            )
+        ).scalar_one()
+        started_at = sa.case(
+            (deliveries.c.state == str(DeliveryState.QUEUED), deliveries.c.claimed_at),
+            else_=deliveries.c.updated_at,
+        )
+        recent = sa.and_(
+            deliveries.c.channel == channel,
+            sa.or_(
+                sa.and_(
+                    deliveries.c.state.in_([str(DeliveryState.SENT), str(DeliveryState.FAILED)]),
+                    deliveries.c.updated_at > window_start,
+                    deliveries.c.attempts > 0,
+                ),
+                sa.and_(
+                    deliveries.c.state == str(DeliveryState.QUEUED),
+                    deliveries.c.claimed_at > window_start,
+                ),
+            ),
+        )
+        rows = conn.execute(
+            sa.select(started_at)
+            .where(recent)
+            .order_by(started_at.desc())
+            .limit(pacing.newest_needed(windows))
+        ).scalars()
+        started = [t for t in (_aware(row) for row in rows) if t is not None]
+        return pacing.room(windows, now=now, started=started, in_flight=int(in_flight))
 
     def paced_send_done(self, channel: str, *, completed_at: datetime, spacing: timedelta) -> None:
         """After a send on a paced channel: the next may go ``spacing`` after this one ended."""
@@ -703,6 +723,45 @@ class Ledger:
         with self._tx() as conn:
             result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
         return bool(result.rowcount)
+
+    # -- a delivery's in-flight note -----------------------------------------------------------
+    # While a delivery is being sent, its ``remote_id`` may hold what the channel already made on
+    # the platform (a Threads container id), written before the step that publishes; it stays
+    # through ``uncertain``, ``failed`` and ``retry``, and a receipt's id replaces it once sent.
+
+    def note_in_flight(self, channel: str, source: str, article_key: str, note: str) -> bool:
+        """Record ``note`` on the delivery being sent; False when no such delivery is sending."""
+        article = sa.select(articles.c.id).where(
+            articles.c.source == source, articles.c.key == article_key
+        )
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.channel == channel,
+                    deliveries.c.article_id == article.scalar_subquery(),
+                    deliveries.c.state == str(DeliveryState.SENDING),
+                )
+                .values(remote_id=note)
+            )
+        return bool(result.rowcount)
+
+    def in_flight_note(self, channel: str, source: str, article_key: str) -> str | None:
+        """The note an earlier attempt left on this delivery (None once it is sent)."""
+        query = (
+            sa.select(deliveries.c.remote_id, deliveries.c.state)
+            .join(articles, articles.c.id == deliveries.c.article_id)
+            .where(
+                deliveries.c.channel == channel,
+                articles.c.source == source,
+                articles.c.key == article_key,
+            )
+        )
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.state == str(DeliveryState.SENT):
+            return None
+        return str(row.remote_id) if row.remote_id else None
 
     def mark_sent(
         self,
@@ -1233,3 +1292,26 @@ def _redact_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "(unparseable URL)"
+
+
+class LedgerInFlight:
+    """A channel's in-flight notes (:class:`bot.channels.base.InFlight`) kept on the delivery's
+    row, so they survive a crash and are seen by every instance."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def recall(self, post: Post) -> str | None:
+        return await asyncio.to_thread(
+            self.ledger.in_flight_note, post.channel, post.source, post.article_key
+        )
+
+    async def remember(self, post: Post, note: str) -> None:
+        noted = await asyncio.to_thread(
+            self.ledger.note_in_flight, post.channel, post.source, post.article_key, note
+        )
+        if not noted:
+            raise LedgerError(
+                f"no delivery of {post.article_key!r} to {post.channel!r} is being sent, so "
+                "its in-flight note could not be kept"
+            )

@@ -27,6 +27,7 @@ from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace
 from bot.links import with_tracking
 from bot.logs import Redactor
 from bot.model import Article, Post, Receipt
+from bot.pacing import Window
 from bot.sources.base import Source
 
 log = logging.getLogger("newsbot.pipeline")
@@ -337,8 +338,7 @@ class Pipeline:
         return Pace(
             spacing=spacing,
             burst=settings.burst,
-            rate_count=rate.count if rate else 0,
-            rate_period=rate.period if rate else timedelta(0),
+            windows=tuple(Window(r.count, r.period) for r in settings.effective_rates),
             hold=timeout + timedelta(seconds=5),
             priority_bypass=PRIORITY_HIGH,
         )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +47,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 # run. Under xdist a worker's output never reaches the terminal, so workers append them to a
 # file and the controller prints it in the summary.
 RESULTS = Path(__file__).resolve().parents[1] / "var" / "test-results.txt"
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test using it may resolve, let alone reach, any host but 127.0.0.1."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "localhost", "::1", b"127.0.0.1"):
+            raise OSError(f"test tried to reach {host!r}: only 127.0.0.1 is allowed")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from bot.compose.length import LengthRule
 from bot.model import Post, Receipt
@@ -50,3 +50,28 @@ class Channel(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class InFlight(Protocol):
+    """Where a channel notes, before the step that publishes, what it has already made on the
+    platform for a post (a Threads media container), so that a later attempt, after a crash
+    or a lost answer, can look at that instead of making and publishing a second one."""
+
+    async def recall(self, post: Post) -> str | None:
+        """The note made for this post's delivery by an earlier attempt, if any."""
+
+    async def remember(self, post: Post, note: str) -> None:
+        """Note ``note`` for this post's delivery; must be durable when it returns."""
+
+
+class MemoryInFlight:
+    """Notes kept in memory: for ``check --online`` and tests without a ledger."""
+
+    def __init__(self) -> None:
+        self.notes: dict[tuple[str, str, str], str] = {}
+
+    async def recall(self, post: Post) -> str | None:
+        return self.notes.get((post.channel, post.source, post.article_key))
+
+    async def remember(self, post: Post, note: str) -> None:
+        self.notes[(post.channel, post.source, post.article_key)] = note

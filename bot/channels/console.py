@@ -9,9 +9,16 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.channels.base import Channel
-from bot.compose.length import TELEGRAM_MESSAGE, X_POST, LengthRule
+from bot.compose.length import FACEBOOK_POST, TELEGRAM_MESSAGE, THREADS_POST, X_POST, LengthRule
 from bot.config import ConsoleChannelConfig
 from bot.model import Post, Receipt
+
+_RULES = {
+    "telegram": TELEGRAM_MESSAGE,
+    "x": X_POST,
+    "threads": THREADS_POST,
+    "facebook": FACEBOOK_POST,
+}
 
 
 class ConsoleChannel(Channel):
@@ -24,7 +31,7 @@ class ConsoleChannel(Channel):
         self._ids = itertools.count(1)
 
     def rule(self, *, has_image: bool) -> LengthRule:
-        return TELEGRAM_MESSAGE if self.config.rules == "telegram" else X_POST
+        return _RULES[self.config.rules]
 
     async def send(self, post: Post) -> Receipt:
         stream = self.stream or sys.stdout

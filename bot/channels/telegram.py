@@ -189,6 +189,7 @@ class TelegramChannel(Channel):
             try:
                 return await self._bot.send_photo(
                     chat_id=self._chat,
+                    message_thread_id=self.config.topic,
                     photo=post.image,
                     caption=post.text,
                     parse_mode=ParseMode.HTML,
@@ -207,6 +208,7 @@ class TelegramChannel(Channel):
                 )
         return await self._bot.send_message(
             chat_id=self._chat,
+            message_thread_id=self.config.topic,
             text=post.text,
             parse_mode=ParseMode.HTML,
             link_preview_options=self._preview(post),
@@ -288,11 +290,13 @@ def _maybe_sent(exc: TelegramError) -> bool:
 
 
 def _message_url(message: Message) -> str | None:
-    """The public link: t.me/<name>/<id>, or t.me/c/<id>/<id> for a private channel."""
+    """The public link: t.me/<name>/<id>, or t.me/c/<id>/<id> for a private channel; a message
+    in a forum topic has the topic's id before its own."""
     chat = message.chat
+    topic = f"{message.message_thread_id}/" if message.is_topic_message else ""
     if chat.username:
-        return f"https://t.me/{chat.username}/{message.message_id}"
+        return f"https://t.me/{chat.username}/{topic}{message.message_id}"
     chat_id = str(chat.id)
     if chat_id.startswith("-100"):
-        return f"https://t.me/c/{chat_id[4:]}/{message.message_id}"
+        return f"https://t.me/c/{chat_id[4:]}/{topic}{message.message_id}"
     return None

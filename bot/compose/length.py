@@ -15,6 +15,13 @@ this module computes the same number with three shortcuts, each exact:
 - The remaining text is weighed by counting light code points with one C-level regex.
 
 Telegram counts code points of the text after its HTML parse (:func:`telegram_length`).
+
+Threads counts characters, except that "emojis are counted as the number of UTF-8 bytes"
+(developers.facebook.com/documentation/threads/posts, Limitations, 2026):
+:func:`threads_length` counts one per code point and, for each emoji twitter-text's emoji list
+finds (a whole ZWJ or keycap sequence included), the UTF-8 bytes of the emoji instead. Facebook
+Pages take 63,206 characters; :func:`facebook_length` counts code points (never fewer than the
+graphemes a person sees, so a post that fits here fits there).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Literal
 from twitter_text import extract_urls_with_indices
 from twitter_text.regexp import emoji as _tt_emoji
 
-Platform = Literal["telegram", "x"]
+Platform = Literal["telegram", "x", "threads", "facebook"]
 
 # twitter-text v3 (conformance/twitter-text-v3.json): these ranges weigh 100, the rest 200, on a
 # scale of 100; every weight is a multiple of the scale, so we count in whole units.
@@ -277,16 +284,20 @@ def prefix_weights(text: str, platform: Platform) -> list[int]:
     The text should already be NFC (excerpts are); otherwise positions follow the text as given
     and the weights are an estimate, which the fitter verifies with a real measure anyway.
     """
-    if platform == "telegram":
+    if platform in ("telegram", "facebook"):
         return list(range(len(text) + 1))
+    if platform == "threads":
+        return list(_threads_prefix_weights(text))
     return list(_x_prefix_weights(text))
 
 
 def total_weight(text: str, platform: Platform) -> int:
     """``prefix_weights(text, platform)[-1]`` without building the list: the text's weight as
     given (not normalised first, unlike :func:`x_weighted_length`)."""
-    if platform == "telegram":
+    if platform in ("telegram", "facebook"):
         return len(text)
+    if platform == "threads":
+        return _threads_weight(text)
     total = 0
     pos = 0
     for start, end, weight in _entities(text):
@@ -295,9 +306,53 @@ def total_weight(text: str, platform: Platform) -> int:
     return total + _plain_weight(text[pos:])
 
 
+def _emoji_bytes(text: str) -> dict[int, tuple[int, int]]:
+    """Emoji start → (end, UTF-8 bytes) in ``text``."""
+    return {
+        start: (start + length, len(text[start : start + length].encode("utf-8")))
+        for start, length in _emoji_entities(text).items()
+    }
+
+
+def _threads_weight(text: str) -> int:
+    total = len(text)
+    for start, (end, size) in _emoji_bytes(text).items():
+        total += size - (end - start)
+    return total
+
+
+def threads_length(text: str) -> int:
+    """Threads' count (see the module doc): code points, an emoji weighing its UTF-8 bytes."""
+    return _threads_weight(_normalise(text))
+
+
+def facebook_length(text: str) -> int:
+    """Code points of the message, as sent."""
+    return len(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _threads_prefix_weights(text: str) -> tuple[int, ...]:
+    own = [1] * len(text)
+    for start, (end, size) in _emoji_bytes(text).items():
+        # As for X: the whole emoji is charged at its first code point.
+        own[start] = size
+        for j in range(start + 1, end):
+            own[j] = 0
+    return (0, *itertools.accumulate(own))
+
+
+_MEASURES = {
+    "telegram": telegram_length,
+    "x": x_weighted_length,
+    "threads": threads_length,
+    "facebook": facebook_length,
+}
+
+
 def measure(text: str, platform: Platform) -> int:
     """The length of ``text`` as ``platform`` counts it."""
-    return telegram_length(text) if platform == "telegram" else x_weighted_length(text)
+    return _MEASURES[platform](text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,22 +363,28 @@ class LengthRule:
     limit: int
 
     def measure(self, text: str) -> int:
-        return telegram_length(text) if self.platform == "telegram" else x_weighted_length(text)
+        return _MEASURES[self.platform](text)
 
 
 TELEGRAM_MESSAGE = LengthRule("telegram", 4096)
 TELEGRAM_CAPTION = LengthRule("telegram", 1024)
 X_POST = LengthRule("x", 280)
+THREADS_POST = LengthRule("threads", 500)
+FACEBOOK_POST = LengthRule("facebook", 63206)
 
 __all__ = [
+    "FACEBOOK_POST",
     "TELEGRAM_CAPTION",
     "TELEGRAM_MESSAGE",
+    "THREADS_POST",
     "X_POST",
     "LengthRule",
     "Platform",
+    "facebook_length",
     "measure",
     "prefix_weights",
     "telegram_length",
+    "threads_length",
     "total_weight",
     "url_spans",
     "x_weighted_length",

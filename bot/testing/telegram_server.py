@@ -110,6 +110,7 @@ class SentMessage:
     disable_notification: bool
     link_preview_options: dict[str, Any] | None
     received_at: float
+    message_thread_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +133,14 @@ class _Chat:
     kicked: bool = False
     migrated_to: int | None = None
     last_message_id: int = 0
+    # A supergroup with forum topics ("is_forum"): a send names its topic by message_thread_id.
+    topics: dict[int, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "title": self.title, "type": "channel"}
+        kind = "supergroup" if self.topics is not None else "channel"
+        data: dict[str, Any] = {"id": self.id, "title": self.title, "type": kind}
+        if self.topics is not None:
+            data["is_forum"] = True
         if self.username:
             data["username"] = self.username
         return data
@@ -194,6 +200,20 @@ class FakeTelegram(Served):
         with self._lock:
             self._chats[chat_id] = _Chat(chat_id, username, title)
         return chat_id
+
+    def add_topic(self, chat: str | int, name: str) -> int:
+        """Makes ``chat`` a group with forum topics and opens the topic ``name``; returns its
+        ``message_thread_id``."""
+        with self._lock:
+            found = self._resolve(str(chat))
+            if found.topics is None:
+                found.topics = {}
+            found.last_message_id += 1  # a topic's id is the id of the service message opening it
+            found.topics[found.last_message_id] = name
+            return found.last_message_id
+
+    def messages_in_topic(self, chat: str | int, topic: int) -> list[SentMessage]:
+        return [m for m in self.messages_in(chat) if m.message_thread_id == topic]
 
     def fail_next(self, n: int, fault: Fault) -> None:
         """The next ``n`` requests the fault applies to fail with it, in the order scripted."""
@@ -326,6 +346,12 @@ class FakeTelegram(Served):
         reply_markup = _json_object(params.get("reply_markup"), "reply keyboard markup")
         preview = _json_object(params.get("link_preview_options"), "link preview options")
         silent = _as_bool(params.get("disable_notification"))
+        thread_ref = _as_text(params.get("message_thread_id"))
+        thread: int | None = None
+        if thread_ref:
+            if not thread_ref.lstrip("-").isdigit():
+                raise _Refusal(400, "Bad Request: invalid message thread identifier specified")
+            thread = int(thread_ref)
 
         with self._lock:
             chat = self._resolve(chat_ref)
@@ -344,6 +370,8 @@ class FakeTelegram(Served):
                     "Bad Request: group chat was upgraded to a supergroup chat",
                     {"migrate_to_chat_id": chat.migrated_to},
                 )
+            if thread is not None and (chat.topics is None or thread not in chat.topics):
+                raise _Refusal(400, "Bad Request: message thread not found")
 
         plain, entities = _parse(raw or "", parse_mode)
         if not is_photo and not plain:
@@ -372,6 +400,7 @@ class FakeTelegram(Served):
                 disable_notification=silent,
                 link_preview_options=preview,
                 received_at=now,
+                message_thread_id=thread,
             )
             self.messages.append(sent)
             chat_json = chat.to_json()
@@ -481,6 +510,9 @@ def _message_json(sent: SentMessage, chat: dict[str, Any]) -> dict[str, Any]:
         "chat": chat,
         "date": int(sent.received_at),
     }
+    if sent.message_thread_id is not None:
+        message["message_thread_id"] = sent.message_thread_id
+        message["is_topic_message"] = True
     entities = [e.to_json() for e in sent.entities]
     if sent.method == "sendPhoto":
         file_id = f"AgACAgUAAx0Fake{sent.chat_id}x{sent.message_id}"

@@ -48,8 +48,11 @@ from bot.testing.server import LOOPBACK, LocalServer
 PUBLIC_BASE = "https://api.twitter.com"
 X_LIMIT = 280
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
-POSTS_PER_WINDOW = 100
+# POST /2/tweets per user: 200 per 15 minutes and 300 per 3 hours (docs.x.com, manage Posts).
+POSTS_PER_WINDOW = 200
 WINDOW_SECONDS = 15 * 60
+POSTS_PER_LONG_WINDOW = 300
+LONG_WINDOW_SECONDS = 3 * 3600
 TIMESTAMP_SKEW = 300
 _TWITTER_EPOCH_MS = 1288834974657
 
@@ -358,11 +361,16 @@ class FakeX(LocalServer):
         self.attempts.append(XAttempt(request.method, request.path, status, time.time(), reason))
 
     def _rate_headers(self, now: float) -> dict[str, str]:
-        window = [p for p in self.posts if p.received_at > now - WINDOW_SECONDS]
-        reset = (window[0].received_at if window else now) + WINDOW_SECONDS
+        """The 15-minute window's figures, unless the 3-hour window is the one exhausted."""
+        short = [p for p in self.posts if p.received_at > now - WINDOW_SECONDS]
+        long = [p for p in self.posts if p.received_at > now - LONG_WINDOW_SECONDS]
+        limit, window, seconds = POSTS_PER_WINDOW, short, WINDOW_SECONDS
+        if len(long) >= POSTS_PER_LONG_WINDOW and len(short) < POSTS_PER_WINDOW:
+            limit, window, seconds = POSTS_PER_LONG_WINDOW, long, LONG_WINDOW_SECONDS
+        reset = (window[0].received_at if window else now) + seconds
         return {
-            "x-rate-limit-limit": str(POSTS_PER_WINDOW),
-            "x-rate-limit-remaining": str(max(0, POSTS_PER_WINDOW - len(window))),
+            "x-rate-limit-limit": str(limit),
+            "x-rate-limit-remaining": str(max(0, limit - len(window))),
             "x-rate-limit-reset": str(int(reset)),
         }
 

@@ -1,12 +1,13 @@
 """Never twice, never lost, through SIGKILL: the real ``newsbot run`` is killed at random
-moments and restarted, against the local Telegram, X and feed servers, and the platforms' own
-records are compared with the ledger.
+moments and restarted, against the local Telegram, X, Threads and feed servers, and the
+platforms' own records are compared with the ledger.
 
 A post in flight at a kill may or may not have reached the platform: it must become
 ``uncertain`` (never be resent blindly), and each kill can leave at most one per channel, since
 a paced channel (``rate: 1000/s``) has one claim in flight at a time. Once a person has looked
 (here: the fakes' records), ``newsbot retry --uncertain --id …`` sends the ones that did not
-arrive, and every article is then on every channel exactly once.
+arrive, and every article is then on every channel exactly once. On Threads every uncertain
+post is retried, arrived or not: the container id noted before publishing makes a resend safe.
 
 Random choices come from one seed, printed with the result and in every failure message;
 ``NEWSBOT_CRASH_SEED=<n>`` replays the same choices (the timing of a kill against a send is
@@ -36,7 +37,9 @@ import sqlalchemy as sa
 
 from bot.testing import x_server
 from bot.testing.feed_server import FeedItem, FeedServer, rss
+from bot.testing.graph_server import GraphFault
 from bot.testing.telegram_server import DEFAULT_TOKEN, FakeTelegram, Fault
+from bot.testing.threads_server import FakeThreads
 from bot.testing.x_server import FakeX, XFault
 from tests.conftest import PG_URL, postgres_schema_url
 
@@ -46,7 +49,8 @@ REPO = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname()
 DESKS = ("desk-a", "desk-b")
 PER_DESK = 100  # 200 articles, 400 deliveries
-CHANNELS = ("telegram", "x")
+CHANNELS = ("telegram", "x", "threads")
+THREADS_TOKEN = "THAA-crash-test-token"
 KILLS = 20
 X_KEYS = {
     "XK": "ck-crash-test",
@@ -80,6 +84,13 @@ channels:
     access_token_secret: ${{XTS}}
     template: x.txt.j2
     api_url: {x}
+    rate: 1000/s
+    min_gap: 0s
+  threads:
+    kind: threads
+    access_token: ${{THREADS_TOKEN}}
+    template: threads.txt.j2
+    api_url: {threads}
     rate: 1000/s
     min_gap: 0s
 """
@@ -185,6 +196,7 @@ class Newsroom:
     tg: FakeTelegram
     x: FakeX
     feed: FeedServer
+    threads: FakeThreads
     rng: random.Random
     published: dict[str, list[FeedItem]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -202,6 +214,7 @@ class Newsroom:
                 sources=sources,
                 tg=self.tg.url,
                 x=self.x.url,
+                threads=self.threads.url,
             ),
             encoding="utf-8",
         )
@@ -214,6 +227,7 @@ class Newsroom:
             if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_", "PYTEST_"))
         }
         env |= X_KEYS | {"TG_TOKEN": DEFAULT_TOKEN, "PYTHONPATH": str(REPO)}
+        env["THREADS_TOKEN"] = THREADS_TOKEN
         return env
 
     # -- the feed, growing while newsbot is killed and restarted -----------------------------
@@ -303,11 +317,17 @@ class Newsroom:
 
     def posted(self) -> dict[str, Counter[str]]:
         """How many times each article URL arrived, per channel, from the fakes' own records."""
-        found: dict[str, Counter[str]] = {"telegram": Counter(), "x": Counter()}
+        found: dict[str, Counter[str]] = {
+            "telegram": Counter(),
+            "x": Counter(),
+            "threads": Counter(),
+        }
         for message in self.tg.messages:
             found["telegram"].update(m.group(0) for m in LINK.finditer(message.text or ""))
         for post in self.x.posts:
             found["x"].update(m.group(0) for m in LINK.finditer(post.text))
+        for thread in list(self.threads.posts):
+            found["threads"].update({m.group(0) for m in LINK.finditer(thread.text)})
         return found
 
     def deliveries(self) -> list[sa.Row[tuple[object, ...]]]:
@@ -322,8 +342,10 @@ def open_newsroom(
     folder: Path, database: str, crash_seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Newsroom]:
     """The fakes in threads of this process, posts delayed a little (so that kills land
-    mid-send), X's 100-per-15-minutes cap lifted (hundreds of posts in a minute here)."""
+    mid-send), X's 200-per-15-minutes and 300-per-3-hours caps lifted (hundreds of posts in a
+    minute here)."""
     monkeypatch.setattr(x_server, "POSTS_PER_WINDOW", 1_000_000)
+    monkeypatch.setattr(x_server, "POSTS_PER_LONG_WINDOW", 1_000_000)
     rng = random.Random(crash_seed)
     with (
         FakeTelegram(token=DEFAULT_TOKEN) as tg,
@@ -334,12 +356,15 @@ def open_newsroom(
             access_token_secret=X_KEYS["XTS"],
         ) as x,
         FeedServer() as feed,
+        FakeThreads(token=THREADS_TOKEN) as threads,
     ):
+        threads.quota_total = 1_000_000
         for _ in range(3000):
             delay = 0.002 if rng.random() < 0.5 else rng.uniform(0.01, 0.08)
             tg.fail_next(1, Fault.slow(delay))
             x.fail_next(1, XFault.slow(delay), path="/2/tweets")
-        room = Newsroom(folder, database, tg, x, feed, rng)
+            threads.fail_next(1, GraphFault.slow(delay), path="/threads_publish")
+        room = Newsroom(folder, database, tg, x, feed, threads, rng)
         try:
             yield room
         finally:
@@ -406,7 +431,7 @@ def check(room: Newsroom, instances: list[Instance], kills: int, where: str) -> 
     assert len(uncertain) <= kills * len(CHANNELS), f"{where}: {len(uncertain)} uncertain"
 
     # The person's part: what did not arrive is sent again; what did stays as it is.
-    resend = [str(row.id) for row, arrived in uncertain if arrived == 0]
+    resend = [str(row.id) for row, arrived in uncertain if arrived == 0 or row.channel == "threads"]
     config = room.folder / "newsbot.yaml"
     if resend:
         ids = [arg for delivery in resend for arg in ("--id", delivery)]
@@ -423,7 +448,7 @@ def check(room: Newsroom, instances: list[Instance], kills: int, where: str) -> 
     assert status.returncode == 0
     assert status.stdout.count('"state": "uncertain"') == len(uncertain) - len(resend)
     return Outcome(
-        posts=len(posted["telegram"]) + len(posted["x"]),
+        posts=sum(len(posted[channel]) for channel in CHANNELS),
         duplicates=0,
         lost=0,
         uncertain=len(uncertain),

@@ -485,3 +485,35 @@ def test_serve_command_prints_its_url_and_answers() -> None:
         process.terminate()
         process.wait(timeout=10)
     assert answer["result"]["chat"]["id"] == -1001111111111
+
+
+# --------------------------------------------------------------------------------- forum topics
+
+
+async def test_topic_posts_into_that_forum_topic_only() -> None:
+    """topic: sends message_thread_id; the fake files the message under that topic, and the
+    receipt links to the message inside the topic."""
+    group = -1009876543210
+    async with FakeTelegram(token=TOKEN, chats={"-1009876543210": group}) as tg:
+        politics = tg.add_topic(group, "政治")
+        sports = tg.add_topic(group, "體育")
+        receipt = await send(tg, chat=str(group), topic=sports)
+
+        (message,) = tg.messages_in(group)
+        assert message.message_thread_id == sports != politics
+        assert tg.messages_in_topic(group, politics) == []
+        assert receipt.url == f"https://t.me/c/9876543210/{sports}/{message.message_id}"
+
+
+async def test_unknown_topic_fails_with_telegrams_words(tg: FakeTelegram) -> None:
+    """A topic the chat does not have (or a chat without topics): permanent, Telegram's words."""
+    with pytest.raises(PermanentError, match="message thread not found"):
+        await send(tg, topic=4242)
+    assert tg.messages == []
+
+
+async def test_no_topic_sends_no_thread_id(tg: FakeTelegram) -> None:
+    """Without topic: the message goes to the chat itself, no message_thread_id at all."""
+    await send(tg)
+    (message,) = tg.messages
+    assert message.message_thread_id is None

@@ -18,7 +18,7 @@ from bot.config import XChannelConfig
 from bot.errors import PermanentError, TransientError
 from bot.model import Post
 from bot.testing import LOCAL_FAKES
-from bot.testing.x_server import FakeX, XFault, weighted_length
+from bot.testing.x_server import FakeX, XFault, XPost, weighted_length
 
 KEYS: dict[str, Any] = {
     "consumer_key": "ck-newsvision-4f1c",
@@ -427,3 +427,31 @@ async def test_send_does_not_block_the_event_loop(fake: FakeX) -> None:
 
     assert ticks >= 20
     assert len(fake.posts) == 1
+
+
+def _posted(fake: FakeX, count: int, *, ago: float, spread: float) -> None:
+    """``count`` earlier posts, the oldest ``ago`` seconds back, evenly over ``spread``."""
+    now = time.time()
+    for i in range(count):
+        at = now - ago + spread * i / max(count, 1)
+        fake.posts.append(XPost(f"old-{i}", f"舊貼文 {i}", (), at, 10))
+
+
+async def test_the_fake_holds_xs_two_windows(fake: FakeX) -> None:
+    """200 in 15 minutes, then 300 in 3 hours: the 201st, or the 301st over three hours, is a
+    429 whose reset is the binding window's; the channel makes it transient accordingly."""
+    _posted(fake, 200, ago=600, spread=500)
+    with pytest.raises(TransientError) as short:
+        await XChannel.from_config(x_config(fake)).send(make_post())
+    assert short.value.retry_after is not None and short.value.retry_after <= 300
+
+    fake.posts.clear()
+    _posted(fake, 300, ago=3 * 3600 - 600, spread=3 * 3600 - 1200)
+    with pytest.raises(TransientError) as long:
+        await XChannel.from_config(x_config(fake)).send(make_post())
+    assert long.value.retry_after is not None and 500 <= long.value.retry_after <= 600
+
+    fake.posts.clear()
+    _posted(fake, 299, ago=3 * 3600 - 600, spread=3 * 3600 - 1200)
+    receipt = await XChannel.from_config(x_config(fake)).send(make_post())
+    assert receipt.remote_id == fake.posts[-1].id
