@@ -28,11 +28,13 @@ from bot.channels.base import Channel
 from bot.compose.length import TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
 from bot.config import (
+    BlueskyChannelConfig,
     ChannelConfig,
     Config,
     ConsoleChannelConfig,
     FeedSourceConfig,
     HtmlSourceConfig,
+    MastodonChannelConfig,
     SitemapSourceConfig,
     SourceConfig,
     TelegramChannelConfig,
@@ -79,6 +81,14 @@ def build_channel(config: ChannelConfig) -> Channel:
         from bot.channels.x import XChannel
 
         return XChannel.from_config(config)
+    if isinstance(config, BlueskyChannelConfig):
+        from bot.channels.bluesky import BlueskyChannel
+
+        return BlueskyChannel.from_config(config)
+    if isinstance(config, MastodonChannelConfig):
+        from bot.channels.mastodon import MastodonChannel
+
+        return MastodonChannel.from_config(config)
     raise TypeError(f"no adapter for channel kind {type(config).__name__}")
 
 

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.channels.base import Channel
-from bot.compose.length import TELEGRAM_MESSAGE, X_POST, LengthRule
+from bot.compose.length import (
+    BLUESKY_POST,
+    MASTODON_DEFAULT,
+    TELEGRAM_MESSAGE,
+    X_POST,
+    LengthRule,
+)
 from bot.config import ConsoleChannelConfig
 from bot.model import Post, Receipt
 
@@ -24,7 +30,12 @@ class ConsoleChannel(Channel):
         self._ids = itertools.count(1)
 
     def rule(self, *, has_image: bool) -> LengthRule:
-        return TELEGRAM_MESSAGE if self.config.rules == "telegram" else X_POST
+        return {
+            "telegram": TELEGRAM_MESSAGE,
+            "x": X_POST,
+            "bluesky": BLUESKY_POST,
+            "mastodon": MASTODON_DEFAULT,
+        }[self.config.rules]
 
     async def send(self, post: Post) -> Receipt:
         stream = self.stream or sys.stdout

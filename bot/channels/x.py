@@ -28,6 +28,7 @@ from bot.channels.base import Channel
 from bot.compose.length import X_POST, LengthRule
 from bot.config import XChannelConfig
 from bot.errors import DeliveryError, PermanentError, TransientError
+from bot.images import sniff
 from bot.model import Post, Receipt
 
 PUBLIC_BASE = "https://api.twitter.com"
@@ -194,7 +195,7 @@ class XChannel(Channel):
         except requests.RequestException as exc:
             raise _NoImage(f"downloading the image failed: {type(exc).__name__}") from exc
         data = b"".join(chunks)
-        media_type = _sniff(data) or content_type.split(";")[0].strip().lower()
+        media_type = sniff(data) or content_type.split(";")[0].strip().lower()
         if media_type not in _IMAGE_TYPES:
             raise _NoImage("the file at the image URL is not a JPEG, PNG, GIF or WebP image")
         return data, media_type
@@ -297,18 +298,6 @@ def _retry_after(exc: Any) -> float:
 def _same_origin(a: str, b: str) -> bool:
     left, right = urlsplit(a.rstrip("/")), urlsplit(b.rstrip("/"))
     return (left.scheme, left.netloc, left.path) == (right.scheme, right.netloc, right.path)
-
-
-def _sniff(data: bytes) -> str | None:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _maybe_sent(exc: requests.RequestException) -> bool:

@@ -15,6 +15,13 @@ this module computes the same number with three shortcuts, each exact:
 - The remaining text is weighed by counting light code points with one C-level regex.
 
 Telegram counts code points of the text after its HTML parse (:func:`telegram_length`).
+
+Bluesky (:func:`bluesky_length`) counts graphemes of the text it shows — links shortened as its
+app shortens them (:mod:`bot.compose.richtext`) — and also refuses more than 3,000 UTF-8 bytes;
+one number covers both: the graphemes, or a tenth of the bytes when that is more, against 300.
+Mastodon (:func:`mastodon_length`) counts graphemes with every http(s) URL weighing 23 (the
+instance's ``characters_reserved_per_url``) and ``@user@domain`` counted as ``@user``, as its
+``StatusLengthValidator`` does.
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+import regex
 from twitter_text import extract_urls_with_indices
 from twitter_text.regexp import emoji as _tt_emoji
 
-Platform = Literal["telegram", "x"]
+from bot.compose import richtext
+
+Platform = Literal["telegram", "x", "bluesky", "mastodon"]
 
 # twitter-text v3 (conformance/twitter-text-v3.json): these ranges weigh 100, the rest 200, on a
 # scale of 100; every weight is a multiple of the scale, so we count in whole units.
@@ -269,6 +279,70 @@ def _x_prefix_weights(text: str) -> tuple[int, ...]:
     return (0, *itertools.accumulate(own))
 
 
+_GRAPHEME = regex.compile(r"\X")
+# Bluesky: 300 graphemes and 3,000 bytes (lexicon app.bsky.feed.post: maxGraphemes, maxLength).
+BLUESKY_GRAPHEMES = 300
+BLUESKY_BYTES = 3000
+_BYTES_PER_UNIT = BLUESKY_BYTES // BLUESKY_GRAPHEMES
+MASTODON_URL_WEIGHT = 23
+# Mastodon's Account::MENTION_RE: a remote mention counts only its local part.
+_MASTODON_MENTION = regex.compile(
+    r"(?<![=/\w])@([a-z0-9_]+)(?:@[\w.\-]+\w)?", regex.IGNORECASE
+)
+
+
+def graphemes(text: str) -> int:
+    """Extended grapheme clusters (UAX #29): what Bluesky and Mastodon call characters."""
+    if text.isascii() and "\r\n" not in text:
+        return len(text)
+    return len(_GRAPHEME.findall(text))
+
+
+def bluesky_length(text: str) -> int:
+    """Bluesky's count of ``text`` once its links are shown short: its graphemes, or a tenth of
+    its UTF-8 bytes when that is more (so that ``<= 300`` means both limits hold)."""
+    shown = richtext.display(text).text
+    units = -(-len(shown.encode("utf-8")) // _BYTES_PER_UNIT)
+    return max(graphemes(shown), units)
+
+
+def mastodon_length(text: str, url_weight: int = MASTODON_URL_WEIGHT) -> int:
+    """Mastodon's count: graphemes, each http(s) URL as ``url_weight``, ``@a@b`` as ``@a``."""
+    pieces: list[str] = []
+    pos = 0
+    for start, end in richtext.url_spans(text):
+        pieces.append(text[pos:start])
+        pieces.append("x" * url_weight)
+        pos = end
+    pieces.append(text[pos:])
+    countable = "".join(pieces)
+    if "@" in countable:
+        countable = _MASTODON_MENTION.sub(lambda m: "@" + m.group(1), countable)
+    return graphemes(countable)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cluster_prefix_weights(text: str, platform: Platform) -> tuple[int, ...]:
+    """Per code point: a grapheme cluster's weight charged at its first code point (on Bluesky
+    at least a tenth of its bytes), a URL's display weight at its first; 0 elsewhere. A cut
+    can then only come out short, never over."""
+    own = [0] * len(text)
+    for match in _GRAPHEME.finditer(text):
+        weight = 1
+        if platform == "bluesky":
+            weight = max(1, -(-len(match.group().encode("utf-8")) // _BYTES_PER_UNIT))
+        own[match.start()] = weight
+    for start, end in richtext.url_spans(text):
+        if platform == "bluesky":
+            weight = graphemes(richtext.short_url(text[start:end]))
+        else:
+            weight = MASTODON_URL_WEIGHT
+        own[start] = weight
+        for j in range(start + 1, end):
+            own[j] = 0
+    return (0, *itertools.accumulate(own))
+
+
 def prefix_weights(text: str, platform: Platform) -> list[int]:
     """Cumulative weights: ``result[i]`` is the weight of ``text[:i]`` on ``platform``.
 
@@ -279,6 +353,8 @@ def prefix_weights(text: str, platform: Platform) -> list[int]:
     """
     if platform == "telegram":
         return list(range(len(text) + 1))
+    if platform in ("bluesky", "mastodon"):
+        return list(_cluster_prefix_weights(text, platform))
     return list(_x_prefix_weights(text))
 
 
@@ -287,6 +363,8 @@ def total_weight(text: str, platform: Platform) -> int:
     given (not normalised first, unlike :func:`x_weighted_length`)."""
     if platform == "telegram":
         return len(text)
+    if platform in ("bluesky", "mastodon"):
+        return _cluster_prefix_weights(text, platform)[-1]
     total = 0
     pos = 0
     for start, end, weight in _entities(text):
@@ -295,32 +373,47 @@ def total_weight(text: str, platform: Platform) -> int:
     return total + _plain_weight(text[pos:])
 
 
-def measure(text: str, platform: Platform) -> int:
+def measure(text: str, platform: Platform, *, url_weight: int = MASTODON_URL_WEIGHT) -> int:
     """The length of ``text`` as ``platform`` counts it."""
-    return telegram_length(text) if platform == "telegram" else x_weighted_length(text)
+    if platform == "telegram":
+        return telegram_length(text)
+    if platform == "bluesky":
+        return bluesky_length(text)
+    if platform == "mastodon":
+        return mastodon_length(text, url_weight)
+    return x_weighted_length(text)
 
 
 @dataclass(frozen=True, slots=True)
 class LengthRule:
-    """How one kind of post is measured, and its limit."""
+    """How one kind of post is measured, and its limit. ``url_weight`` is what a URL counts on
+    Mastodon, where each instance says (``characters_reserved_per_url``)."""
 
     platform: Platform
     limit: int
+    url_weight: int = MASTODON_URL_WEIGHT
 
     def measure(self, text: str) -> int:
-        return telegram_length(text) if self.platform == "telegram" else x_weighted_length(text)
+        return measure(text, self.platform, url_weight=self.url_weight)
 
 
 TELEGRAM_MESSAGE = LengthRule("telegram", 4096)
 TELEGRAM_CAPTION = LengthRule("telegram", 1024)
 X_POST = LengthRule("x", 280)
+BLUESKY_POST = LengthRule("bluesky", BLUESKY_GRAPHEMES)
+MASTODON_DEFAULT = LengthRule("mastodon", 500)
 
 __all__ = [
+    "BLUESKY_POST",
+    "MASTODON_DEFAULT",
     "TELEGRAM_CAPTION",
     "TELEGRAM_MESSAGE",
     "X_POST",
     "LengthRule",
     "Platform",
+    "bluesky_length",
+    "graphemes",
+    "mastodon_length",
     "measure",
     "prefix_weights",
     "telegram_length",

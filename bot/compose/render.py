@@ -338,6 +338,8 @@ class Renderer:
             image=article.image,
             article_key=article.key,
             source=source,
+            title=article.title,
+            summary=excerpt,
         )
 
 
