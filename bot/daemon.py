@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.alerts import Alerter
 from bot.channels.base import Channel
-from bot.compose.length import TELEGRAM_MESSAGE, X_POST
+from bot.compose.length import BLUESKY_POST, MASTODON_DEFAULT, TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
 from bot.config import (
     BlueskyChannelConfig,
@@ -662,6 +662,10 @@ def check_templates(config: Config, renderer: Renderer) -> None:
     for name, settings in config.channels.items():
         renderer.check(settings.template)
         rule = TELEGRAM_MESSAGE if settings.template.endswith(".html.j2") else X_POST
+        if isinstance(settings, BlueskyChannelConfig):
+            rule = BLUESKY_POST
+        elif isinstance(settings, MastodonChannelConfig):
+            rule = MASTODON_DEFAULT
         try:
             renderer.render(
                 settings.template,

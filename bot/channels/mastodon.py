@@ -22,9 +22,9 @@ What Mastodon documents, and how this channel follows it:
   a 429 waits until then (:class:`TransientError` ``retry_after``).
 
 Mastodon.py is synchronous, so each call runs in a worker thread. Its version check is switched
-off (``version_check_mode="none"``, ``mastodon_version="4.0.0"``: the API this channel uses), so
-it never asks the instance for its version behind our back, and never guesses an old one when a
-fork answers oddly.
+off (``version_check_mode="none"``) and its idea of the server's version set to 4.0.0, the API
+this channel uses: it never asks the instance for its version behind our back, and never falls
+back to the pre-3.1.4 media endpoint when it has not asked (its default with checks off).
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ class MastodonChannel(Channel):
             mastodon_version=API_VERSION,
             user_agent="newsbot",
         )
+        # With version checks off, Mastodon.py ignores ``mastodon_version`` and assumes 1.0.0,
+        # which sends media to the old /api/v1/media; the API this channel speaks is 4.0's.
+        api.mastodon_major, api.mastodon_minor, api.mastodon_patch = 4, 0, 0
         return cls(config, api)
 
     def rule(self, *, has_image: bool) -> LengthRule:
