@@ -1,8 +1,9 @@
 """4. Compose: posts rendered from the repository's templates and fitted to their limit, per
 second, for long Traditional Chinese articles (the seed article, renumbered so that no cache
 holds a previous article's text), on one core. X fitting is the hot path: the excerpt must be
-cut to a weighted budget. Side by side: the cost of weighing one X post with our
-``x_weighted_length`` and with twitter-text-parser's ``parse_tweet`` (the reference).
+cut to a weighted budget. Bluesky (graphemes of the text with links shown short) and Mastodon
+(graphemes, URLs as 23) are measured the same way. Side by side: the cost of weighing one X
+post with our ``x_weighted_length`` and with twitter-text-parser's ``parse_tweet`` (the reference).
 
 (Folded in from the former bench/bench_compose.py.)
 """
@@ -22,7 +23,14 @@ ROUNDS = 3  # best of: a benchmark on a shared 2-core machine meets other proces
 def run(*, smoke: bool = False) -> Report:
     from twitter_text import parse_tweet
 
-    from bot.compose.length import TELEGRAM_CAPTION, TELEGRAM_MESSAGE, X_POST, x_weighted_length
+    from bot.compose.length import (
+        BLUESKY_POST,
+        MASTODON_DEFAULT,
+        TELEGRAM_CAPTION,
+        TELEGRAM_MESSAGE,
+        X_POST,
+        x_weighted_length,
+    )
     from bot.compose.render import Renderer
 
     report = Report("compose")
@@ -33,6 +41,8 @@ def run(*, smoke: bool = False) -> Report:
         ("X (x.txt.j2, 280 weighted)", "x.txt.j2", X_POST, "x"),
         ("Telegram message (telegram.html.j2, 4096)", "telegram.html.j2", TELEGRAM_MESSAGE, "tg"),
         ("Telegram caption (telegram.html.j2, 1024)", "telegram.html.j2", TELEGRAM_CAPTION, "tg"),
+        ("Bluesky (bluesky.txt.j2, 300 graphemes)", "bluesky.txt.j2", BLUESKY_POST, "bsky"),
+        ("Mastodon (mastodon.txt.j2, 500)", "mastodon.txt.j2", MASTODON_DEFAULT, "masto"),
     )
     start_excerpts = time.perf_counter()
     excerpt_items = bench_articles(n, start=500_000)

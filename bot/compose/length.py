@@ -291,9 +291,17 @@ _MASTODON_MENTION = regex.compile(
 )
 
 
+def _one_code_point_clusters(text: str) -> bool:
+    """Whether every code point of ``text`` is a cluster of its own (CJK, Latin, punctuation):
+    the excerpt module's test, imported late because it imports this module."""
+    from bot.compose.excerpt import _ONE_CODE_POINT_CLUSTERS
+
+    return _ONE_CODE_POINT_CLUSTERS.fullmatch(text) is not None
+
+
 def graphemes(text: str) -> int:
     """Extended grapheme clusters (UAX #29): what Bluesky and Mastodon call characters."""
-    if text.isascii() and "\r\n" not in text:
+    if _one_code_point_clusters(text):
         return len(text)
     return len(_GRAPHEME.findall(text))
 
@@ -326,12 +334,16 @@ def _cluster_prefix_weights(text: str, platform: Platform) -> tuple[int, ...]:
     """Per code point: a grapheme cluster's weight charged at its first code point (on Bluesky
     at least a tenth of its bytes), a URL's display weight at its first; 0 elsewhere. A cut
     can then only come out short, never over."""
-    own = [0] * len(text)
-    for match in _GRAPHEME.finditer(text):
-        weight = 1
-        if platform == "bluesky":
-            weight = max(1, -(-len(match.group().encode("utf-8")) // _BYTES_PER_UNIT))
-        own[match.start()] = weight
+    if _one_code_point_clusters(text):
+        # One code point of at most 3 bytes each: a tenth of the bytes never exceeds 1.
+        own = [1] * len(text)
+    else:
+        own = [0] * len(text)
+        for match in _GRAPHEME.finditer(text):
+            weight = 1
+            if platform == "bluesky":
+                weight = max(1, -(-len(match.group().encode("utf-8")) // _BYTES_PER_UNIT))
+            own[match.start()] = weight
     for start, end in richtext.url_spans(text):
         if platform == "bluesky":
             weight = graphemes(richtext.short_url(text[start:end]))

@@ -24,7 +24,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import regex
-from twitter_text import extract_urls_with_indices
+
+from bot.compose import length
 
 SHORT_PATH = 15  # a longer path, query and fragment is cut...
 SHORT_KEEP = 13  # ...to this many characters, then "..."
@@ -88,15 +89,14 @@ def short_url(url: str) -> str:
 
 def url_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) in code points of each URL with an http(s) scheme, as twitter-text finds
-    them."""
+    them (through the length module's chunked, cached extraction)."""
     if "://" not in text:
         return []
-    found = []
-    for entity in extract_urls_with_indices(text):
-        start, end = entity["indices"]
-        if text[start:end].lower().startswith(("http://", "https://")):
-            found.append((int(start), int(end)))
-    return sorted(found)
+    return [
+        (start, end)
+        for start, end in length.url_spans(text)
+        if text[start : start + 8].lower().startswith(("http://", "https://"))
+    ]
 
 
 @functools.lru_cache(maxsize=1024)
