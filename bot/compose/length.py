@@ -286,9 +286,7 @@ BLUESKY_BYTES = 3000
 _BYTES_PER_UNIT = BLUESKY_BYTES // BLUESKY_GRAPHEMES
 MASTODON_URL_WEIGHT = 23
 # Mastodon's Account::MENTION_RE: a remote mention counts only its local part.
-_MASTODON_MENTION = regex.compile(
-    r"(?<![=/\w])@([a-z0-9_]+)(?:@[\w.\-]+\w)?", regex.IGNORECASE
-)
+_MASTODON_MENTION = regex.compile(r"(?<![=/\w])@([a-z0-9_]+)(?:@[\w.\-]+\w)?", regex.IGNORECASE)
 
 
 def _one_code_point_clusters(text: str) -> bool:
