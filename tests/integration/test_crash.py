@@ -1,6 +1,6 @@
 """Never twice, never lost, through SIGKILL: the real ``newsbot run`` is killed at random
-moments and restarted, against the local Telegram, X and feed servers, and the platforms' own
-records are compared with the ledger.
+moments and restarted, against the local Telegram, X, Mastodon and feed servers, and the
+platforms' own records are compared with the ledger.
 
 A post in flight at a kill may or may not have reached the platform: it must become
 ``uncertain`` (never be resent blindly), and each kill can leave at most one per channel, since
@@ -34,8 +34,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.testing import x_server
+from bot.testing import mastodon_server, x_server
+from bot.testing.faults import Fault as MastodonFault
 from bot.testing.feed_server import FeedItem, FeedServer, rss
+from bot.testing.mastodon_server import FakeMastodon
 from bot.testing.telegram_server import DEFAULT_TOKEN, FakeTelegram, Fault
 from bot.testing.x_server import FakeX, XFault
 from tests.conftest import PG_URL, postgres_schema_url
@@ -46,7 +48,8 @@ REPO = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname()
 DESKS = ("desk-a", "desk-b")
 PER_DESK = 100  # 200 articles, 400 deliveries
-CHANNELS = ("telegram", "x")
+CHANNELS = ("telegram", "x", "mastodon")
+MASTO_TOKEN = "masto-crash-test-token"
 KILLS = 20
 X_KEYS = {
     "XK": "ck-crash-test",
@@ -80,6 +83,13 @@ channels:
     access_token_secret: ${{XTS}}
     template: x.txt.j2
     api_url: {x}
+    rate: 1000/s
+    min_gap: 0s
+  mastodon:
+    kind: mastodon
+    instance_url: {masto}
+    access_token: ${{MT}}
+    template: mastodon.txt.j2
     rate: 1000/s
     min_gap: 0s
 """
@@ -183,6 +193,7 @@ class Newsroom:
     database: str
     tg: FakeTelegram
     x: FakeX
+    masto: FakeMastodon
     feed: FeedServer
     rng: random.Random
     published: dict[str, list[FeedItem]] = field(default_factory=dict)
@@ -201,6 +212,7 @@ class Newsroom:
                 sources=sources,
                 tg=self.tg.url,
                 x=self.x.url,
+                masto=self.masto.url,
             ),
             encoding="utf-8",
         )
@@ -212,7 +224,7 @@ class Newsroom:
             for k, v in os.environ.items()
             if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_", "PYTEST_"))
         }
-        env |= X_KEYS | {"TG_TOKEN": DEFAULT_TOKEN, "PYTHONPATH": str(REPO)}
+        env |= X_KEYS | {"TG_TOKEN": DEFAULT_TOKEN, "MT": MASTO_TOKEN, "PYTHONPATH": str(REPO)}
         return env
 
     # -- the feed, growing while newsbot is killed and restarted -----------------------------
@@ -302,11 +314,13 @@ class Newsroom:
 
     def posted(self) -> dict[str, Counter[str]]:
         """How many times each article URL arrived, per channel, from the fakes' own records."""
-        found: dict[str, Counter[str]] = {"telegram": Counter(), "x": Counter()}
+        found: dict[str, Counter[str]] = {channel: Counter() for channel in CHANNELS}
         for message in self.tg.messages:
             found["telegram"].update(m.group(0) for m in LINK.finditer(message.text or ""))
         for post in self.x.posts:
             found["x"].update(m.group(0) for m in LINK.finditer(post.text))
+        for status in self.masto.statuses:
+            found["mastodon"].update(m.group(0) for m in LINK.finditer(status.text))
         return found
 
     def deliveries(self) -> list[sa.Row[tuple[object, ...]]]:
@@ -323,6 +337,7 @@ def open_newsroom(
     """The fakes in threads of this process, posts delayed a little (so that kills land
     mid-send), X's 100-per-15-minutes cap lifted (hundreds of posts in a minute here)."""
     monkeypatch.setattr(x_server, "POSTS_PER_WINDOW", 1_000_000)
+    monkeypatch.setattr(mastodon_server, "CALLS_PER_WINDOW", 1_000_000)
     rng = random.Random(crash_seed)
     with (
         FakeTelegram(token=DEFAULT_TOKEN) as tg,
@@ -332,13 +347,15 @@ def open_newsroom(
             access_token=X_KEYS["XT"],
             access_token_secret=X_KEYS["XTS"],
         ) as x,
+        FakeMastodon(access_token=MASTO_TOKEN) as masto,
         FeedServer() as feed,
     ):
         for _ in range(3000):
             delay = 0.002 if rng.random() < 0.5 else rng.uniform(0.01, 0.08)
             tg.fail_next(1, Fault.slow(delay))
             x.fail_next(1, XFault.slow(delay), path="/2/tweets")
-        room = Newsroom(folder, database, tg, x, feed, rng)
+            masto.fail_next(1, MastodonFault.slow(delay), path="/api/v1/statuses")
+        room = Newsroom(folder, database, tg, x, masto, feed, rng)
         try:
             yield room
         finally:
@@ -422,7 +439,7 @@ def check(room: Newsroom, instances: list[Instance], kills: int, where: str) -> 
     assert status.returncode == 0
     assert status.stdout.count('"state": "uncertain"') == len(uncertain) - len(resend)
     return Outcome(
-        posts=len(posted["telegram"]) + len(posted["x"]),
+        posts=sum(len(posted[channel]) for channel in CHANNELS),
         duplicates=0,
         lost=0,
         uncertain=len(uncertain),
