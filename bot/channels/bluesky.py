@@ -112,12 +112,16 @@ class BlueskyChannel(Channel):
         return f"@{session.handle} ({session.did})"
 
     async def send(self, post: Post) -> Receipt:
-        if self._did is None:
-            await self._login()
         shown = richtext.display(post.text)
-        facets = await self._facets(shown)
         notes: list[str] = []
-        embed = await self._card(post, notes) if self.config.link_card and post.link else None
+        try:
+            if self._did is None:
+                await self._login()
+            facets = await self._facets(shown)
+            embed = await self._card(post, notes) if self.config.link_card and post.link else None
+        except TransientError as exc:
+            # Nothing was posted yet (a login, a handle lookup): the post itself is not in doubt.
+            raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
         record = models.AppBskyFeedPost.Record(
             created_at=self.client.get_current_time_iso(),
             text=shown.text,

@@ -442,3 +442,22 @@ async def test_mastodon_limit_is_the_instances_own(tmp_path: Path, bsky: FakeBlu
         (status,) = small.statuses
         assert 100 < countable_length(status.text, 30) <= 120
         assert article(1).url in status.text
+
+
+async def test_bluesky_failure_before_the_post_is_requeued_not_uncertain(
+    tmp_path: Path, bsky: FakeBluesky, masto: FakeMastodon
+) -> None:
+    """A dropped connection while resolving a mention (before anything is posted): queued
+    again, not uncertain; the retry posts it with the mention's facet."""
+    bsky.handles["cna.com.tw"] = "did:plc:cna"
+    bsky.fail_next(1, Fault.drop(), method="com.atproto.identity.resolveHandle")
+    async with open_world(tmp_path, bsky, masto, retry_backoff="0s") as world:
+        await world.publish(dataclasses.replace(article(1), title="中央社 @cna.com.tw 報導"))
+        await world.deliver()
+        await world.deliver()
+
+        row = world.only("bluesky")
+        assert_sent(row)
+        assert row.attempts == 2
+        (post,) = bsky.posts
+        assert ("mention", "@cna.com.tw", "did:plc:cna") in post.facet_texts()
