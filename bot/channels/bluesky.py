@@ -32,7 +32,6 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from atproto import AsyncClient, models
@@ -44,8 +43,8 @@ from bot.channels.base import Channel
 from bot.compose import richtext
 from bot.compose.length import BLUESKY_POST, LengthRule
 from bot.config import BlueskyChannelConfig
-from bot.errors import BotError, DeliveryError, PermanentError, TransientError
-from bot.images import sniff
+from bot.errors import DeliveryError, PermanentError, TransientError
+from bot.images import NoImage, download
 from bot.model import Post, Receipt
 from bot.sources.fetch import Fetcher
 
@@ -58,10 +57,6 @@ IMAGE_TIMEOUT = 10.0
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 _EXPIRED = "ExpiredToken"
 _MAX_DETAIL = 300
-
-
-class _NoThumb(Exception):
-    """The thumbnail could not be had; the message says why, for the receipt's notes."""
 
 
 class BlueskyChannel(Channel):
@@ -215,7 +210,7 @@ class BlueskyChannel(Channel):
         if self.config.thumbnail and post.image:
             try:
                 thumb = await self._thumb(post.image)
-            except _NoThumb as exc:
+            except NoImage as exc:
                 notes.append(f"link card without its image: {exc}")
                 log.warning("%s: %s", self.name, notes[-1])
         description = post.summary
@@ -227,26 +222,16 @@ class BlueskyChannel(Channel):
         return models.AppBskyEmbedExternal.Main(external=external)
 
     async def _thumb(self, url: str) -> Any:
-        if urlsplit(url).scheme not in ("http", "https") or self._fetcher is None:
-            raise _NoThumb(f"the image URL {url!r} is not http(s)")
-        try:
-            fetched = await self._fetcher.get(url, max_bytes=MAX_THUMB_BYTES)
-        except BotError as exc:  # the Fetcher's SourceError: no image, still a post
-            raise _NoThumb(f"downloading the image failed: {exc}") from exc
-        if fetched.status != 200:
-            raise _NoThumb(f"downloading the image gave HTTP {fetched.status}")
-        media_type = sniff(fetched.body)
-        if media_type is None:
-            raise _NoThumb("the file at the image URL is not a JPEG, PNG, WebP or GIF image")
+        data, media_type = await download(self._fetcher, url, max_bytes=MAX_THUMB_BYTES)
         try:
             uploaded = await self._with_session(
                 lambda: self.client.com.atproto.repo.upload_blob(
-                    fetched.body, headers={"Content-Type": media_type}
+                    data, headers={"Content-Type": media_type}
                 ),
                 "uploadBlob",
             )
         except DeliveryError as exc:
-            raise _NoThumb(f"Bluesky refused the upload ({exc.reason})") from exc
+            raise NoImage(f"Bluesky refused the upload ({exc.reason})") from exc
         return uploaded.blob
 
     # -- errors --------------------------------------------------------------------------------

@@ -53,8 +53,8 @@ from mastodon import (
 from bot.channels.base import Channel
 from bot.compose.length import MASTODON_DEFAULT, MASTODON_URL_WEIGHT, LengthRule
 from bot.config import MastodonChannelConfig
-from bot.errors import BotError, DeliveryError, PermanentError, TransientError
-from bot.images import sniff
+from bot.errors import DeliveryError, PermanentError, TransientError
+from bot.images import NoImage, download
 from bot.model import Post, Receipt
 from bot.sources.fetch import Fetcher
 
@@ -67,10 +67,6 @@ DEFAULT_RETRY_AFTER = 60.0
 _MAX_DETAIL = 300
 
 T = TypeVar("T")
-
-
-class _NoImage(Exception):
-    """The image could not be attached; the message says why, for the receipt's notes."""
 
 
 class MastodonChannel(Channel):
@@ -135,7 +131,7 @@ class MastodonChannel(Channel):
         if self.config.media and post.image:
             try:
                 media_ids = [await self._attach(post)]
-            except _NoImage as exc:
+            except NoImage as exc:
                 notes.append(f"posted without the image: {self._scrub(str(exc))}")
                 log.warning("%s: %s", self.name, notes[-1])
         status = await asyncio.to_thread(
@@ -220,29 +216,20 @@ class MastodonChannel(Channel):
             raise PermanentError(f"{where}: {self._scrub(str(exc))[:_MAX_DETAIL]}") from exc
 
     async def _attach(self, post: Post) -> Any:
-        url = post.image or ""
-        if urlsplit(url).scheme not in ("http", "https") or self._fetcher is None:
-            raise _NoImage(f"the image URL {url!r} is not http(s)")
-        try:
-            fetched = await self._fetcher.get(url, max_bytes=MAX_IMAGE_BYTES)
-        except BotError as exc:
-            raise _NoImage(f"downloading the image failed: {exc}") from exc
-        if fetched.status != 200:
-            raise _NoImage(f"downloading the image gave HTTP {fetched.status}")
-        media_type = sniff(fetched.body)
-        if media_type is None:
-            raise _NoImage("the file at the image URL is not a JPEG, PNG, GIF or WebP image")
+        data, media_type = await download(
+            self._fetcher, post.image or "", max_bytes=MAX_IMAGE_BYTES
+        )
         try:
             media = await asyncio.to_thread(
                 self._call,
                 self.api.media_post,
-                fetched.body,
+                data,
                 mime_type=media_type,
                 description=post.title or None,
                 file_name="image." + media_type.split("/")[1],
             )
         except DeliveryError as exc:
-            raise _NoImage(f"Mastodon refused the upload ({exc.reason})") from exc
+            raise NoImage(f"Mastodon refused the upload ({exc.reason})") from exc
         return media["id"]
 
     def _detail(self, exc: MastodonError) -> str:

@@ -27,7 +27,6 @@ import hashlib
 import itertools
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -41,7 +40,7 @@ from aiohttp import web
 
 from bot.images import sniff
 from bot.testing.faults import Fault, FaultQueue, drop_connection
-from bot.testing.server import LOOPBACK, LocalServer, Served
+from bot.testing.server import LOOPBACK, LocalServer, Served, serve_until_signalled
 
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
@@ -469,16 +468,7 @@ def serve(argv: list[str]) -> int:
         return 2
     fake = FakeBluesky(handle=args.handle, app_password=args.app_password, port=args.port)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        async with fake:
-            print(fake.url, flush=True)
-            await stop.wait()
-
-    asyncio.run(run())
+    serve_until_signalled(fake, lambda: fake.url)
     return 0
 
 

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
 import sys
 import threading
 import time
@@ -37,7 +36,7 @@ from twitter_text import extract_urls_with_indices
 
 from bot.images import sniff
 from bot.testing.faults import Fault, FaultQueue, drop_connection
-from bot.testing.server import LOOPBACK, LocalServer, Served
+from bot.testing.server import LOOPBACK, LocalServer, Served, serve_until_signalled
 
 CALLS_PER_WINDOW = 300
 WINDOW_SECONDS = 300
@@ -352,16 +351,7 @@ def serve(argv: list[str]) -> int:
         access_token=args.access_token, max_characters=args.max_characters, port=args.port
     )
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        async with fake:
-            print(fake.url, flush=True)
-            await stop.wait()
-
-    asyncio.run(run())
+    serve_until_signalled(fake, lambda: fake.url)
     return 0
 
 
