@@ -37,6 +37,7 @@ import httpx
 from atproto import AsyncClient, models
 from atproto_client import exceptions as at_errors
 from atproto_client.models.common import XrpcError
+from atproto_client.request import AsyncRequest
 from atproto_core.exceptions import AtProtocolError
 
 from bot.channels.base import Channel
@@ -51,12 +52,35 @@ from bot.sources.fetch import Fetcher
 log = logging.getLogger(__name__)
 
 MAX_THUMB_BYTES = 1_000_000
+POINTS_PER_POST = 3  # a created record costs 3 of the 5,000 write points an hour
 MAX_DESCRIPTION = 300
 DEFAULT_RETRY_AFTER = 60.0
 IMAGE_TIMEOUT = 10.0
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 _EXPIRED = "ExpiredToken"
 _MAX_DETAIL = 300
+
+
+class _HeaderKeepingRequest(AsyncRequest):  # type: ignore[misc]
+    """The SDK's request, remembering the write budget the PDS reported on its last answer
+    (``ratelimit-remaining`` / ``ratelimit-reset``), which the SDK's models do not carry."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.remaining: int | None = None
+        self.reset: float | None = None
+
+    async def _send_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = await super()._send_request(method, url, **kwargs)
+        remaining = response.headers.get("ratelimit-remaining", "")
+        reset = response.headers.get("ratelimit-reset", "")
+        if (
+            url.endswith("com.atproto.repo.createRecord")
+            and remaining.isdigit()
+            and reset.isdigit()
+        ):
+            self.remaining, self.reset = int(remaining), float(reset)
+        return response
 
 
 class BlueskyChannel(Channel):
@@ -76,9 +100,7 @@ class BlueskyChannel(Channel):
     @classmethod
     def from_config(cls, config: BlueskyChannelConfig) -> BlueskyChannel:
         """A client for the account's PDS with the configured timeout."""
-        from atproto_client.request import AsyncRequest
-
-        request = AsyncRequest(timeout=config.timeout.total_seconds())
+        request = _HeaderKeepingRequest(timeout=config.timeout.total_seconds())
         return cls(config, AsyncClient(base_url=config.pds_url, request=request))
 
     def rule(self, *, has_image: bool) -> LengthRule:
@@ -107,6 +129,7 @@ class BlueskyChannel(Channel):
         return f"@{session.handle} ({session.did})"
 
     async def send(self, post: Post) -> Receipt:
+        self._check_budget()
         shown = richtext.display(post.text)
         notes: list[str] = []
         try:
@@ -134,6 +157,22 @@ class BlueskyChannel(Channel):
             accepted_at=datetime.now(UTC),
             notes=tuple(notes),
         )
+
+    def _check_budget(self) -> None:
+        """When the PDS's last answer left fewer write points than a post costs, wait for its
+        reset instead of spending a request on a certain 429."""
+        request = self.client.request
+        remaining = getattr(request, "remaining", None)
+        reset = getattr(request, "reset", None)
+        if remaining is None or reset is None or remaining >= POINTS_PER_POST:
+            return
+        wait = reset - time.time()
+        if wait > 0:
+            raise TransientError(
+                f"Bluesky ({self.config.pds_url}) reported {remaining} write points left until "
+                f"its reset; waiting {wait:.0f} s",
+                retry_after=wait,
+            )
 
     # -- session -------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from bot.errors import PermanentError
 from bot.ledger import Ledger
 from bot.model import DeliveryState
 from bot.pipeline import Pipeline
+from bot.testing import bluesky_server
 from bot.testing.bluesky_server import FakeBluesky
 from bot.testing.faults import Fault
 from bot.testing.mastodon_server import FakeMastodon, countable_length
@@ -461,3 +462,23 @@ async def test_bluesky_failure_before_the_post_is_requeued_not_uncertain(
         assert row.attempts == 2
         (post,) = bsky.posts
         assert ("mention", "@cna.com.tw", "did:plc:cna") in post.facet_texts()
+
+
+async def test_bluesky_spent_write_points_wait_for_the_reset_without_a_request(
+    tmp_path: Path, bsky: FakeBluesky, masto: FakeMastodon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the PDS's ratelimit-remaining says a post no longer fits, the next one waits for
+    ratelimit-reset without spending a request on a certain 429."""
+    monkeypatch.setattr(bluesky_server, "POINTS_PER_HOUR", 6)
+    async with open_world(tmp_path, bsky, masto) as world:
+        await world.publish(article(1), article(2), article(3))
+        before = datetime.now(UTC)
+        await world.deliver()
+
+        rows = world.rows("bluesky")
+        assert [r.state for r in rows].count(DeliveryState.SENT) == 2
+        (waiting,) = [r for r in rows if r.state is not DeliveryState.SENT]
+        assert_requeued(waiting, after=before, reason_starts="Bluesky (")
+        assert "0 write points left" in (waiting.reason or "")
+        assert waiting.due_at.timestamp() >= bsky.posts[0].received_at + 3600 - 2
+        assert len(bsky.calls(CREATE)) == 2
