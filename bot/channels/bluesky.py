@@ -19,8 +19,10 @@ What Bluesky documents, and how this channel follows it:
   refresh means one new login. ``createSession`` is itself limited (30 per 5 minutes, 300 a day
   per account: https://docs.bsky.app/docs/advanced-guides/rate-limits), hence no login per post.
 - Writes cost points: 5,000 an hour and 35,000 a day per account, 3 per created record (same
-  page). A 429 carries ``ratelimit-reset`` (epoch seconds, draft-polli-ratelimit-headers); the
-  delivery waits until then (:class:`TransientError` ``retry_after``).
+  page). Each write's answer carries ``ratelimit-remaining`` and ``ratelimit-reset`` (epoch
+  seconds, draft-polli-ratelimit-headers): once fewer points remain than a post costs, the next
+  post waits for the reset without a request, and a 429 waits for it too
+  (:class:`TransientError` ``retry_after``).
 
 Bluesky keeps no idempotency key for ``createRecord``, so a request that left with no answer
 back is *maybe sent*: the delivery becomes uncertain rather than risk a second post.
