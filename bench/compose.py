@@ -1,8 +1,9 @@
 """4. Compose: posts rendered from the repository's templates and fitted to their limit, per
 second, for long Traditional Chinese articles (the seed article, renumbered so that no cache
 holds a previous article's text), on one core. X fitting is the hot path: the excerpt must be
-cut to a weighted budget. Side by side: the cost of weighing one X post with our
-``x_weighted_length`` and with twitter-text-parser's ``parse_tweet`` (the reference).
+cut to a weighted budget. Bluesky (graphemes of the text with links shown short) and Mastodon
+(graphemes, URLs as 23) are measured the same way. Side by side: the cost of weighing one X
+post with our ``x_weighted_length`` and with twitter-text-parser's ``parse_tweet`` (the reference).
 
 (Folded in from the former bench/bench_compose.py.)
 """
@@ -23,7 +24,9 @@ def run(*, smoke: bool = False) -> Report:
     from twitter_text import parse_tweet
 
     from bot.compose.length import (
+        BLUESKY_POST,
         FACEBOOK_POST,
+        MASTODON_DEFAULT,
         TELEGRAM_CAPTION,
         TELEGRAM_MESSAGE,
         THREADS_POST,
@@ -47,6 +50,8 @@ def run(*, smoke: bool = False) -> Report:
             "th",
         ),
         ("Facebook Page (facebook.txt.j2, 63,206)", "facebook.txt.j2", FACEBOOK_POST, "fb"),
+        ("Bluesky (bluesky.txt.j2, 300 graphemes)", "bluesky.txt.j2", BLUESKY_POST, "bsky"),
+        ("Mastodon (mastodon.txt.j2, 500)", "mastodon.txt.j2", MASTODON_DEFAULT, "masto"),
     )
     start_excerpts = time.perf_counter()
     excerpt_items = bench_articles(n, start=500_000)

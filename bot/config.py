@@ -532,24 +532,110 @@ class FacebookChannelConfig(ChannelConfig):
         return value
 
 
+def _secret_given(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError("is empty: set the environment variable it names to the real value")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL such as https://bsky.social, got {value!r}")
+    return value.rstrip("/")
+
+
+_HANDLE = r"([a-zA-Z0-9-]+\.)+[a-zA-Z][a-zA-Z0-9-]*|did:[a-z]+:[A-Za-z0-9._:%-]+"
+
+
+class BlueskyChannelConfig(ChannelConfig):
+    """A Bluesky account, logged in with an app password (Settings → Privacy and security →
+    App passwords), never the account password."""
+
+    kind: Literal["bluesky"]
+    handle: str
+    app_password: SecretStr
+    pds_url: str = "https://bsky.social"
+    link_card: bool = True
+    thumbnail: bool = True
+    language: str = "zh-TW"
+    timeout: Duration = timedelta(seconds=20)
+
+    @field_validator("app_password")
+    @classmethod
+    def _password_given(cls, value: SecretStr) -> SecretStr:
+        return _secret_given(value)
+
+    @field_validator("pds_url")
+    @classmethod
+    def _pds_form(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("handle")
+    @classmethod
+    def _handle_form(cls, handle: str) -> str:
+        handle = handle.strip().removeprefix("@")
+        if not re.fullmatch(_HANDLE, handle):
+            raise ValueError(
+                f"expected a handle such as newsvision.bsky.social or a did:plc:..., got {handle!r}"
+            )
+        return handle
+
+    @property
+    def default_rate(self) -> Rate | None:
+        # Bluesky: 5,000 points an hour per account, a created record costs 3 (1,666 posts an
+        # hour at most); 30 every 10 minutes keeps a newsroom far below it.
+        return Rate(30, timedelta(minutes=10))
+
+
+class MastodonChannelConfig(ChannelConfig):
+    """A Mastodon account on one instance, with an application's access token (Preferences →
+    Development → New application, scope ``write:statuses`` and ``write:media``)."""
+
+    kind: Literal["mastodon"]
+    instance_url: str
+    access_token: SecretStr
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    language: str = "zh-TW"
+    media: bool = False
+    timeout: Duration = timedelta(seconds=20)
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_given(cls, value: SecretStr) -> SecretStr:
+        return _secret_given(value)
+
+    @field_validator("instance_url")
+    @classmethod
+    def _instance_form(cls, value: str) -> str:
+        return _http_url(value)
+
+    @property
+    def default_rate(self) -> Rate | None:
+        # Mastodon: 300 API calls per 5 minutes per account and 30 media uploads per 30 minutes;
+        # 30 posts per 30 minutes stays inside both, an image with every post included.
+        return Rate(30, timedelta(minutes=30))
+
+
 class ConsoleChannelConfig(ChannelConfig):
     """Prints each post. ``measure`` picks whose length rules apply: by default Telegram's for an
     ``*.html.j2`` template, Threads' or Facebook's for a template named after them
     (``threads.txt.j2``), and X's otherwise, so the console shows what the platform would get."""
 
     kind: Literal["console"]
-    measure: Literal["telegram", "x", "threads", "facebook"] | None = None
+    measure: Literal["telegram", "x", "threads", "facebook", "bluesky", "mastodon"] | None = None
 
     @property
-    def rules(self) -> Literal["telegram", "x", "threads", "facebook"]:
+    def rules(self) -> Literal["telegram", "x", "threads", "facebook", "bluesky", "mastodon"]:
         if self.measure:
             return self.measure
         if self.template.endswith(".html.j2"):
             return "telegram"
         name = Path(self.template).name
-        if name.startswith("threads"):
-            return "threads"
-        return "facebook" if name.startswith("facebook") else "x"
+        for platform in ("threads", "facebook", "bluesky", "mastodon"):
+            if name.startswith(platform):
+                return platform
+        return "x"
 
 
 AnyChannel = Annotated[
@@ -557,6 +643,8 @@ AnyChannel = Annotated[
     | XChannelConfig
     | ThreadsChannelConfig
     | FacebookChannelConfig
+    | BlueskyChannelConfig
+    | MastodonChannelConfig
     | ConsoleChannelConfig,
     Field(discriminator="kind"),
 ]

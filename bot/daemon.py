@@ -25,15 +25,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.alerts import Alerter
 from bot.channels.base import Channel
-from bot.compose.length import TELEGRAM_MESSAGE, X_POST
+from bot.compose.length import BLUESKY_POST, MASTODON_DEFAULT, TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
 from bot.config import (
+    BlueskyChannelConfig,
     ChannelConfig,
     Config,
     ConsoleChannelConfig,
     FacebookChannelConfig,
     FeedSourceConfig,
     HtmlSourceConfig,
+    MastodonChannelConfig,
     SitemapSourceConfig,
     SourceConfig,
     TelegramChannelConfig,
@@ -92,6 +94,14 @@ def build_channel(config: ChannelConfig, ledger: Ledger | None = None) -> Channe
         from bot.channels.facebook import FacebookChannel
 
         return FacebookChannel.from_config(config)
+    if isinstance(config, BlueskyChannelConfig):
+        from bot.channels.bluesky import BlueskyChannel
+
+        return BlueskyChannel.from_config(config)
+    if isinstance(config, MastodonChannelConfig):
+        from bot.channels.mastodon import MastodonChannel
+
+        return MastodonChannel.from_config(config)
     raise TypeError(f"no adapter for channel kind {type(config).__name__}")
 
 
@@ -681,6 +691,10 @@ def check_templates(config: Config, renderer: Renderer) -> None:
     for name, settings in config.channels.items():
         renderer.check(settings.template)
         rule = TELEGRAM_MESSAGE if settings.template.endswith(".html.j2") else X_POST
+        if isinstance(settings, BlueskyChannelConfig):
+            rule = BLUESKY_POST
+        elif isinstance(settings, MastodonChannelConfig):
+            rule = MASTODON_DEFAULT
         try:
             renderer.render(
                 settings.template,

@@ -54,6 +54,8 @@ class Post:
 
     ``text`` is what the platform receives (HTML for Telegram, plain text for X); ``length`` is
     its length as the platform counts it and ``limit`` the platform's limit for this post.
+    ``title`` and ``summary`` (the whole excerpt) are for a link card a platform builds beside
+    the text (Bluesky's ``app.bsky.embed.external``).
     """
 
     channel: str
@@ -64,6 +66,8 @@ class Post:
     image: str | None = None
     article_key: str = ""
     source: str = ""
+    title: str = ""
+    summary: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.channels.base import Channel
-from bot.compose.length import FACEBOOK_POST, TELEGRAM_MESSAGE, THREADS_POST, X_POST, LengthRule
+from bot.compose.length import (
+    BLUESKY_POST,
+    FACEBOOK_POST,
+    MASTODON_DEFAULT,
+    TELEGRAM_MESSAGE,
+    THREADS_POST,
+    X_POST,
+    LengthRule,
+)
 from bot.config import ConsoleChannelConfig
 from bot.model import Post, Receipt
 
@@ -18,6 +26,8 @@ _RULES = {
     "x": X_POST,
     "threads": THREADS_POST,
     "facebook": FACEBOOK_POST,
+    "bluesky": BLUESKY_POST,
+    "mastodon": MASTODON_DEFAULT,
 }
 
 

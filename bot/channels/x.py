@@ -28,6 +28,7 @@ from bot.channels.base import Channel
 from bot.compose.length import X_POST, LengthRule
 from bot.config import XChannelConfig
 from bot.errors import DeliveryError, PermanentError, SourceError, TransientError
+from bot.images import sniff
 from bot.model import Post, Receipt
 from bot.sources.fetch import Fetcher
 from bot.sources.policy import STRICT, FetchPolicy
@@ -198,7 +199,7 @@ class XChannel(Channel):
                 result = await fetcher.get(url)
         except SourceError as exc:
             raise _NoImage(f"downloading the image failed: {exc}") from exc
-        media_type = _sniff(result.body) or (result.content_type or "").split(";")[0].strip()
+        media_type = sniff(result.body) or (result.content_type or "").split(";")[0].strip()
         if media_type.lower() not in _IMAGE_TYPES:
             raise _NoImage("the file at the image URL is not a JPEG, PNG, GIF or WebP image")
         return result.body, media_type.lower()
@@ -301,18 +302,6 @@ def _retry_after(exc: Any) -> float:
 def _same_origin(a: str, b: str) -> bool:
     left, right = urlsplit(a.rstrip("/")), urlsplit(b.rstrip("/"))
     return (left.scheme, left.netloc, left.path) == (right.scheme, right.netloc, right.path)
-
-
-def _sniff(data: bytes) -> str | None:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _maybe_sent(exc: requests.RequestException) -> bool:

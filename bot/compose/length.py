@@ -22,6 +22,12 @@ Threads counts characters, except that "emojis are counted as the number of UTF-
 finds (a whole ZWJ or keycap sequence included), the UTF-8 bytes of the emoji instead. Facebook
 Pages take 63,206 characters; :func:`facebook_length` counts code points (never fewer than the
 graphemes a person sees, so a post that fits here fits there).
+Bluesky (:func:`bluesky_length`) counts graphemes of the text it shows — links shortened as its
+app shortens them (:mod:`bot.compose.richtext`) — and also refuses more than 3,000 UTF-8 bytes;
+one number covers both: the graphemes, or a tenth of the bytes when that is more, against 300.
+Mastodon (:func:`mastodon_length`) counts graphemes with every http(s) URL weighing 23 (the
+instance's ``characters_reserved_per_url``) and ``@user@domain`` counted as ``@user``, as its
+``StatusLengthValidator`` does.
 """
 
 from __future__ import annotations
@@ -33,10 +39,13 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+import regex
 from twitter_text import extract_urls_with_indices
 from twitter_text.regexp import emoji as _tt_emoji
 
-Platform = Literal["telegram", "x", "threads", "facebook"]
+from bot.compose import richtext
+
+Platform = Literal["telegram", "x", "threads", "facebook", "bluesky", "mastodon"]
 
 # twitter-text v3 (conformance/twitter-text-v3.json): these ranges weigh 100, the rest 200, on a
 # scale of 100; every weight is a multiple of the scale, so we count in whole units.
@@ -276,6 +285,80 @@ def _x_prefix_weights(text: str) -> tuple[int, ...]:
     return (0, *itertools.accumulate(own))
 
 
+_GRAPHEME = regex.compile(r"\X")
+# Bluesky: 300 graphemes and 3,000 bytes (lexicon app.bsky.feed.post: maxGraphemes, maxLength).
+BLUESKY_GRAPHEMES = 300
+BLUESKY_BYTES = 3000
+_BYTES_PER_UNIT = BLUESKY_BYTES // BLUESKY_GRAPHEMES
+MASTODON_URL_WEIGHT = 23
+# Mastodon's Account::MENTION_RE: a remote mention counts only its local part.
+_MASTODON_MENTION = regex.compile(r"(?<![=/\w])@([a-z0-9_]+)(?:@[\w.\-]+\w)?", regex.IGNORECASE)
+
+
+def _one_code_point_clusters(text: str) -> bool:
+    """Whether every code point of ``text`` is a cluster of its own (CJK, Latin, punctuation):
+    the excerpt module's test, imported late because it imports this module."""
+    from bot.compose.excerpt import _ONE_CODE_POINT_CLUSTERS
+
+    return _ONE_CODE_POINT_CLUSTERS.fullmatch(text) is not None
+
+
+def graphemes(text: str) -> int:
+    """Extended grapheme clusters (UAX #29): what Bluesky and Mastodon call characters."""
+    if _one_code_point_clusters(text):
+        return len(text)
+    return len(_GRAPHEME.findall(text))
+
+
+def bluesky_length(text: str) -> int:
+    """Bluesky's count of ``text`` once its links are shown short: its graphemes, or a tenth of
+    its UTF-8 bytes when that is more (so that ``<= 300`` means both limits hold)."""
+    shown = richtext.display(text).text
+    units = -(-len(shown.encode("utf-8")) // _BYTES_PER_UNIT)
+    return max(graphemes(shown), units)
+
+
+def mastodon_length(text: str, url_weight: int = MASTODON_URL_WEIGHT) -> int:
+    """Mastodon's count: graphemes, each http(s) URL as ``url_weight``, ``@a@b`` as ``@a``."""
+    pieces: list[str] = []
+    pos = 0
+    for start, end in richtext.url_spans(text):
+        pieces.append(text[pos:start])
+        pieces.append("x" * url_weight)
+        pos = end
+    pieces.append(text[pos:])
+    countable = "".join(pieces)
+    if "@" in countable:
+        countable = _MASTODON_MENTION.sub(lambda m: "@" + m.group(1), countable)
+    return graphemes(countable)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cluster_prefix_weights(text: str, platform: Platform) -> tuple[int, ...]:
+    """Per code point: a grapheme cluster's weight charged at its first code point (on Bluesky
+    at least a tenth of its bytes), a URL's display weight at its first; 0 elsewhere. A cut
+    can then only come out short, never over."""
+    if _one_code_point_clusters(text):
+        # One code point of at most 3 bytes each: a tenth of the bytes never exceeds 1.
+        own = [1] * len(text)
+    else:
+        own = [0] * len(text)
+        for match in _GRAPHEME.finditer(text):
+            weight = 1
+            if platform == "bluesky":
+                weight = max(1, -(-len(match.group().encode("utf-8")) // _BYTES_PER_UNIT))
+            own[match.start()] = weight
+    for start, end in richtext.url_spans(text):
+        if platform == "bluesky":
+            weight = graphemes(richtext.short_url(text[start:end]))
+        else:
+            weight = MASTODON_URL_WEIGHT
+        own[start] = weight
+        for j in range(start + 1, end):
+            own[j] = 0
+    return (0, *itertools.accumulate(own))
+
+
 def prefix_weights(text: str, platform: Platform) -> list[int]:
     """Cumulative weights: ``result[i]`` is the weight of ``text[:i]`` on ``platform``.
 
@@ -288,6 +371,8 @@ def prefix_weights(text: str, platform: Platform) -> list[int]:
         return list(range(len(text) + 1))
     if platform == "threads":
         return list(_threads_prefix_weights(text))
+    if platform in ("bluesky", "mastodon"):
+        return list(_cluster_prefix_weights(text, platform))
     return list(_x_prefix_weights(text))
 
 
@@ -298,6 +383,8 @@ def total_weight(text: str, platform: Platform) -> int:
         return len(text)
     if platform == "threads":
         return _threads_weight(text)
+    if platform in ("bluesky", "mastodon"):
+        return _cluster_prefix_weights(text, platform)[-1]
     total = 0
     pos = 0
     for start, end, weight in _entities(text):
@@ -350,20 +437,26 @@ _MEASURES = {
 }
 
 
-def measure(text: str, platform: Platform) -> int:
+def measure(text: str, platform: Platform, *, url_weight: int = MASTODON_URL_WEIGHT) -> int:
     """The length of ``text`` as ``platform`` counts it."""
+    if platform == "bluesky":
+        return bluesky_length(text)
+    if platform == "mastodon":
+        return mastodon_length(text, url_weight)
     return _MEASURES[platform](text)
 
 
 @dataclass(frozen=True, slots=True)
 class LengthRule:
-    """How one kind of post is measured, and its limit."""
+    """How one kind of post is measured, and its limit. ``url_weight`` is what a URL counts on
+    Mastodon, where each instance says (``characters_reserved_per_url``)."""
 
     platform: Platform
     limit: int
+    url_weight: int = MASTODON_URL_WEIGHT
 
     def measure(self, text: str) -> int:
-        return _MEASURES[self.platform](text)
+        return measure(text, self.platform, url_weight=self.url_weight)
 
 
 TELEGRAM_MESSAGE = LengthRule("telegram", 4096)
@@ -372,15 +465,23 @@ X_POST = LengthRule("x", 280)
 THREADS_POST = LengthRule("threads", 500)
 FACEBOOK_POST = LengthRule("facebook", 63206)
 
+BLUESKY_POST = LengthRule("bluesky", BLUESKY_GRAPHEMES)
+MASTODON_DEFAULT = LengthRule("mastodon", 500)
+
 __all__ = [
+    "BLUESKY_POST",
     "FACEBOOK_POST",
+    "MASTODON_DEFAULT",
     "TELEGRAM_CAPTION",
     "TELEGRAM_MESSAGE",
     "THREADS_POST",
     "X_POST",
     "LengthRule",
     "Platform",
+    "bluesky_length",
     "facebook_length",
+    "graphemes",
+    "mastodon_length",
     "measure",
     "prefix_weights",
     "telegram_length",

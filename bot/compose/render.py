@@ -442,6 +442,8 @@ class Renderer:
             image=article.image,
             article_key=article.key,
             source=source,
+            title=article.title,
+            summary=excerpt,
         )
         return ComposedPost(post, fitter.kind, rule.limit - length, fitter.excerpt)
 

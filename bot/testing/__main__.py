@@ -1,6 +1,6 @@
-"""``python -m bot.testing telegram|x|threads|facebook|feed [options]``: run one fake on
-127.0.0.1 until Ctrl-C, to try newsbot by hand against a local Telegram Bot API, X API, Threads
-API, Facebook Graph API or news site."""
+"""``python -m bot.testing telegram|x|threads|facebook|bluesky|mastodon|feed [options]``: run
+one fake on 127.0.0.1 until Ctrl-C, to try newsbot by hand against a local Telegram Bot API, X
+API, Threads API, Facebook Graph API, Bluesky PDS, Mastodon instance or news site."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m bot.testing {telegram,x,threads,facebook,feed} [--help]"
+    usage = (
+        "usage: python -m bot.testing {telegram,x,threads,facebook,bluesky,mastodon,feed} [--help]"
+    )
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0 if argv else 2
@@ -21,6 +23,10 @@ def main(argv: list[str]) -> int:
         from bot.testing.threads_server import serve
     elif kind == "facebook":
         from bot.testing.facebook_server import serve
+    elif kind == "bluesky":
+        from bot.testing.bluesky_server import serve
+    elif kind == "mastodon":
+        from bot.testing.mastodon_server import serve
     elif kind == "feed":
         from bot.testing.feed_server import serve
     else:

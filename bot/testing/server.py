@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -162,3 +163,19 @@ class Served:
         tb: TracebackType | None,
     ) -> None:
         self._server.stop_thread()
+
+
+def serve_until_signalled(fake: Served, url: Callable[[], str]) -> None:
+    """Run ``fake`` in this process until SIGINT or SIGTERM, printing its base URL first so
+    that a caller (a script, a person) can read where it listens."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with fake:
+            print(url(), flush=True)
+            await stop.wait()
+
+    asyncio.run(run())

@@ -43,6 +43,7 @@ from oauthlib.oauth1.rfc5849 import signature as oauth_signature  # type: ignore
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 from twitter_text import parse_tweet
 
+from bot.images import sniff
 from bot.testing.server import LOOPBACK, LocalServer
 
 PUBLIC_BASE = "https://api.twitter.com"
@@ -255,17 +256,8 @@ def weighted_length(text: str) -> int:
     return int(parse_tweet(text).weightedLength)
 
 
-def sniff_image(data: bytes) -> str | None:
-    """The image type from its first bytes, or None when it is not an image X accepts."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+# The fake reads an image's type as X does, from its first bytes.
+sniff_image = sniff
 
 
 def tiny_png(width: int = 2, height: int = 2) -> bytes:

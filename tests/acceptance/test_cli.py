@@ -138,8 +138,8 @@ def test_check_renders_each_template(
         (("backlog: 0", "backlgo: 0"), "sources.newsvision.backlgo: unknown key"),
         (("backlog: 0", "backlog: lots"), "sources.newsvision.backlog"),
         (
-            ("kind: console\n    template: x", "kind: mastodon\n    template: x"),
-            "unknown kind 'mastodon'",
+            ("kind: console\n    template: x", "kind: myspace\n    template: x"),
+            "unknown kind 'myspace'",
         ),
         (("max_age: off", "max_age: off\n    channels: [facebook]"), "no channel named 'facebook'"),
         (("template: x.txt.j2", "template: ${X_TEMPLATE}"), "X_TEMPLATE is not set"),

@@ -55,7 +55,11 @@ def make_newsbot(
     tmp_path: Path, templates: Path, clean_env: dict[str, str], net: Networks
 ) -> Newsbot:
     feed = net.feed.url_for("/rss.xml")
-    common = {"kind": "feed", "url": feed, "backlog": 10, "max_age": "off", "timeout": "5s"}
+    common = {
+        "kind": "feed",
+        "url": feed,
+        "allow_private": ["127.0.0.1"],
+        "backlog": 10, "max_age": "off", "timeout": "5s"}
     topic = {
         "kind": "telegram",
         "token": "${TG_TOKEN}",

@@ -1,5 +1,5 @@
 """Never twice, never lost, through SIGKILL: the real ``newsbot run`` is killed at random
-moments and restarted, against the local Telegram, X, Threads and feed servers, and the
+moments and restarted, against the local Telegram, X, Threads, Mastodon and feed servers, and the
 platforms' own records are compared with the ledger.
 
 A post in flight at a kill may or may not have reached the platform: it must become
@@ -35,9 +35,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.testing import x_server
+from bot.testing import mastodon_server, x_server
+from bot.testing.faults import Fault as MastodonFault
 from bot.testing.feed_server import FeedItem, FeedServer, rss
 from bot.testing.graph_server import GraphFault
+from bot.testing.mastodon_server import FakeMastodon
 from bot.testing.telegram_server import DEFAULT_TOKEN, FakeTelegram, Fault
 from bot.testing.threads_server import FakeThreads
 from bot.testing.x_server import FakeX, XFault
@@ -49,8 +51,9 @@ REPO = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname()
 DESKS = ("desk-a", "desk-b")
 PER_DESK = 100  # 200 articles, 400 deliveries
-CHANNELS = ("telegram", "x", "threads")
+CHANNELS = ("telegram", "x", "threads", "mastodon")
 THREADS_TOKEN = "THAA-crash-test-token"
+MASTO_TOKEN = "masto-crash-test-token"
 KILLS = 20
 X_KEYS = {
     "XK": "ck-crash-test",
@@ -91,6 +94,11 @@ channels:
     access_token: ${{THREADS_TOKEN}}
     template: threads.txt.j2
     api_url: {threads}
+  mastodon:
+    kind: mastodon
+    instance_url: {masto}
+    access_token: ${{MT}}
+    template: mastodon.txt.j2
     rate: 1000/s
     min_gap: 0s
 """
@@ -195,6 +203,7 @@ class Newsroom:
     database: str
     tg: FakeTelegram
     x: FakeX
+    masto: FakeMastodon
     feed: FeedServer
     threads: FakeThreads
     rng: random.Random
@@ -215,6 +224,7 @@ class Newsroom:
                 tg=self.tg.url,
                 x=self.x.url,
                 threads=self.threads.url,
+                masto=self.masto.url,
             ),
             encoding="utf-8",
         )
@@ -226,7 +236,7 @@ class Newsroom:
             for k, v in os.environ.items()
             if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_", "PYTEST_"))
         }
-        env |= X_KEYS | {"TG_TOKEN": DEFAULT_TOKEN, "PYTHONPATH": str(REPO)}
+        env |= X_KEYS | {"TG_TOKEN": DEFAULT_TOKEN, "MT": MASTO_TOKEN, "PYTHONPATH": str(REPO)}
         env["THREADS_TOKEN"] = THREADS_TOKEN
         return env
 
@@ -317,17 +327,15 @@ class Newsroom:
 
     def posted(self) -> dict[str, Counter[str]]:
         """How many times each article URL arrived, per channel, from the fakes' own records."""
-        found: dict[str, Counter[str]] = {
-            "telegram": Counter(),
-            "x": Counter(),
-            "threads": Counter(),
-        }
+        found: dict[str, Counter[str]] = {channel: Counter() for channel in CHANNELS}
         for message in self.tg.messages:
             found["telegram"].update(m.group(0) for m in LINK.finditer(message.text or ""))
         for post in self.x.posts:
             found["x"].update(m.group(0) for m in LINK.finditer(post.text))
         for thread in list(self.threads.posts):
             found["threads"].update({m.group(0) for m in LINK.finditer(thread.text)})
+        for status in self.masto.statuses:
+            found["mastodon"].update(m.group(0) for m in LINK.finditer(status.text))
         return found
 
     def deliveries(self) -> list[sa.Row[tuple[object, ...]]]:
@@ -346,6 +354,7 @@ def open_newsroom(
     minute here)."""
     monkeypatch.setattr(x_server, "POSTS_PER_WINDOW", 1_000_000)
     monkeypatch.setattr(x_server, "POSTS_PER_LONG_WINDOW", 1_000_000)
+    monkeypatch.setattr(mastodon_server, "CALLS_PER_WINDOW", 1_000_000)
     rng = random.Random(crash_seed)
     with (
         FakeTelegram(token=DEFAULT_TOKEN) as tg,
@@ -355,6 +364,7 @@ def open_newsroom(
             access_token=X_KEYS["XT"],
             access_token_secret=X_KEYS["XTS"],
         ) as x,
+        FakeMastodon(access_token=MASTO_TOKEN) as masto,
         FeedServer() as feed,
         FakeThreads(token=THREADS_TOKEN) as threads,
     ):
@@ -364,7 +374,8 @@ def open_newsroom(
             tg.fail_next(1, Fault.slow(delay))
             x.fail_next(1, XFault.slow(delay), path="/2/tweets")
             threads.fail_next(1, GraphFault.slow(delay), path="/threads_publish")
-        room = Newsroom(folder, database, tg, x, feed, threads, rng)
+            masto.fail_next(1, MastodonFault.slow(delay), path="/api/v1/statuses")
+        room = Newsroom(folder, database, tg, x, masto, feed, threads, rng)
         try:
             yield room
         finally:

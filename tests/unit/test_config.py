@@ -133,9 +133,9 @@ def test_bad_duration_is_explained(tmp_path: Path) -> None:
 
 def test_unknown_kind_lists_the_known_ones(tmp_path: Path) -> None:
     """An unknown channel kind names the kinds newsbot has."""
-    error = error_for(tmp_path, GOOD.replace("kind: x\n", "kind: mastodon\n"))
+    error = error_for(tmp_path, GOOD.replace("kind: x\n", "kind: myspace\n"))
     assert error.key == "channels.x"
-    assert "unknown kind 'mastodon'; expected one of 'telegram'" in str(error)
+    assert "unknown kind 'myspace'; expected one of 'telegram'" in str(error)
 
 
 def test_route_to_missing_channel_names_it(tmp_path: Path) -> None:
