@@ -151,7 +151,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 async def _once(config: Config, args: argparse.Namespace) -> int:
     from bot.daemon import open_runtime, run_once
 
-    async with open_runtime(config) as runtime:
+    async with open_runtime(config, redactor=args.redactor) as runtime:
         report = await run_once(runtime)
         pipeline = runtime.pipeline
         deadline = pipeline.clock().timestamp() + args.drain_for
@@ -291,7 +291,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
 
     _known(args.source, config.sources, "source")
     _known(args.channel, config.channels, "channel")
-    ledger = Ledger.open(config.database)
+    ledger = Ledger.open(config.database, redactor=args.redactor)
     try:
         rows = ledger.deliveries(
             states=args.state, source=args.source, channel=args.channel, limit=args.limit
@@ -330,7 +330,7 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
         states.append("failed")
     if args.uncertain:
         states.append("uncertain")
-    ledger = Ledger.open(config.database)
+    ledger = Ledger.open(config.database, redactor=args.redactor)
     try:
         moved = ledger.retry(
             states=states, now=datetime.now(UTC), ids=args.ids, channel=args.channel
@@ -380,7 +380,7 @@ async def _db(config: Config, args: argparse.Namespace) -> int:
 
     where = redact_url(config.database)
     if args.db_command == "upgrade":
-        ledger = Ledger.open(config.database, upgrade=True)
+        ledger = Ledger.open(config.database, upgrade=True, redactor=args.redactor)
         change = ledger.schema_change
         ledger.close()
         if change is None:

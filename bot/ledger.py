@@ -461,6 +461,10 @@ class Ledger:
                 if found.has_seen and not expected.has_seen:
                     self._identity = found  # from now on, an empty seen set means emptied
                 return
+        raise LedgerError(self._lose(problem))
+
+    def _lose(self, problem: str) -> str:
+        """The ledger is not the one opened: final for this process."""
         with self._lock:
             if self.lost is None:
                 self.lost = (
@@ -468,7 +472,7 @@ class Ledger:
                     "post its backlog again; restart it once the ledger is as it should be"
                 )
                 log.error("%s", self.lost)
-        raise LedgerError(self.lost)
+            return self.lost
 
     def _read_identity(self, conn: Connection, *, create: bool) -> LedgerIdentity:
         if create:
@@ -506,14 +510,17 @@ class Ledger:
         return stat.st_dev, stat.st_ino
 
     def health(self) -> str | None:
-        """Why the ledger cannot do its job now (``None``: it can): replaced or emptied under
-        us, unreachable, or its last write failed (a full disk) with no heartbeat since."""
+        """Why the ledger cannot do its job now (``None``: it can): replaced, emptied or gone
+        under us, or its last operation failed (a full disk, the server down) with no
+        heartbeat through since. Asks the database nothing, so it answers at once even while
+        the database hangs: the heartbeat, every few seconds, is what asks."""
+        if self.lost is None and self._identity is not None and self._identity.file is not None:
+            found = dataclasses.replace(self._identity, file=self._file_identity())
+            problem = identity_problem(self._identity, found)
+            if problem is not None:
+                self._lose(problem)
         if self.lost is not None:
             return self.lost
-        try:
-            self.check_identity()
-        except LedgerError as exc:
-            return str(exc)
         if self.write_error is not None:
             return f"the ledger cannot be written to: {self.write_error}"
         return None

@@ -29,6 +29,7 @@ from bot.compose.length import X_POST, LengthRule
 from bot.config import XChannelConfig
 from bot.errors import DeliveryError, PermanentError, TransientError
 from bot.model import Post, Receipt
+from bot.redact import Redactor
 
 PUBLIC_BASE = "https://api.twitter.com"
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -100,7 +101,7 @@ class XChannel(Channel):
         self.config = config
         self.client = client
         self._timeout = config.timeout.total_seconds()
-        self._secrets = tuple(config.secrets())
+        self._redactor = Redactor(config.secrets())
 
     @classmethod
     def from_config(cls, config: XChannelConfig) -> XChannel:
@@ -274,9 +275,7 @@ class XChannel(Channel):
 
     def _scrub(self, text: str) -> str:
         # X never echoes a secret, but a message that could is not worth the risk.
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._redactor.redact(text)
 
 
 def _status(exc: Any) -> int | str:
