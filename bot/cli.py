@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot import __version__
-from bot.config import Config, XChannelConfig, config_path, load_config, parse_duration
+from bot.config import (
+    Config,
+    XChannelConfig,
+    config_path,
+    load_config,
+    parse_duration,
+    retention_warnings,
+)
 from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
 
@@ -274,6 +281,8 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
                 problems.append(f"channel {name}: {exc.reason}")
             finally:
                 await channel.close()
+    for warning in retention_warnings(config):
+        print(f"warn {warning}")
     print(
         f"ok   config {config.path}: {len(config.sources)} source(s), "
         f"{len(config.channels)} channel(s)"
