@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -29,6 +28,7 @@ from bot.ledger import Ledger, NewArticle
 from bot.model import Article
 from bot.testing.feed_server import FeedItem, FeedServer, rss
 from bot.testing.telegram_server import DEFAULT_TOKEN, FakeTelegram, Fault
+from tests.integration.test_daemon import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,14 +69,6 @@ def item(n: int) -> FeedItem:
         published=datetime.now(UTC) - timedelta(hours=n),
         categories=("國際交流",),
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class World:
@@ -287,15 +279,6 @@ def test_emptied_tables_or_a_new_ledger_id_are_detected(database_url: str) -> No
 
 
 # -- a running daemon ---------------------------------------------------------------------------
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_ledger_deleted_under_newsbot_run_fails_health_and_posts_nothing(world: World) -> None:
