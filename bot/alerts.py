@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from bot.channels.base import Channel
 from bot.errors import DeliveryError
 from bot.model import Post
+from bot.redact import SHAPES
 
 log = logging.getLogger("newsbot.alerts")
 
@@ -31,8 +32,11 @@ class Alerter:
         *,
         min_interval: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redact: Callable[[str], str] = SHAPES.redact,
     ) -> None:
         self.channel = channel
+        # Alert texts quote API errors, which may echo a token: masked like the log and ledger.
+        self.redact = redact
         self.min_interval = min_interval
         self.clock = clock
         self.last_sent: dict[str, datetime] = {}
@@ -41,6 +45,7 @@ class Alerter:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, kind: str, message: str) -> None:
+        message = self.redact(message)
         log.warning("alert (%s): %s", kind, message)
         now = self.clock()
         last = self.last_sent.get(kind)

@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot import __version__
-from bot.config import Config, XChannelConfig, config_path, load_config, parse_duration
+from bot.config import (
+    Config,
+    XChannelConfig,
+    config_path,
+    load_config,
+    parse_duration,
+    retention_warnings,
+)
 from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
 
@@ -168,7 +175,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 async def _once(config: Config, args: argparse.Namespace) -> int:
     from bot.daemon import open_runtime
 
-    async with open_runtime(config) as runtime:
+    async with open_runtime(config, redactor=args.redactor) as runtime:
         pipeline = runtime.pipeline
         polls = await pipeline.poll_all()
         report = await pipeline.deliver_due()
@@ -330,6 +337,8 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
                 problems.append(f"channel {name}: {exc.reason}")
             finally:
                 await channel.close()
+    for warning in retention_warnings(config):
+        print(f"warn {warning}")
     print(
         f"ok   config {config.path}: {len(config.sources)} source(s), "
         f"{len(config.channels)} channel(s)"
@@ -347,7 +356,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
 
     _known(args.source, config.sources, "source")
     _known(args.channel, config.channels, "channel")
-    ledger = Ledger.open(config.database)
+    ledger = Ledger.open(config.database, redactor=args.redactor)
     try:
         rows = ledger.deliveries(
             states=args.state, source=args.source, channel=args.channel, limit=args.limit
@@ -411,7 +420,7 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
         states.append("failed")
     if args.uncertain:
         states.append("uncertain")
-    ledger = Ledger.open(config.database)
+    ledger = Ledger.open(config.database, redactor=args.redactor)
     try:
         moved = ledger.retry(
             states=states, now=datetime.now(UTC), ids=args.ids, channel=args.channel
@@ -488,11 +497,11 @@ def _known(name: str | None, entries: Mapping[str, object], what: str) -> None:
 async def _db(config: Config, args: argparse.Namespace) -> int:
     """``newsbot db upgrade`` / ``newsbot db current``: the ledger's schema revision."""
     from bot.ledger import Ledger
-    from bot.ledger import _redact_url as redact_url
+    from bot.redact import redact_url
 
     where = redact_url(config.database)
     if args.db_command == "upgrade":
-        ledger = Ledger.open(config.database, upgrade=True)
+        ledger = Ledger.open(config.database, upgrade=True, redactor=args.redactor)
         change = ledger.schema_change
         ledger.close()
         if change is None:

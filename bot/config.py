@@ -63,6 +63,7 @@ def parse_duration(value: object) -> timedelta:
 
 
 def _spoken(span: timedelta) -> str:
+    """A duration as the config writes it: ``180d``, ``36h``, ``90s``."""
     seconds = span.total_seconds()
     for unit in ("d", "h", "m", "s"):
         if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
@@ -1056,3 +1057,23 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 def io_empty() -> str:
     """An empty stream for a throwaway loader that only constructs single scalar nodes."""
     return ""
+
+
+def retention_warnings(config: Config) -> list[str]:
+    """What ``newsbot check`` warns of in ``retention``: deliveries forgotten while their
+    articles may still be delivered or shown. Never a repost: the ledger keeps a digest of
+    every article it has seen beyond retention, but ``status`` no longer shows them."""
+    if config.retention is None:
+        return []
+    found = []
+    for name, source in config.sources.items():
+        if source.max_age is None or source.max_age > config.retention:
+            age = "off" if source.max_age is None else _spoken(source.max_age)
+            found.append(
+                f"retention {_spoken(config.retention)} is shorter than "
+                f"sources.{name}.max_age ({age}): deliveries are forgotten while their articles "
+                "may still be in the feed. They are not posted again (the ledger remembers "
+                "every article it has seen), but `newsbot status` no longer shows them; "
+                "make retention at least max_age"
+            )
+    return found

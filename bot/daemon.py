@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,10 +48,10 @@ from bot.config import (
 from bot.errors import BotError, ConfigError, DeliveryError, PermanentError
 from bot.instances import HEARTBEAT_EVERY, InstanceKeeper
 from bot.ledger import Ledger
-from bot.logs import Redactor
 from bot.metrics import Metrics
 from bot.model import Article
 from bot.pipeline import Observer, Pipeline, utc_now
+from bot.redact import Redactor
 from bot.sources.base import PollResult, Source, SourceState, backoff_interval
 from bot.sources.enrich import Enricher
 from bot.sources.fetch import Fetcher
@@ -168,12 +169,15 @@ async def open_runtime(
     clock: Callable[[], datetime] | None = None,
     observer: Observer | None = None,
     alert: Callable[[str, str], None] | None = None,
+    redactor: Redactor | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Everything a run needs, started, and closed again on the way out."""
+    """Everything a run needs, started, and closed again on the way out. ``redactor`` is
+    the log's, so the ledger and the pipeline mask exactly what the log masks."""
     renderer = build_renderer(config)
     for channel_config in config.channels.values():
         renderer.check(channel_config.template)
-    ledger = Ledger.open(config.database)
+    redactor = redactor or Redactor(config.secrets())
+    ledger = Ledger.open(config.database, redactor=redactor)
     built = (
         channels
         if channels is not None
@@ -212,6 +216,7 @@ async def open_runtime(
             clock=clock or utc_now,
             observer=observer,
             alert=alert,
+            redactor=redactor,
         )
         # Posts a dead process left in flight become uncertain before anything is sent.
         keeper = InstanceKeeper(ledger, holder, lambda: pipeline.config)
@@ -239,7 +244,7 @@ class Daemon:
         housekeeping_every: float = 30.0,
     ) -> None:
         self.config = config
-        self.redactor = redactor
+        self.redactor = redactor or Redactor(config.secrets())
         self.watch_every = watch_every
         self.housekeeping_every = housekeeping_every
         self.stop_event = asyncio.Event()
@@ -254,6 +259,7 @@ class Daemon:
         self.subscribers: dict[str, WebSubSubscriber] = {}
         self.listener: Listener | None = None
         self._wake = asyncio.Event()
+        self._heartbeat_ok = time.monotonic()  # the last heartbeat the ledger took
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -268,12 +274,15 @@ class Daemon:
         self.alerter = Alerter(
             _alerts_channel(self.config),
             min_interval=alerts.min_interval if alerts else timedelta(minutes=5),
+            redact=self.redactor.redact,
         )
         if self.alerter.channel is not None:
             await self.alerter.channel.start()
         async with contextlib.AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
-                open_runtime(self.config, observer=self.metrics, alert=self.alerter)
+                open_runtime(
+                    self.config, observer=self.metrics, alert=self.alerter, redactor=self.redactor
+                )
             )
             self.runtime = runtime
             for name, reason in runtime.broken_channels.items():
@@ -468,6 +477,7 @@ class Daemon:
         except BotError as exc:
             log.error("heartbeat failed: %s", exc)
             return
+        self._heartbeat_ok = time.monotonic()
         if report.moved:
             self.wake()
             if self.alerter is not None:
@@ -499,10 +509,10 @@ class Daemon:
         if self.scheduler is None or not self.scheduler.running:
             return False, "the scheduler is not running"
         assert self.runtime is not None
-        try:
-            self.runtime.ledger.ping()
-        except BotError as exc:
-            return False, f"the ledger does not answer: {exc}"
+        problem = ledger_health(self.runtime.ledger.health(), self._heartbeat_ok, time.monotonic())
+        self.metrics.set_health("ledger", ok=problem is None)
+        if problem is not None:
+            return False, problem
         return True, "ok"
 
     def _listener(self, runtime: Runtime) -> Listener | None:
@@ -607,8 +617,7 @@ class Daemon:
     async def _swap(self, new: Config, renderer: Renderer) -> None:
         assert self.runtime is not None and self.scheduler is not None
         runtime, pipeline, old = self.runtime, self.runtime.pipeline, self.config
-        if self.redactor is not None:
-            self.redactor.update(new.secrets())
+        self.redactor.update(new.secrets())
         for name, channel_settings in new.channels.items():
             if old.channels.get(name) == channel_settings and name in runtime.channels:
                 continue
@@ -652,6 +661,23 @@ class Daemon:
 
 
 MAX_DELIVERY_SLEEP = 60.0
+# No heartbeat through for this long: the ledger hangs (a lock held, a server that does not
+# answer) even if no operation has failed yet.
+HEARTBEAT_STALE = 3 * HEARTBEAT_EVERY + 5
+
+
+def ledger_health(problem: str | None, last_heartbeat: float, now: float) -> str | None:
+    """The ledger's part of /healthz: its own verdict, else a heartbeat long overdue."""
+    if problem is not None:
+        return problem
+    if now - last_heartbeat > HEARTBEAT_STALE:
+        return (
+            f"the ledger has taken no heartbeat for {now - last_heartbeat:.0f} s "
+            "(it does not answer, or the heartbeat job is stuck)"
+        )
+    return None
+
+
 SPREAD_ABOVE = 20  # sources; fewer start at once, so a newcomer sees posts at once
 
 

@@ -15,8 +15,13 @@ platform's receipt. Times are stored in UTC.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
 import logging
+import os
+import threading
+import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,10 +37,11 @@ from bot import migrations, pacing
 from bot.errors import LedgerError
 from bot.model import Article, DeliveryState, Post, Receipt
 from bot.pacing import Window
+from bot.redact import Redactor, redact_url
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 log = logging.getLogger("newsbot.ledger")
 
@@ -129,6 +135,23 @@ deliveries = sa.Table(
 )
 
 
+# Revision 0004: every article key and canonical URL ever ingested, as a digest, per source.
+# Pruning forgets articles and deliveries, never these rows: an article that a feed still
+# carries (or a CMS pushes again) months later is known, so it can never be posted twice.
+seen = sa.Table(
+    "seen",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("digest", sa.String(32), primary_key=True),
+)
+
+
+def seen_digest(kind: str, value: str) -> str:
+    """The ``seen`` row of an article's key (``kind`` "key") or canonical URL ("url"): 128 bits
+    of SHA-256, compact at any length of key and collision-free in practice."""
+    return hashlib.sha256(f"{kind}\0{value}".encode()).hexdigest()[:32]
+
+
 # One row per channel: when it may post next. Claims for a paced channel lock this row, so the
 # pace holds across several instances sharing one database.
 channel_pacing = sa.Table(
@@ -177,6 +200,36 @@ class SourceRecord:
     @property
     def seen_before(self) -> bool:
         return self.last_ok_at is not None
+
+
+class _TablesGone(LedgerError):
+    """The ledger's own tables are missing: dropped, or another database under its name."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerIdentity:
+    """Which ledger this is: its random id, a SQLite file's (device, inode), and whether it
+    has recorded any article (a ledger that had some and has none was emptied)."""
+
+    ledger_id: str | None
+    file: tuple[int, int] | None
+    has_seen: bool
+
+
+def identity_problem(expected: LedgerIdentity, found: LedgerIdentity) -> str | None:
+    """How the ledger found now differs from the one opened, or ``None`` when it is the same."""
+    if expected.file is not None and found.file is None:
+        return "the ledger file was deleted under the running newsbot"
+    if expected.file is not None and found.file != expected.file:
+        return "the ledger file was replaced under the running newsbot"
+    if found.ledger_id != expected.ledger_id:
+        return (
+            "the ledger was replaced under the running newsbot (its id is now "
+            f"{found.ledger_id or 'missing'}, it was {expected.ledger_id})"
+        )
+    if expected.has_seen and not found.has_seen:
+        return "the ledger's tables were emptied under the running newsbot"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,13 +332,25 @@ class IngestReport:
 class Ledger:
     """The ledger on one database. Construct with :meth:`open`; close with :meth:`close`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, redactor: Redactor | None = None) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self.schema_change: migrations.SchemaChange | None = None
+        # Every reason and error text is masked on its way in and out (see bot.redact).
+        self.redactor = redactor or Redactor()
+        self._identity: LedgerIdentity | None = None
+        # Set once the ledger is found replaced or emptied: from then on it refuses to claim
+        # or ingest, and health fails, until a restart starts afresh on what is there now.
+        self.lost: str | None = None
+        # The last write that failed (heartbeat, claim, record), cleared by a heartbeat that
+        # succeeds: the daemon's health while the database cannot be written to.
+        self.write_error: str | None = None
+        self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool | None = None) -> Ledger:
+    def open(
+        cls, url: str, *, upgrade: bool | None = None, redactor: Redactor | None = None
+    ) -> Ledger:
         """Connect, and create, upgrade or check the schema (see :mod:`bot.migrations`).
 
         An empty database gets the newest schema. One at an older revision is upgraded when
@@ -293,7 +358,7 @@ class Ledger:
         ledger, upgraded in one transaction on open), while PostgreSQL is refused until
         ``newsbot db upgrade`` has run. ``schema_change`` says what happened.
         """
-        ledger = cls(cls._engine(url))
+        ledger = cls(cls._engine(url), redactor=redactor)
         try:
             ledger._create_schema(upgrade=upgrade)
         except BaseException:
@@ -324,7 +389,7 @@ class Ledger:
                     "; PostgreSQL needs the postgres extra: pip install 'newsbot[postgres]' "
                     "(from a checkout: pip install '.[postgres]')"
                 )
-            raise LedgerError(f"cannot use the database {_redact_url(url)}: {exc}{hint}") from exc
+            raise LedgerError(f"cannot use the database {redact_url(url)}: {exc}{hint}") from exc
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             sa.event.listen(engine, "begin", _sqlite_begin_immediate)
@@ -338,15 +403,22 @@ class Ledger:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise LedgerError(f"the ledger database refused an operation: {exc.orig}") from exc
+        except sa.exc.IntegrityError:
+            raise
+        except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
+            # Disk full, "disk I/O error", a table gone: the database cannot do its job. Kept
+            # for health until a heartbeat (a write) succeeds again.
+            reason = self.redactor.redact(f"the ledger database refused an operation: {exc.orig}")
+            self.write_error = reason
+            raise LedgerError(reason) from exc
 
     def _create_schema(self, *, upgrade: bool | None = None) -> None:
         if upgrade is None:
             upgrade = self.engine.dialect.name == "sqlite"
-        where = self.engine.url.render_as_string(hide_password=True)
+        where = redact_url(self.engine.url.render_as_string(hide_password=False))
         with self._tx() as conn:
             self.schema_change = migrations.ensure(conn, where=where, upgrade=upgrade)
+            self._identity = self._read_identity(conn, create=True)
         change = self.schema_change
         if change is not None and change.before is not None:
             log.warning(
@@ -358,6 +430,107 @@ class Ledger:
 
     def _insert(self, table: sa.Table) -> Any:
         return (postgresql.insert if self._postgres else sqlite.insert)(table)
+
+    # -- identity: the ledger under us is the one we opened ---------------------------------
+    # A SQLite file deleted or replaced under a running daemon, or tables emptied, would let
+    # it post its whole backlog again: every article would look new. So the ledger carries
+    # an identity (a random id in newsbot_meta, made with the schema, and for SQLite the
+    # file's device and inode), checked by every heartbeat, claim and ingest. A mismatch is
+    # final for this process: it stops claiming and ingesting and health fails; a restart
+    # treats what it finds as it is (an empty ledger: a first sight, with the backlog rule).
+
+    def identity(self) -> LedgerIdentity:
+        """What this ledger was when it was opened."""
+        if self._identity is None:
+            with self._tx() as conn:
+                self._identity = self._read_identity(conn, create=True)
+        return self._identity
+
+    def check_identity(self) -> None:
+        """Raise LedgerError (and remember why) unless the ledger is still the one opened."""
+        if self.lost is not None:
+            raise LedgerError(self.lost)
+        with self._tx() as conn:
+            self._check_identity(conn)
+
+    def _check_identity(self, conn: Connection) -> None:
+        if self.lost is not None:
+            raise LedgerError(self.lost)
+        expected = self.identity()
+        problem: str | None
+        try:
+            found = self._read_identity(conn, create=False)
+        except _TablesGone as exc:
+            problem = str(exc)
+        else:
+            problem = identity_problem(expected, found)
+            if problem is None:
+                if found.has_seen and not expected.has_seen:
+                    self._identity = found  # from now on, an empty seen set means emptied
+                return
+        raise LedgerError(self._lose(problem))
+
+    def _lose(self, problem: str) -> str:
+        """The ledger is not the one opened: final for this process."""
+        with self._lock:
+            if self.lost is None:
+                self.lost = (
+                    f"{problem}: this newsbot stopped claiming and recording posts so as not to "
+                    "post its backlog again; restart it once the ledger is as it should be"
+                )
+                log.error("%s", self.lost)
+            return self.lost
+
+    def _read_identity(self, conn: Connection, *, create: bool) -> LedgerIdentity:
+        if create:
+            conn.execute(
+                self._insert(meta)
+                .values(key="ledger_id", value=uuid.uuid4().hex)
+                .on_conflict_do_nothing()
+            )
+        try:
+            ledger_id = conn.execute(
+                sa.select(meta.c.value).where(meta.c.key == "ledger_id")
+            ).scalar()
+            has_seen = conn.execute(
+                sa.select(sa.exists().where(seen.c.source.is_not(None)))
+            ).scalar()
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+            # Only a missing table is a lost ledger; a disk or network error is not final.
+            if isinstance(exc, sa.exc.ProgrammingError) or "no such table" in str(exc.orig):
+                raise _TablesGone(f"the ledger's tables are gone ({exc.orig})") from exc
+            raise
+        return LedgerIdentity(
+            ledger_id=ledger_id, file=self._file_identity(), has_seen=bool(has_seen)
+        )
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of a SQLite ledger's file; ``None`` when there is no file (PostgreSQL,
+        in-memory) or it is gone."""
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def health(self) -> str | None:
+        """Why the ledger cannot do its job now (``None``: it can): replaced, emptied or gone
+        under us, or its last operation failed (a full disk, the server down) with no
+        heartbeat through since. Asks the database nothing, so it answers at once even while
+        the database hangs: the heartbeat, every few seconds, is what asks."""
+        if self.lost is None and self._identity is not None and self._identity.file is not None:
+            found = dataclasses.replace(self._identity, file=self._file_identity())
+            problem = identity_problem(self._identity, found)
+            if problem is not None:
+                self._lose(problem)
+        if self.lost is not None:
+            return self.lost
+        if self.write_error is not None:
+            return f"the ledger cannot be written to: {self.write_error}"
+        return None
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -372,7 +545,7 @@ class Ledger:
             first_polled_at=row["first_polled_at"],
             last_polled_at=row["last_polled_at"],
             last_ok_at=row["last_ok_at"],
-            last_error=row["last_error"],
+            last_error=self.redactor.redact_optional(row["last_error"]),
             consecutive_errors=row["consecutive_errors"],
         )
 
@@ -395,7 +568,7 @@ class Ledger:
             if state is not None:
                 values |= {"etag": state.etag, "last_modified": state.last_modified}
         else:
-            values |= {"last_error": error}
+            values |= {"last_error": self.redactor.redact(error)}
         with self._tx() as conn:
             conn.execute(
                 self._insert(sources)
@@ -418,18 +591,26 @@ class Ledger:
         return [self.source(row.name) for row in rows]
 
     def known(self, source: str, keys: Collection[str], urls: Collection[str]) -> set[str]:
-        """Which of these keys or canonical URLs the ledger has seen for this source."""
+        """Which of these keys or canonical URLs the ledger has ever seen for this source,
+        pruned or not (the ``seen`` digests outlive retention)."""
         if not keys and not urls:
             return set()
-        found: set[str] = set()
+        wanted = {seen_digest("key", key): key for key in keys}
+        wanted |= {seen_digest("url", url): url for url in urls}
         with self._tx() as conn:
-            for column, values in ((articles.c.key, keys), (articles.c.url, urls)):
-                for chunk in _chunks(list(values), 500):
-                    found.update(
-                        conn.execute(
-                            sa.select(column).where(articles.c.source == source, column.in_(chunk))
-                        ).scalars()
+            present = self._seen(conn, source, wanted)
+        return {wanted[digest] for digest in present}
+
+    def _seen(self, conn: Connection, source: str, digests: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(digests), 500):
+            found.update(
+                conn.execute(
+                    sa.select(seen.c.digest).where(
+                        seen.c.source == source, seen.c.digest.in_(chunk)
                     )
+                ).scalars()
+            )
         return found
 
     def ingest(
@@ -441,21 +622,21 @@ class Ledger:
         report = IngestReport(0, 0, 0)
         if not items:
             return report
+        digests = [
+            (seen_digest("key", item.article.key), seen_digest("url", item.article.url))
+            for item in items
+        ]
         with self._tx() as conn:
-            seen_urls = set(
-                conn.execute(
-                    sa.select(articles.c.url).where(
-                        articles.c.source == source,
-                        articles.c.url.in_([item.article.url for item in items]),
-                    )
-                ).scalars()
-            )
+            self._check_identity(conn)
+            # Known by key or by URL, even when pruned long ago: never recorded as new again.
+            known = self._seen(conn, source, {d for pair in digests for d in pair})
             inserted_ids: list[tuple[int, NewArticle]] = []
-            for item in items:
+            new_seen: list[dict[str, str]] = []
+            for item, (key_digest, url_digest) in zip(items, digests, strict=True):
                 article = item.article
-                if article.url in seen_urls:
+                if key_digest in known or url_digest in known:
                     continue
-                seen_urls.add(article.url)
+                known.update((key_digest, url_digest))
                 result = conn.execute(
                     self._insert(articles)
                     .values(
@@ -477,6 +658,12 @@ class Ledger:
                 article_id = result.scalar()
                 if article_id is not None:
                     inserted_ids.append((article_id, item))
+                    new_seen += [
+                        {"source": source, "digest": key_digest},
+                        {"source": source, "digest": url_digest},
+                    ]
+            if new_seen:
+                conn.execute(self._insert(seen).on_conflict_do_nothing(), new_seen)
             queued = skipped = 0
             rows = []
             for article_id, item in inserted_ids:
@@ -487,7 +674,7 @@ class Ledger:
                             "article_id": article_id,
                             "channel": channel,
                             "state": str(state),
-                            "reason": item.skip_reason,
+                            "reason": self.redactor.redact_optional(item.skip_reason),
                             "due_at": now,
                             "priority": item.priority,
                             "attempts": 0,
@@ -530,6 +717,7 @@ class Ledger:
         if self._postgres:
             query = query.with_for_update(skip_locked=True)
         with self._tx() as conn:
+            self._check_identity(conn)
             ids = list(conn.execute(query).scalars())
             if not ids:
                 return []
@@ -566,6 +754,7 @@ class Ledger:
     def claim_paced(self, now: datetime, *, holder: str, channel: str, pace: Pace) -> PacedClaim:
         """Claim what this channel may send now under its pace, or say when to look again."""
         with self._tx() as conn:
+            self._check_identity(conn)
             conn.execute(
                 self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing()
             )
@@ -667,7 +856,7 @@ class Ledger:
             conn.execute(
                 sa.update(channel_pacing)
                 .where(channel_pacing.c.channel == channel)
-                .values(paused_until=until, paused_reason=reason)
+                .values(paused_until=until, paused_reason=self.redactor.redact(reason))
             )
 
     def skip_queued(self, ids: Collection[int], *, reason: str, now: datetime) -> int:
@@ -681,7 +870,11 @@ class Ledger:
                     deliveries.c.id.in_(list(ids)),
                     deliveries.c.state == str(DeliveryState.QUEUED),
                 )
-                .values(state=str(DeliveryState.SKIPPED), reason=reason, updated_at=now)
+                .values(
+                    state=str(DeliveryState.SKIPPED),
+                    reason=self.redactor.redact(reason),
+                    updated_at=now,
+                )
             )
         return int(result.rowcount)
 
@@ -720,6 +913,8 @@ class Ledger:
         )
         if holder is not None:
             query = query.where(deliveries.c.claimed_by == holder)
+        if isinstance(values.get("reason"), str):
+            values["reason"] = self.redactor.redact(values["reason"])
         with self._tx() as conn:
             result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
         return bool(result.rowcount)
@@ -879,7 +1074,12 @@ class Ledger:
         if channel:
             query = query.where(deliveries.c.channel == channel)
         with self._tx() as conn:
-            return [_delivery(row) for row in conn.execute(query).mappings()]
+            rows = [_delivery(row) for row in conn.execute(query).mappings()]
+        # Rows written before reasons were masked on the way in are masked on the way out.
+        return [
+            dataclasses.replace(d, reason=self.redactor.redact(d.reason)) if d.reason else d
+            for d in rows
+        ]
 
     def ping(self) -> None:
         """Raise LedgerError unless the database answers."""
@@ -898,8 +1098,9 @@ class Ledger:
 
     def prune(self, *, before: datetime) -> int:
         """Forget finished deliveries (sent, failed, skipped) last changed before a moment, and
-        articles left with no delivery. Seen articles' keys go too, so keep ``retention``
-        longer than any feed keeps an item, or an old item could be posted again."""
+        articles left with no delivery. The ``seen`` digest of each article's key and URL
+        stays: an article still in its feed (or pushed again) is known and never posted twice,
+        whatever ``retention``, ``max_age`` or how long a feed keeps its items."""
         finished = [str(DeliveryState.SENT), str(DeliveryState.FAILED), str(DeliveryState.SKIPPED)]
         with self._tx() as conn:
             result = conn.execute(
@@ -974,9 +1175,12 @@ class Ledger:
                 "pid": insert.excluded.pid,
             }
         with self._tx() as conn:
+            self._check_identity(conn)
             conn.execute(
                 insert.on_conflict_do_update(index_elements=[instances.c.holder], set_=changes)
             )
+        # The heartbeat is the ledger's write probe: it went through, so the disk takes writes.
+        self.write_error = None
 
     def instances(self) -> list[InstanceRecord]:
         """The instances that have a heartbeat row, most recently seen first."""
@@ -1285,13 +1489,6 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
     # Take the write lock when the transaction starts, so two processes claiming at once
     # serialise instead of failing on a lock upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def _redact_url(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "(unparseable URL)"
 
 
 class LedgerInFlight:

@@ -23,6 +23,7 @@ from typing import Self
 from aiohttp import web
 
 from bot.config import HealthConfig
+from bot.errors import LedgerError
 from bot.metrics import Metrics
 from bot.sources.push import PushReceiver, PushRequest, PushResponse
 
@@ -173,6 +174,10 @@ class Listener:
         )
         try:
             answer = await receiver.handle(push)
+        except LedgerError as exc:
+            # Nothing was recorded and the sender should try again later: not our bug.
+            log.error("push to %s not recorded: %s", name, exc, extra={"source": name})
+            answer = PushResponse.problem(503, "the ledger cannot record it now; try again")
         except Exception:
             log.exception("push to %s failed", name, extra={"source": name})
             answer = PushResponse.problem(500, "internal error; nothing was recorded, try again")

@@ -1,67 +1,56 @@
 """Log output: readable lines by default, JSON lines on request, never a secret.
 
 The bot token sits in every Telegram API URL and httpx logs URLs at INFO, so the HTTP client
-loggers are quieted and a redaction filter on our handler masks every configured secret value
-and anything shaped like a bot token or an OAuth secret, whoever logged it.
+loggers are quieted and a filter on our handler masks secrets with :mod:`bot.redact` (every
+configured secret value, anything shaped like a bot token, an OAuth secret or a URL's
+password), whoever logged it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
-REDACTED = "[REDACTED]"
-# Telegram bot tokens: <bot id>:<35 characters>; also masked inside /bot<token>/ URL paths.
-_TOKEN_SHAPES = re.compile(r"\b\d{5,12}:[A-Za-z0-9_-]{30,}\b")
-_OAUTH_FIELDS = re.compile(
-    r'(oauth_(?:signature|token|consumer_key)=")[^"]*(")|(oauth_(?:signature|token)=)[^&\s]+'
-)
+from bot.redact import REDACTED, Redactor
+
+__all__ = [
+    "REDACTED",
+    "JsonFormatter",
+    "RedactionFilter",
+    "Redactor",
+    "TextFormatter",
+    "setup_logging",
+]
+
 # Attributes a LogRecord always has; anything else was passed in ``extra`` and is context.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 CONTEXT_KEYS = ("source", "article", "channel", "delivery")
 
 
-class Redactor(logging.Filter):
-    """Masks secrets in the final text of every record that passes through the handler."""
+class RedactionFilter(logging.Filter):
+    """Masks secrets, with the shared :class:`~bot.redact.Redactor`, in the final text of every
+    record that passes through the handler."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, redactor: Redactor) -> None:
         super().__init__()
-        self.secrets: list[str] = []
-        self.update(secrets)
-
-    def update(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a secret that contains another is masked whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        text = _TOKEN_SHAPES.sub(REDACTED, text)
-        return _OAUTH_FIELDS.sub(
-            lambda m: (
-                f"{m.group(1)}{REDACTED}{m.group(2)}" if m.group(1) else f"{m.group(3)}{REDACTED}"
-            ),
-            text,
-        )
+        self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
+        redact = self.redactor.redact
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        clean = self.redact(message)
-        record.msg, record.args = clean, None
+        record.msg, record.args = redact(message), None
         if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
+            record.exc_text = redact(record.exc_text)
         for key in CONTEXT_KEYS:
             value = getattr(record, key, None)
             if isinstance(value, str):
-                setattr(record, key, self.redact(value))
+                setattr(record, key, redact(value))
         return True
 
 
@@ -107,12 +96,16 @@ def setup_logging(
     fmt: Literal["text", "json"] = "text",
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
+    redactor: Redactor | None = None,
 ) -> Redactor:
-    """Route every log record through one redacting handler; returns the redactor so the
-    daemon can add secrets after a reload."""
-    redactor = Redactor(secrets)
+    """Route every log record through one redacting handler; returns the redactor, the one the
+    ledger, the pipeline and the alerts use too, so a reload's new secrets reach them all."""
+    if redactor is None:
+        redactor = Redactor(secrets)
+    else:
+        redactor.update(secrets)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.addFilter(redactor)
+    handler.addFilter(RedactionFilter(redactor))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -15,6 +15,7 @@ name                                 type    labels
 ``newsbot_x_month_posts``            gauge   ``channel``: X posts this calendar month
 ``newsbot_x_month_spend``            gauge   ``channel``: their price this month
 ``newsbot_push_requests_total``      counter ``source``, ``result`` (accepted, rejected)
+``newsbot_health``                   gauge   ``check`` (ledger, ...): 1 healthy, 0 failing
 ==================================== ======= ============================================
 """
 
@@ -88,6 +89,17 @@ class Metrics:
             ["source", "result"],
             registry=self.registry,
         )
+        self._health = Gauge(
+            "newsbot_health",
+            "Health checks behind /healthz, by check (ledger: can be written, is the one "
+            "opened): 1 healthy, 0 failing; /healthz says why.",
+            ["check"],
+            registry=self.registry,
+        )
+
+    def set_health(self, check: str, *, ok: bool) -> None:
+        """One health check's verdict at the last /healthz: 1 healthy, 0 failing."""
+        self._health.labels(check=check).set(1 if ok else 0)
 
     def delivered(self, channel: str, state: str, *, delay_seconds: float | None = None) -> None:
         """One delivery reached ``state``; ``delay_seconds`` (published → sent) when known."""

@@ -25,9 +25,9 @@ from bot.errors import PermanentError, SourceError, TemplateError, TransientErro
 from bot.filters import ArticleFilter
 from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace
 from bot.links import with_tracking
-from bot.logs import Redactor
 from bot.model import Article, Post, Receipt
 from bot.pacing import Window
+from bot.redact import Redactor
 from bot.sources.base import Source
 
 log = logging.getLogger("newsbot.pipeline")
@@ -116,6 +116,7 @@ class Pipeline:
         max_attempts: int | None = None,
         observer: Observer | None = None,
         alert: Callable[[str, str], None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -134,7 +135,7 @@ class Pipeline:
         self.paused_until: dict[str, datetime] = {}
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
         # Source errors quote URLs, which may carry a key; the ledger keeps them masked.
-        self.redactor = Redactor(config.secrets())
+        self.redactor = redactor or Redactor(config.secrets())
 
     def reconfigure(
         self,

@@ -30,6 +30,7 @@ from bot.config import XChannelConfig
 from bot.errors import DeliveryError, PermanentError, SourceError, TransientError
 from bot.images import sniff
 from bot.model import Post, Receipt
+from bot.redact import Redactor
 from bot.sources.fetch import Fetcher
 from bot.sources.policy import STRICT, FetchPolicy
 
@@ -105,7 +106,7 @@ class XChannel(Channel):
         self.config = config
         self.client = client
         self._timeout = config.timeout.total_seconds()
-        self._secrets = tuple(config.secrets())
+        self._redactor = Redactor(config.secrets())
         # Images are fetched like pages, under the fetch policy: public addresses only unless a
         # test gives its local fakes.
         self._image_policy = image_policy
@@ -279,9 +280,7 @@ class XChannel(Channel):
 
     def _scrub(self, text: str) -> str:
         # X never echoes a secret, but a message that could is not worth the risk.
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._redactor.redact(text)
 
 
 def _status(exc: Any) -> int | str:

@@ -42,7 +42,9 @@ CAPTION_LIMIT = 1024
 DEFAULT_TOKEN = "123456:TEST-token-not-real"
 DEFAULT_CHATS: Mapping[str, int] = {"@newsvision": -1001234567890}
 
-FaultKind = Literal["retry_after", "server_error", "drop", "slow", "migrate", "photo_refused"]
+FaultKind = Literal[
+    "retry_after", "server_error", "drop", "slow", "migrate", "photo_refused", "echo_path"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,12 @@ class Fault:
         """The chat becomes a supergroup with ``new_chat_id``; sends to the old id fail with 400
         and ``parameters.migrate_to_chat_id`` from now on."""
         return cls("migrate", new_chat_id=new_chat_id)
+
+    @classmethod
+    def echo_path(cls) -> Fault:
+        """400 whose description quotes the request path, token and all, as a self-hosted
+        Bot API server or a proxy in front of it does for a request it cannot route."""
+        return cls("echo_path")
 
     @classmethod
     def photo_refused(cls) -> Fault:
@@ -274,6 +282,8 @@ class FakeTelegram(Served):
                 )
             elif fault is not None and fault.kind == "server_error":
                 raise _Refusal(fault.status, HTTPStatus(fault.status).phrase)
+            elif fault is not None and fault.kind == "echo_path":
+                raise _Refusal(400, f"Bad Request: no route for POST {path}")
             result = self._answer(method, params, fault)
         except _Refusal as refusal:
             kind = fault.kind if fault is not None else None

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from bot.config import HealthConfig
+from bot.errors import LedgerError
 from bot.listener import Listener
 from bot.metrics import Metrics
 from bot.sources.push import PushReceiver, PushRequest, PushResponse
@@ -194,3 +195,27 @@ async def test_stop_releases_the_port(health: Health, metrics: Metrics) -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.ClientConnectionError):
             await session.get(url + "/healthz")
+
+
+class LedgerGone(Echo):
+    """A receiver whose ledger refuses to record (replaced under the daemon, a full disk)."""
+
+    async def handle(self, request: PushRequest) -> PushResponse:
+        raise LedgerError("the ledger file was deleted under the running newsbot")
+
+
+async def test_a_push_the_ledger_cannot_record_is_503_try_again(
+    health: Health, metrics: Metrics, http: aiohttp.ClientSession
+) -> None:
+    """A push that cannot be recorded answers 503 (send it again later), not a 500."""
+    async with (
+        Listener(
+            loopback_any_port(),
+            health=health,
+            metrics=metrics,
+            receivers={"cms": LedgerGone("cms")},
+        ) as running,
+        http.post(running.url + "/hooks/cms", data=b'{"url": "x"}') as response,
+    ):
+        assert response.status == 503
+        assert "try again" in (await response.json())["error"]
