@@ -19,6 +19,7 @@ from bot import __version__
 from bot.config import Config, XChannelConfig, config_path, load_config, parse_duration
 from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
+from bot.model import DeliveryState
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--state",
         action="append",
-        choices=["queued", "sending", "sent", "failed", "skipped", "uncertain"],
+        choices=[str(state) for state in DeliveryState],
     )
     status.add_argument("--source")
     status.add_argument("--channel")
@@ -325,11 +326,11 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
 async def _retry(config: Config, args: argparse.Namespace) -> int:
     from bot.ledger import Ledger
 
-    states = []
+    states: list[DeliveryState] = []
     if args.failed or not args.uncertain:
-        states.append("failed")
+        states.append(DeliveryState.FAILED)
     if args.uncertain:
-        states.append("uncertain")
+        states.append(DeliveryState.UNCERTAIN)
     ledger = Ledger.open(config.database)
     try:
         moved = ledger.retry(
@@ -346,8 +347,9 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
 
 def _x_spend(config: Config, ledger: Ledger) -> dict[str, dict[str, Any]]:
     """This calendar month's X posts and spend, per X channel, in the configured time zone."""
-    local = datetime.now(config.tz)
-    since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    from bot.outcome import month_start
+
+    since = month_start(datetime.now(UTC), config.tz)
     found: dict[str, dict[str, Any]] = {}
     for name, settings in config.channels.items():
         if isinstance(settings, XChannelConfig):

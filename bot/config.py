@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from bot.errors import ConfigError
+from bot.model import Post
 
 DEFAULT_CONFIG = Path("config/newsbot.yaml")
 CONFIG_ENV = "NEWSBOT_CONFIG"
@@ -303,6 +304,10 @@ class ChannelConfig(_Strict):
             return None
         return self.rate or self.default_rate
 
+    def post_cost(self, post: Post) -> float | None:
+        """What the platform charges for this post (``None``: nothing is charged)."""
+        return None
+
     def secrets(self) -> list[str]:
         """Every secret value of this channel, for the log redaction filter."""
         return [
@@ -353,6 +358,11 @@ class XChannelConfig(ChannelConfig):
     price_per_link_post: float = Field(default=0.0, ge=0)
     monthly_budget: float | None = Field(default=None, ge=0)
     currency: str = "USD"
+
+    def post_cost(self, post: Post) -> float | None:
+        # X prices a post that carries a link higher than one that does not.
+        has_link = bool(post.link) and post.link in post.text
+        return self.price_per_link_post if has_link else self.price_per_post
 
     @property
     def default_rate(self) -> Rate | None:

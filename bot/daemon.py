@@ -46,6 +46,7 @@ from bot.ledger import Ledger
 from bot.logs import Redactor
 from bot.metrics import Metrics
 from bot.model import Article
+from bot.outcome import month_start
 from bot.pipeline import Observer, PassReport, Pipeline, utc_now
 from bot.sources.base import PollResult, Source, SourceState, backoff_interval
 from bot.sources.enrich import Enricher
@@ -457,7 +458,7 @@ class Daemon:
         self.metrics.set_queue_depth({name: counts.get(name, 0) for name in self.config.channels})
         for name, settings in self.config.channels.items():
             if isinstance(settings, XChannelConfig):
-                posts, spent = ledger.spend(name, since=self.runtime.pipeline.month_start(now))
+                posts, spent = ledger.spend(name, since=month_start(now, self.config.tz))
                 self.metrics.set_x_spend(name, posts=posts, spend=spent)
 
     # -- health ------------------------------------------------------------------------------

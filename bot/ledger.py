@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from bot import migrations
 from bot.errors import LedgerError
 from bot.model import Article, DeliveryState, Receipt
+from bot.outcome import Outcome
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
@@ -484,6 +485,45 @@ class Ledger:
 
     # -- delivery ----------------------------------------------------------------------------
 
+    def claim(
+        self, now: datetime, *, holder: str, channel: str, pace: Pace | None, limit: int = 50
+    ) -> PacedClaim:
+        """What one channel may send now, claimed for ``holder``; or, when nothing may go,
+        when to look again (the end of the channel's pause, its pace, or the next due post).
+        One transaction either way. An unpaced channel takes up to ``limit`` at once."""
+        if pace is not None:
+            return self.claim_paced(now, holder=holder, channel=channel, pace=pace)
+        with self._tx() as conn:
+            paused = conn.execute(
+                sa.select(channel_pacing.c.paused_until).where(
+                    channel_pacing.c.channel == channel, channel_pacing.c.paused_until > now
+                )
+            ).scalar()
+            if paused is not None:
+                return PacedClaim([], paused)
+            query = (
+                sa.select(deliveries.c.id)
+                .where(
+                    deliveries.c.state == str(DeliveryState.QUEUED),
+                    deliveries.c.due_at <= now,
+                    deliveries.c.channel == channel,
+                )
+                .order_by(deliveries.c.priority.desc(), deliveries.c.id)
+                .limit(limit)
+            )
+            if self._postgres:
+                query = query.with_for_update(skip_locked=True)
+            ids = list(conn.execute(query).scalars())
+            if ids:
+                return PacedClaim(self._claim_ids(conn, ids, holder, now), None)
+            later = conn.execute(
+                sa.select(sa.func.min(deliveries.c.due_at)).where(
+                    deliveries.c.state == str(DeliveryState.QUEUED),
+                    deliveries.c.channel == channel,
+                )
+            ).scalar()
+            return PacedClaim([], _aware(later))
+
     def claim_due(
         self,
         now: datetime,
@@ -609,27 +649,6 @@ class Ledger:
             )
         return PacedClaim(claimed, None)
 
-    def paced_send_done(self, channel: str, *, completed_at: datetime, spacing: timedelta) -> None:
-        """After a send on a paced channel: the next may go ``spacing`` after this one ended."""
-        with self._tx() as conn:
-            conn.execute(
-                sa.update(channel_pacing)
-                .where(channel_pacing.c.channel == channel)
-                .values(next_at=completed_at + spacing)
-            )
-
-    def pause_channel(self, channel: str, *, until: datetime, reason: str) -> None:
-        """The platform asked us to wait (a 429): nobody posts on this channel until then."""
-        with self._tx() as conn:
-            conn.execute(
-                self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing()
-            )
-            conn.execute(
-                sa.update(channel_pacing)
-                .where(channel_pacing.c.channel == channel)
-                .values(paused_until=until, paused_reason=reason)
-            )
-
     def skip_queued(self, ids: Collection[int], *, reason: str, now: datetime) -> int:
         """Queued deliveries that can no longer go out in time are skipped, saying why."""
         if not ids:
@@ -669,11 +688,39 @@ class Ledger:
             value = conn.execute(query).scalar()
         return _aware(value)
 
-    def _finish(
-        self, delivery_id: int, now: datetime, holder: str | None = None, **values: Any
+    def finish(
+        self,
+        delivery_id: int,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        holder: str | None = None,
+        spacing: timedelta | None = None,
     ) -> bool:
-        """Record a claimed delivery's outcome. With ``holder``, only that holder's claim: an
-        instance that stalled and lost its claim to recovery cannot overwrite what followed."""
+        """Apply a judged outcome to a claimed delivery, in one transaction: its new state
+        and what goes with it, the channel's pause when the outcome asks for one, and on a
+        paced channel the moment the next post may go (``spacing`` after this one).
+
+        With ``holder``, only that holder's claim is touched: an instance that stalled and lost
+        its claim to recovery cannot overwrite what followed (and then pauses nothing)."""
+        values: dict[str, Any] = {"state": str(outcome.state), "reason": outcome.reason}
+        if outcome.state is DeliveryState.SENT:
+            receipt = outcome.receipt or Receipt(remote_id="")
+            # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
+            # seconds): rate windows and publish-to-post delays are measured on one clock.
+            values |= {
+                "text": outcome.text,
+                "remote_id": receipt.remote_id,
+                "remote_url": receipt.url,
+                "sent_at": now,
+                "cost": outcome.cost,
+                # SET sees the row as it was: the holder whose claim this was.
+                "sent_by": deliveries.c.claimed_by,
+            }
+        elif outcome.state is DeliveryState.QUEUED:
+            values["due_at"] = outcome.due_at or now
+        elif outcome.state is not DeliveryState.SKIPPED:
+            values["text"] = outcome.text
         query = sa.update(deliveries).where(
             deliveries.c.id == delivery_id,
             deliveries.c.state == str(DeliveryState.SENDING),
@@ -682,7 +729,43 @@ class Ledger:
             query = query.where(deliveries.c.claimed_by == holder)
         with self._tx() as conn:
             result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
-        return bool(result.rowcount)
+            if not result.rowcount:
+                return False
+            if outcome.pause_until is not None or spacing is not None:
+                channel = (
+                    sa.select(deliveries.c.channel)
+                    .where(deliveries.c.id == delivery_id)
+                    .scalar_subquery()
+                )
+                self._channel_row(conn, delivery_id)
+                changes: dict[str, Any] = {}
+                if outcome.pause_until is not None:
+                    changes |= {
+                        "paused_until": outcome.pause_until,
+                        "paused_reason": outcome.pause_reason,
+                    }
+                if spacing is not None:
+                    changes["next_at"] = now + spacing
+                conn.execute(
+                    sa.update(channel_pacing)
+                    .where(channel_pacing.c.channel == channel)
+                    .values(**changes)
+                )
+        return True
+
+    def _channel_row(self, conn: Connection, delivery_id: int) -> None:
+        """Make sure the delivery's channel has its pacing row (for a pause or a pace)."""
+        conn.execute(
+            self._insert(channel_pacing)
+            .from_select(
+                ["channel"],
+                sa.select(deliveries.c.channel).where(deliveries.c.id == delivery_id),
+            )
+            .on_conflict_do_nothing()
+        )
+
+    # The mark_* calls are finish() for one fixed outcome each, for callers that have no
+    # judged Outcome in hand (the CLI's tools, tests of the ledger alone).
 
     def mark_sent(
         self,
@@ -694,23 +777,14 @@ class Ledger:
         cost: float | None = None,
         holder: str | None = None,
     ) -> bool:
-        # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
-        # seconds): rate windows and publish-to-post delays are measured on one clock.
-        reason = "; ".join(receipt.notes) or None
-        return self._finish(
-            delivery_id,
-            now,
-            holder,
-            state=str(DeliveryState.SENT),
+        outcome = Outcome(
+            DeliveryState.SENT,
+            reason="; ".join(receipt.notes) or None,
             text=text,
-            remote_id=receipt.remote_id,
-            remote_url=receipt.url,
-            sent_at=now,
-            reason=reason,
+            receipt=receipt,
             cost=cost,
-            # SET sees the row as it was: the holder whose claim this was (cleared by _finish).
-            sent_by=deliveries.c.claimed_by,
         )
+        return self.finish(delivery_id, outcome, now=now, holder=holder)
 
     def mark_failed(
         self,
@@ -721,9 +795,8 @@ class Ledger:
         text: str | None = None,
         holder: str | None = None,
     ) -> bool:
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.FAILED), reason=reason, text=text
-        )
+        outcome = Outcome(DeliveryState.FAILED, reason=reason, text=text)
+        return self.finish(delivery_id, outcome, now=now, holder=holder)
 
     def mark_uncertain(
         self,
@@ -735,16 +808,14 @@ class Ledger:
         holder: str | None = None,
     ) -> bool:
         """Sent, but the answer never came: a person decides (``newsbot retry --uncertain``)."""
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.UNCERTAIN), reason=reason, text=text
-        )
+        outcome = Outcome(DeliveryState.UNCERTAIN, reason=reason, text=text)
+        return self.finish(delivery_id, outcome, now=now, holder=holder)
 
     def mark_skipped(
         self, delivery_id: int, *, reason: str, now: datetime, holder: str | None = None
     ) -> bool:
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.SKIPPED), reason=reason
-        )
+        outcome = Outcome(DeliveryState.SKIPPED, reason=reason)
+        return self.finish(delivery_id, outcome, now=now, holder=holder)
 
     def requeue(
         self,
@@ -756,22 +827,32 @@ class Ledger:
         holder: str | None = None,
     ) -> bool:
         """A transient failure: back to ``queued``, not due before ``due_at``."""
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.QUEUED), due_at=due_at, reason=reason
-        )
+        outcome = Outcome(DeliveryState.QUEUED, reason=reason, due_at=due_at)
+        return self.finish(delivery_id, outcome, now=now, holder=holder)
 
     def release(self, delivery_id: int, *, now: datetime, holder: str | None = None) -> bool:
         """Give back a claim that was never sent (e.g. on shutdown): ``queued`` again, and the
         attempt it counted does not count."""
-        return self._finish(
-            delivery_id,
-            now,
-            holder,
-            state=str(DeliveryState.QUEUED),
-            attempts=sa.func.max(deliveries.c.attempts - 1, 0)
-            if not self._postgres
-            else sa.func.greatest(deliveries.c.attempts - 1, 0),
+        query = sa.update(deliveries).where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.state == str(DeliveryState.SENDING),
         )
+        if holder is not None:
+            query = query.where(deliveries.c.claimed_by == holder)
+        with self._tx() as conn:
+            result = conn.execute(
+                query.values(
+                    state=str(DeliveryState.QUEUED),
+                    updated_at=now,
+                    claimed_by=None,
+                    attempts=self._one_less(),
+                )
+            )
+        return bool(result.rowcount)
+
+    def _one_less(self) -> Any:
+        greatest = sa.func.greatest if self._postgres else sa.func.max
+        return greatest(deliveries.c.attempts - 1, 0)
 
     def in_flight_holders(self) -> list[str]:
         """Who holds deliveries in ``sending`` right now."""
