@@ -250,7 +250,7 @@ def poll_cycle(urls: list[str], folder: str) -> dict[str, Any]:
     """Pipeline.poll_all, as `newsbot run` does it each round: cold (first sight of every feed,
     every article ingested and marked seen) and warm (every feed 304)."""
     from bot.channels.console import ConsoleChannel
-    from bot.daemon import open_runtime
+    from bot.wiring import open_runtime
 
     config = cycle_config(urls, folder)
 

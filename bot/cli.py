@@ -121,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+LEDGER_ONLY = frozenset({"status", "retry", "db"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     redactor = setup_logging(
@@ -128,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     path = config_path(args.config)
     try:
-        config = load_config(path)
+        # Commands that only read or mend the ledger need no channel's secrets.
+        config = load_config(path, secrets_optional=args.command in LEDGER_ONLY)
         redactor.update(config.secrets())
         args.redactor = redactor
         handler = _COMMANDS[args.command]
@@ -150,7 +154,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _once(config: Config, args: argparse.Namespace) -> int:
-    from bot.daemon import open_runtime, run_once
+    from bot.wiring import open_runtime, run_once
 
     async with open_runtime(config) as runtime:
         report = await run_once(runtime)
@@ -174,10 +178,10 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
 async def _preview(config: Config, args: argparse.Namespace) -> int:
     from bot.channels.console import format_post
     from bot.compose.excerpt import build_excerpt
-    from bot.daemon import build_channel, build_renderer, build_source
-    from bot.links import with_tracking
+    from bot.compose.post import compose
     from bot.sources.base import SourceState
     from bot.sources.fetch import Fetcher
+    from bot.wiring import build_channel, build_renderer, build_source
 
     _known(args.source, config.sources, "source")
     _known(args.channel, config.channels, "channel")
@@ -212,14 +216,13 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
                     channel = channels[channel_name]
                     settings = config.channels[channel_name]
                     try:
-                        post = renderer.render(
-                            settings.template,
+                        post = compose(
+                            renderer,
+                            settings,
+                            channel,
                             article=article,
                             excerpt=excerpt,
                             source=name,
-                            channel=channel_name,
-                            link=with_tracking(article.url, settings.tracking),
-                            rule=channel.rule(has_image=bool(article.image)),
                         )
                     except (DeliveryError, ConfigError) as exc:
                         print(
@@ -233,26 +236,14 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _check(config: Config, args: argparse.Namespace) -> int:
-    from bot.compose.excerpt import build_excerpt
-    from bot.compose.sample import SAMPLE_ARTICLE, SAMPLE_SOURCE
-    from bot.daemon import build_channel, build_renderer
-    from bot.links import with_tracking
+    from bot.wiring import build_channel, build_renderer, sample_post
 
     renderer = build_renderer(config)
     problems: list[str] = []
     for name, settings in config.channels.items():
         channel = build_channel(settings)
         try:
-            renderer.check(settings.template)
-            post = renderer.render(
-                settings.template,
-                article=SAMPLE_ARTICLE,
-                excerpt=build_excerpt(SAMPLE_ARTICLE.summary_html),
-                source=SAMPLE_SOURCE,
-                channel=name,
-                link=with_tracking(SAMPLE_ARTICLE.url, settings.tracking),
-                rule=channel.rule(has_image=bool(SAMPLE_ARTICLE.image)),
-            )
+            post = sample_post(renderer, settings, channel)
         except ConfigError as exc:
             problems.append(str(exc))
             continue

@@ -542,8 +542,17 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(from_env) if from_env else DEFAULT_CONFIG
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read, substitute, validate. Raises :class:`ConfigError` naming file, line and key."""
+def load_config(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    secrets_optional: bool = False,
+) -> Config:
+    """Read, substitute, validate. Raises :class:`ConfigError` naming file, line and key.
+
+    ``secrets_optional``: a secret (a channel's token or key) whose environment variable is
+    not set is left empty instead of refused — for commands that only read the ledger
+    (``status``, ``retry``, ``db``), so an editor can look without holding the X keys."""
     path = Path(path)
     environ = os.environ if environ is None else environ
     try:
@@ -553,7 +562,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the config file: {exc}", where=str(path)) from None
 
-    lines = _LineIndex(str(path))
+    lines = _LineIndex(str(path), secrets_optional=secrets_optional)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -614,11 +623,35 @@ def _resolve_source_url(url: str, base: Path) -> str:
     return (base / url).resolve().as_uri()
 
 
+def _secret_fields() -> frozenset[str]:
+    """The names of every channel (and alerts) setting that holds a secret."""
+    kinds: tuple[type[_Strict], ...] = (
+        TelegramChannelConfig,
+        XChannelConfig,
+        ConsoleChannelConfig,
+        AlertsConfig,
+    )
+    return frozenset(
+        name
+        for kind in kinds
+        for name, field in kind.model_fields.items()
+        if field.annotation is SecretStr
+    )
+
+
+def _is_secret(at: tuple[str | int, ...]) -> bool:
+    """Whether the value at this key path is a channel's (or the alerts') secret."""
+    return ((len(at) == 3 and at[0] == "channels") or (len(at) == 2 and at[0] == "alerts")) and str(
+        at[-1]
+    ) in _secret_fields()
+
+
 class _LineIndex:
     """Builds plain data from YAML nodes while remembering the line of every key."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, *, secrets_optional: bool = False) -> None:
         self.filename = filename
+        self.secrets_optional = secrets_optional
         self.lines: dict[tuple[str | int, ...], int] = {}
         # Values that came from the environment may be secrets put in the wrong key: an error
         # message about that key must not repeat them.
@@ -662,6 +695,8 @@ class _LineIndex:
                 return environ[name]
             if default is not None:
                 return default
+            if self.secrets_optional and _is_secret(at):
+                return ""
             raise ConfigError(
                 f"the environment variable {name} is not set "
                 f"(export {name}=... before starting newsbot, or put it in the environment file)",

@@ -4,9 +4,10 @@ SQLAlchemy Core over SQLite by default, PostgreSQL to scale out. The database, n
 guarantees the two uniqueness rules newsbot lives by: one article per (source, key) and one
 delivery per (article, channel). A delivery moves
 
-    queued ──claim──► sending ──► sent | failed | skipped
-       ▲                 │
-       └── transient ────┘        (a ``sending`` row whose process died becomes ``uncertain``)
+    queued ──claim──► sending ──in flight──► sent | failed | skipped
+       ▲                 │   │
+       └── transient ────┘   └── holder died: back to ``queued`` if never in flight,
+                                 ``uncertain`` if its request may have reached the platform
 
 and every row keeps its attempts, the last reason, the due time, the exact text sent and the
 platform's receipt. Times are stored in UTC.
@@ -14,14 +15,15 @@ platform's receipt. Times are stored in UTC.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,9 +36,20 @@ from bot.outcome import Outcome
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 log = logging.getLogger("newsbot.ledger")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def offload(call: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """The one way async code reaches the ledger: ``await offload(ledger.finish, ...)`` runs
+    the call in a worker thread, so a slow database (SQLite's busy_timeout under a writer,
+    a PostgreSQL lock) stalls that one task, never the event loop with the listener, the
+    health check and every other poll and send on it."""
+    return await asyncio.to_thread(call, *args, **kwargs)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -120,6 +133,9 @@ deliveries = sa.Table(
     sa.Column("claimed_at", UTCDateTime),
     sa.Column("cost", sa.Float),
     sa.Column("sent_by", sa.String(200)),  # the instance that recorded it sent (revision 0002)
+    # When the request for this claim was about to be written (revision 0004); a claim
+    # without it never left this process.
+    sa.Column("in_flight_at", UTCDateTime),
     sa.UniqueConstraint("article_id", "channel", name="uq_deliveries_article_channel"),
     sa.Index("ix_deliveries_state_due", "state", "due_at"),
     sa.Index("ix_deliveries_created", "created_at"),
@@ -333,6 +349,10 @@ class Ledger:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
+            raise LedgerError(f"the ledger database refused an operation: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            # Any other refusal by the database (a constraint, a missing table after someone
+            # dropped it) is the ledger's too: callers see one error type, never SQLAlchemy's.
             raise LedgerError(f"the ledger database refused an operation: {exc.orig}") from exc
 
     def _create_schema(self, *, upgrade: bool | None = None) -> None:
@@ -564,6 +584,7 @@ class Ledger:
                 state=str(DeliveryState.SENDING),
                 claimed_by=holder,
                 claimed_at=now,
+                in_flight_at=None,
                 attempts=deliveries.c.attempts + 1,
                 updated_at=now,
             )
@@ -687,6 +708,22 @@ class Ledger:
         with self._tx() as conn:
             value = conn.execute(query).scalar()
         return _aware(value)
+
+    def mark_in_flight(self, delivery_id: int, *, now: datetime, holder: str) -> bool:
+        """The request for this claimed delivery is about to be written: from now on its fate
+        may be unknown if the holder dies. False when the holder no longer has the claim
+        (recovery gave it away while this instance was stalled): then it must not be sent."""
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.state == str(DeliveryState.SENDING),
+                    deliveries.c.claimed_by == holder,
+                )
+                .values(in_flight_at=now)
+            )
+        return bool(result.rowcount)
 
     def finish(
         self,
@@ -845,6 +882,7 @@ class Ledger:
                     state=str(DeliveryState.QUEUED),
                     updated_at=now,
                     claimed_by=None,
+                    in_flight_at=None,
                     attempts=self._one_less(),
                 )
             )
@@ -1078,9 +1116,11 @@ class Ledger:
         *,
         also: Collection[str] = (),
     ) -> RecoveryReport:
-        """Deliveries in ``sending`` whose holder is dead become ``uncertain``, with a reason
-        naming the holder; on ``resend_channels`` (``resend_uncertain: true``) they are
-        ``queued`` again instead. The dead holders' leases and heartbeat rows go.
+        """Deliveries in flight (``sending``, request marked about to be written) whose holder
+        is dead become ``uncertain``, with a reason naming the holder; on ``resend_channels``
+        (``resend_uncertain: true``) they are ``queued`` again instead. Those it had claimed
+        but not yet sent go back to the queue as they were. The dead holders' leases and
+        heartbeat rows go.
 
         Dead: see :meth:`dead_holders`; ``also`` adds holders known dead otherwise (a process
         of this host that is gone). Only claims made before the heartbeat went stale are
@@ -1104,7 +1144,7 @@ class Ledger:
                     dead[holder] = last.get(holder)
             if not dead:
                 return RecoveryReport()
-            uncertain = requeued = 0
+            uncertain = requeued = returned = 0
             channels: set[str] = set()
             for holder, last_seen in sorted(dead.items()):
                 gone = holder in also
@@ -1121,6 +1161,22 @@ class Ledger:
                 )
                 if not gone:
                     rows = sa.and_(rows, deliveries.c.claimed_at < cutoff)
+                # Claimed but never sent: back to the queue as if never claimed.
+                released = conn.execute(
+                    sa.update(deliveries)
+                    .where(rows, deliveries.c.in_flight_at.is_(None))
+                    .values(
+                        state=str(DeliveryState.QUEUED),
+                        updated_at=now,
+                        claimed_by=None,
+                        attempts=self._one_less(),
+                    )
+                    .returning(deliveries.c.channel)
+                ).scalars()
+                for channel in released:
+                    returned += 1
+                    channels.add(channel)
+                rows = sa.and_(rows, deliveries.c.in_flight_at.is_not(None))
                 if resend:
                     moved = conn.execute(
                         sa.update(deliveries)
@@ -1164,7 +1220,7 @@ class Ledger:
                     )
                     .values(next_at=now)
                 )
-            released = conn.execute(
+            leases = conn.execute(
                 sa.delete(source_leases).where(source_leases.c.holder.in_(holders))
             ).rowcount
             conn.execute(
@@ -1173,7 +1229,7 @@ class Ledger:
                     sa.or_(instances.c.holder.in_(list(also)), instances.c.last_seen < cutoff),
                 )
             )
-        return RecoveryReport(tuple(holders), uncertain, requeued, int(released))
+        return RecoveryReport(tuple(holders), uncertain, requeued, int(leases), returned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1195,6 +1251,8 @@ class RecoveryReport:
     uncertain: int = 0
     requeued: int = 0
     leases_released: int = 0
+    #: Claimed but never in flight: back in the queue, nothing to decide.
+    returned: int = 0
 
     @property
     def moved(self) -> int:

@@ -19,12 +19,12 @@ from typing import Protocol
 from bot import outcome as outcome_rules
 from bot.channels.base import Channel
 from bot.compose.excerpt import build_excerpt, one_line
+from bot.compose.post import compose
 from bot.compose.render import Renderer
 from bot.config import ChannelConfig, Config, XChannelConfig
 from bot.errors import BotError, PermanentError, SourceError, TemplateError
 from bot.filters import ArticleFilter
-from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace
-from bot.links import with_tracking
+from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace, offload
 from bot.logs import Redactor
 from bot.model import Article, DeliveryState, Post, Receipt
 from bot.outcome import Outcome
@@ -97,6 +97,8 @@ class PollReport:
     seen: int = 0
     ingest: IngestReport | None = None
     error: str | None = None
+    #: Failed polls in a row, this one included (0 after a good poll): the back-off's input.
+    errors: int = 0
 
 
 class Pipeline:
@@ -130,6 +132,10 @@ class Pipeline:
         # Source errors quote URLs, which may carry a key; the ledger keeps them masked.
         self.redactor = Redactor(config.secrets())
 
+    def stop(self) -> None:
+        """No new send starts from now on; claimed ones go back to the queue."""
+        self.stopping = True
+
     def reconfigure(
         self,
         config: Config,
@@ -153,13 +159,13 @@ class Pipeline:
         # The ledger's work runs in a worker thread: with hundreds of feeds polled at once, a
         # synchronous ingest would hold the event loop while other fetches wait on it.
         source = self.sources[name]
-        record = await asyncio.to_thread(self.ledger.source, name)
+        record = await offload(self.ledger.source, name)
         try:
             result = await source.poll(record.state)
         except SourceError as exc:
             now = self.clock()
             error = self.redactor.redact(str(exc))
-            await asyncio.to_thread(self.ledger.record_poll, name, now=now, error=error)
+            await offload(self.ledger.record_poll, name, now=now, error=error)
             log.warning("source %s: %s", name, exc, extra={"source": name})
             if self.observer is not None:
                 self.observer.polled(name, ok=False)
@@ -168,7 +174,7 @@ class Pipeline:
                 self._alert(
                     "source failing", f"source {name} failed {failures} times in a row: {exc}"
                 )
-            return PollReport(name, ok=False, error=str(exc))
+            return PollReport(name, ok=False, error=str(exc), errors=failures)
         now = self.clock()
         if self.observer is not None:
             self.observer.polled(name, ok=True, not_modified=result.not_modified)
@@ -182,18 +188,18 @@ class Pipeline:
                 and not record.consecutive_errors
                 and record.state == result.state
             ):
-                await asyncio.to_thread(self.ledger.record_poll, name, now=now, state=result.state)
+                await offload(self.ledger.record_poll, name, now=now, state=result.state)
             return PollReport(name, ok=True, not_modified=True)
-        report = await asyncio.to_thread(
+        report = await offload(
             self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
         )
-        await asyncio.to_thread(self.ledger.record_poll, name, now=now, state=result.state)
+        await offload(self.ledger.record_poll, name, now=now, state=result.state)
         return PollReport(name, ok=True, seen=len(result.articles), ingest=report)
 
-    def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
+    async def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
         """Articles pushed to us (a CMS webhook, a WebSub hub): recorded at once, no backlog
         rule, since a push is news by definition. Idempotent like a poll."""
-        report = self._ingest(name, articles, first_sight=False, now=self.clock())
+        report = await offload(self._ingest, name, articles, first_sight=False, now=self.clock())
         return PollReport(name, ok=True, seen=len(articles), ingest=report)
 
     def _ingest(
@@ -277,16 +283,13 @@ class Pipeline:
 
     def compose(self, *, article: Article, excerpt: str, source: str, channel: str) -> Post:
         """The post one channel would get for one article, fitted to the channel's limit."""
-        settings = self.config.channels[channel]
-        target = self.channels[channel]
-        return self.renderer.render(
-            settings.template,
+        return compose(
+            self.renderer,
+            self.config.channels[channel],
+            self.channels[channel],
             article=article,
             excerpt=excerpt,
             source=source,
-            channel=channel,
-            link=with_tracking(article.url, settings.tracking),
-            rule=target.rule(has_image=bool(article.image)),
         )
 
     # -- deliver -----------------------------------------------------------------------------
@@ -326,10 +329,12 @@ class Pipeline:
             now = self.clock()
             quiet_end = self._quiet_until(name, now)
             if quiet_end is not None:
-                self._skip_stale_for_quiet_hours(name, now, quiet_end)
+                await self._skip_stale_for_quiet_hours(name, now, quiet_end)
                 report.wake(quiet_end)
                 break
-            claim = self.ledger.claim(now, holder=self.holder, channel=name, pace=pace, limit=batch)
+            claim = await offload(
+                self.ledger.claim, now, holder=self.holder, channel=name, pace=pace, limit=batch
+            )
             claimed, wait = claim.deliveries, claim.wait_until
             if not claimed:
                 if wait is not None and pace is not None and wait > now:
@@ -344,9 +349,13 @@ class Pipeline:
                     # Not sent: back to the queue as they were (a shutdown, or the channel
                     # was paused by the outcome before).
                     for rest in claimed[index:]:
-                        self.ledger.release(rest.id, now=self.clock(), holder=self.holder)
+                        await offload(
+                            self.ledger.release, rest.id, now=self.clock(), holder=self.holder
+                        )
                     break
                 outcome = await self.deliver_one(delivery, spacing=pace.spacing if pace else None)
+                if outcome is None:
+                    continue
                 report.count(outcome.state)
                 if outcome.pause_until is not None and outcome.pause_until > self.clock():
                     paused_until = outcome.pause_until
@@ -369,13 +378,16 @@ class Pipeline:
             end += timedelta(days=1)
         return end.astimezone(UTC)
 
-    def _skip_stale_for_quiet_hours(self, channel: str, now: datetime, quiet_end: datetime) -> None:
+    async def _skip_stale_for_quiet_hours(
+        self, channel: str, now: datetime, quiet_end: datetime
+    ) -> None:
         """Posts that would be older than their source's max_age when quiet hours end are
         skipped now, saying so, rather than posted stale in the morning."""
         stale = []
-        for delivery in self.ledger.deliveries(
-            states=[DeliveryState.QUEUED], channel=channel, limit=10_000
-        ):
+        queued = await offload(
+            self.ledger.deliveries, states=[DeliveryState.QUEUED], channel=channel, limit=10_000
+        )
+        for delivery in queued:
             settings = self.config.sources.get(delivery.source)
             published = delivery.article.published
             if (
@@ -387,7 +399,8 @@ class Pipeline:
                 stale.append(delivery.id)
         if stale:
             local_end = quiet_end.astimezone(self.config.tz)
-            self.ledger.skip_queued(
+            await offload(
+                self.ledger.skip_queued,
                 stale,
                 reason=f"would be older than max_age when the quiet hours of {channel} end "
                 f"at {local_end:%H:%M}",
@@ -395,21 +408,26 @@ class Pipeline:
             )
             self._observe_delivery(channel, DeliveryState.SKIPPED, None, count=len(stale))
 
-    async def deliver_one(self, delivery: Delivery, *, spacing: timedelta | None = None) -> Outcome:
+    async def deliver_one(
+        self, delivery: Delivery, *, spacing: timedelta | None = None
+    ) -> Outcome | None:
         """Compose, send, judge, record, observe: one claimed delivery's whole path, with one
         ledger write for its outcome. ``spacing``: the channel is paced, and its next post may
         go that long after this one ends."""
         outcome, error = await self._attempt(delivery)
         now = self.clock()
-        recorded = self.ledger.finish(
-            delivery.id, outcome, now=now, holder=self.holder, spacing=spacing
-        )
         context = {
             "source": delivery.source,
             "article": delivery.article.key,
             "channel": delivery.channel,
             "delivery": delivery.id,
         }
+        if outcome is None:
+            log.warning("claim lost before the send; not sent", extra=context)
+            return None
+        recorded = await offload(
+            self.ledger.finish, delivery.id, outcome, now=now, holder=self.holder, spacing=spacing
+        )
         if not recorded:
             # Recovery gave the claim away while this instance was stalled; what the ledger
             # holds now is someone else's to decide.
@@ -434,8 +452,9 @@ class Pipeline:
             self._observe_delivery(delivery.channel, outcome.state, delay)
         return outcome
 
-    async def _attempt(self, delivery: Delivery) -> tuple[Outcome, BaseException | None]:
-        """The outcome of trying to send one delivery now, and the error it raised, if any."""
+    async def _attempt(self, delivery: Delivery) -> tuple[Outcome | None, BaseException | None]:
+        """The outcome of trying to send one delivery now, and the error it raised, if any;
+        no outcome when the claim was lost before the send."""
         now = self.clock()
         channel = self.channels.get(delivery.channel)
         settings = self.config.channels.get(delivery.channel)
@@ -461,10 +480,14 @@ class Pipeline:
                 delivery.channel, delivery.article.title, reason
             ), None
         cost = settings.post_cost(post)
-        over = self._over_budget(settings, cost, now)
+        over = await self._over_budget(settings, cost, now)
         if over is not None:
             alert = outcome_rules.Alert("budget", f"{delivery.channel}: {over}")
             return outcome_rules.skipped(over, alert=alert, level=logging.WARNING), None
+        if not await offload(
+            self.ledger.mark_in_flight, delivery.id, now=self.clock(), holder=self.holder
+        ):
+            return None, None
         result: Receipt | BaseException
         try:
             result = await channel.send(post)
@@ -483,13 +506,13 @@ class Pipeline:
         )
         return outcome, result if isinstance(result, BaseException) else None
 
-    def _over_budget(
+    async def _over_budget(
         self, settings: ChannelConfig, cost: float | None, now: datetime
     ) -> str | None:
         if not isinstance(settings, XChannelConfig) or settings.monthly_budget is None:
             return None
-        posts, spent = self.ledger.spend(
-            settings.name, since=outcome_rules.month_start(now, self.config.tz)
+        posts, spent = await offload(
+            self.ledger.spend, settings.name, since=outcome_rules.month_start(now, self.config.tz)
         )
         return outcome_rules.over_budget(
             budget=settings.monthly_budget,

@@ -155,7 +155,8 @@ def test_finish_applies_a_retry_and_the_channel_pause_in_one_go(ledger: Ledger) 
 def test_in_flight_becomes_uncertain_and_retry_requeues(ledger: Ledger) -> None:
     """A dead holder's 'sending' rows become 'uncertain'; retry --uncertain queues them again."""
     ledger.ingest("nv", [NewArticle(article(1), "")], ["x", "telegram"], now=NOW)
-    ledger.claim_due(NOW, holder="host:1", limit=1)
+    (claimed,) = ledger.claim_due(NOW, holder="host:1", limit=1)
+    assert ledger.mark_in_flight(claimed.id, now=NOW, holder="host:1")
     assert ledger.in_flight_holders() == ["host:1"]
     report = ledger.recover_dead(NOW, timedelta(seconds=30), also=["host:1"])
     assert (report.holders, report.uncertain) == (("host:1",), 1)
