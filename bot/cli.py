@@ -368,8 +368,7 @@ def _known(name: str | None, entries: object, what: str) -> None:
 
 async def _db(config: Config, args: argparse.Namespace) -> int:
     """``newsbot db upgrade`` / ``newsbot db current``: the ledger's schema revision."""
-    from bot.ledger import Ledger
-    from bot.ledger import _redact_url as redact_url
+    from bot.ledger import Ledger, redact_url
 
     where = redact_url(config.database)
     if args.db_command == "upgrade":

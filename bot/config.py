@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot import USER_AGENT
 from bot.errors import ConfigError
 from bot.model import Post
 
@@ -203,7 +204,7 @@ class FeedSourceConfig(SourceConfig):
     url: str
     timeout: Duration = timedelta(seconds=20)
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    user_agent: str = "newsbot/0.1 (+https://github.com/newsbot)"
+    user_agent: str = USER_AGENT
     websub: bool = False
     websub_every: Duration = timedelta(hours=1)
 

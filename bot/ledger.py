@@ -334,7 +334,7 @@ class Ledger:
         try:
             engine = sa.create_engine(url, future=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
-            raise LedgerError(f"cannot use the database {_redact_url(url)}: {exc}") from exc
+            raise LedgerError(f"cannot use the database {redact_url(url)}: {exc}") from exc
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             sa.event.listen(engine, "begin", _sqlite_begin_immediate)
@@ -521,19 +521,7 @@ class Ledger:
             ).scalar()
             if paused is not None:
                 return PacedClaim([], paused)
-            query = (
-                sa.select(deliveries.c.id)
-                .where(
-                    deliveries.c.state == str(DeliveryState.QUEUED),
-                    deliveries.c.due_at <= now,
-                    deliveries.c.channel == channel,
-                )
-                .order_by(deliveries.c.priority.desc(), deliveries.c.id)
-                .limit(limit)
-            )
-            if self._postgres:
-                query = query.with_for_update(skip_locked=True)
-            ids = list(conn.execute(query).scalars())
+            ids = list(conn.execute(self._due(now, limit, [channel])).scalars())
             if ids:
                 return PacedClaim(self._claim_ids(conn, ids, holder, now), None)
             later = conn.execute(
@@ -558,6 +546,16 @@ class Ledger:
         place, so a channel's posts stay in publication order). On PostgreSQL, rows locked by
         another instance are skipped, so instances share the queue without waiting.
         """
+        query = self._due(now, limit, channels)
+        with self._tx() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            return self._claim_ids(conn, ids, holder, now)
+
+    def _due(self, now: datetime, limit: int, channels: Collection[str] | None) -> Any:
+        """The ids of the next due queued deliveries, in claim order, locked on PostgreSQL
+        (skipping rows another instance is claiming)."""
         query = (
             sa.select(deliveries.c.id)
             .where(deliveries.c.state == str(DeliveryState.QUEUED), deliveries.c.due_at <= now)
@@ -568,11 +566,7 @@ class Ledger:
             query = query.where(deliveries.c.channel.in_(list(channels)))
         if self._postgres:
             query = query.with_for_update(skip_locked=True)
-        with self._tx() as conn:
-            ids = list(conn.execute(query).scalars())
-            if not ids:
-                return []
-            return self._claim_ids(conn, ids, holder, now)
+        return query
 
     def _claim_ids(
         self, conn: Connection, ids: list[int], holder: str, now: datetime
@@ -644,21 +638,10 @@ class Ledger:
                     oldest = _aware(oldest) or now
                     return PacedClaim([], max(oldest + pace.rate_period, now + _TICK))
                 allowance = min(allowance, room)
-            query = (
-                sa.select(deliveries.c.id)
-                .where(
-                    deliveries.c.state == str(DeliveryState.QUEUED),
-                    deliveries.c.due_at <= now,
-                    deliveries.c.channel == channel,
-                )
-                .order_by(deliveries.c.priority.desc(), deliveries.c.id)
-                .limit(allowance)
-            )
+            query = self._due(now, allowance, [channel])
             if not gap_open:
                 # Breaking news ignores min_gap (never the rate cap): only it may go now.
                 query = query.where(deliveries.c.priority >= pace.priority_bypass)
-            if self._postgres:
-                query = query.with_for_update(skip_locked=True)
             ids = list(conn.execute(query).scalars())
             if not ids:
                 return PacedClaim([], None if gap_open else _aware(row["next_at"]))
@@ -1347,7 +1330,8 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
+    """A database URL fit to show: its password hidden."""
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:

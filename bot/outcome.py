@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from bot.config import ChannelConfig
 from bot.errors import PermanentError, TransientError
 from bot.model import DeliveryState, Post, Receipt
+from bot.sources.base import backoff_interval
 
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
@@ -83,10 +84,10 @@ class Policy:
 def backoff(
     attempts: int, *, base: timedelta = BACKOFF_BASE, jitter: Jitter = random.uniform
 ) -> timedelta:
-    """Exponential back-off with jitter: about ``base``, 2×, 4×, ... capped at an hour."""
-    seconds = base.total_seconds() * 2 ** max(attempts - 1, 0)
-    seconds = min(seconds, BACKOFF_CAP.total_seconds())
-    return timedelta(seconds=seconds * jitter(0.8, 1.2))
+    """Exponential back-off with jitter: about ``base``, 2×, 4×, ... capped at an hour (the
+    doubling a failing source's polls back off by, give or take a fifth)."""
+    wait = backoff_interval(base, attempts - 1, cap=BACKOFF_CAP)
+    return wait * jitter(0.8, 1.2)
 
 
 def month_start(now: datetime, tz: tzinfo) -> datetime:

@@ -26,7 +26,7 @@ from bot.errors import BotError, PermanentError, SourceError, TemplateError
 from bot.filters import ArticleFilter
 from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace, offload
 from bot.logs import Redactor
-from bot.model import Article, DeliveryState, Post, Receipt
+from bot.model import MAX_TITLE, Article, DeliveryState, Post, Receipt
 from bot.outcome import Outcome
 from bot.sources.base import Source
 
@@ -534,9 +534,6 @@ class Pipeline:
     def _alert(self, kind: str, message: str) -> None:
         if self.alert is not None:
             self.alert(kind, message)
-
-
-MAX_TITLE = 500
 
 
 def _tidy(article: Article) -> Article:

@@ -38,8 +38,8 @@ import feedparser
 from bot.compose.excerpt import clean_text, html_to_text, one_line, shorten
 from bot.config import FeedSourceConfig
 from bot.errors import SourceError
-from bot.links import canonical_url
-from bot.model import Article
+from bot.links import absolute_url, canonical_url
+from bot.model import MAX_TITLE, Article
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.fetch import Fetcher
 
@@ -142,7 +142,6 @@ def parse_feed(
 # A feed's clock may run a little ahead of ours; beyond this a future date is worth a warning.
 _CLOCK_SKEW = timedelta(minutes=5)
 # Titles are headlines: a feed that puts a whole article (or 1 MB of one word) there is cut.
-_MAX_TITLE = 500
 _DERIVED_TITLE = 60
 
 
@@ -195,7 +194,7 @@ class _RawEntry:
 def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | str:
     """The entry as an Article, or why it cannot be one (for the warning)."""
     given = clean_text(raw.link).strip()
-    link = _absolute(given, base_url) if given else ""
+    link = absolute_url(given, base_url, allow=None) if given else ""
     key = clean_text(raw.id).strip()
     # A guid that merely repeats the link is a permalink: keyed canonically, a feed that rotates
     # its utm_* parameters (or moves to https) cannot make the same article look new.
@@ -214,7 +213,7 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
         # caught by the ledger, which knows every article's canonical URL too.
         key = _identity(link)
     image = clean_text(raw.image).strip() or _first_img_src(raw.html_for_image)
-    image = _absolute(image, base_url) if image else ""
+    image = absolute_url(image, base_url, allow=None) if image else ""
     published = raw.published or now
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
@@ -251,18 +250,11 @@ def _title_from(summary_html: str) -> str:
     return shorten(text, _DERIVED_TITLE)
 
 
-def _absolute(url: str, base_url: str) -> str:
-    # urljoin is most of canonical_url's cost and nearly every feed link is already absolute.
-    if url.startswith(("http://", "https://")):
-        return canonical_url(url)
-    return canonical_url(url, base_url)
-
-
 def _plain_title(title: str) -> str:
     # Feeds double-escape (`&amp;amp;`) or put markup in titles; both parsers hand these back
     # unchanged, so decoding here makes a title text whichever parser read it.
     text = html.unescape(_TAG.sub("", title))
-    return one_line(text, _MAX_TITLE)
+    return one_line(text, MAX_TITLE)
 
 
 def _author_name(author: str) -> str | None:

@@ -9,11 +9,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.config import load_config
@@ -69,8 +68,9 @@ def feed() -> Iterator[str]:
         )
 
 
-@pytest.fixture
-async def running(tmp_path: Path, feed: str) -> AsyncIterator[tuple[Daemon, str]]:
+@asynccontextmanager
+async def started(tmp_path: Path, feed: str) -> AsyncIterator[tuple[Daemon, str]]:
+    """A daemon on a free port, running in this event loop; stopped cleanly after."""
     port = free_port()
     path = tmp_path / "newsbot.yaml"
     path.write_text(
@@ -78,19 +78,25 @@ async def running(tmp_path: Path, feed: str) -> AsyncIterator[tuple[Daemon, str]
     )
     daemon = Daemon(load_config(path, environ={}))
     task = asyncio.create_task(daemon.run())
-    base = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            try:
-                async with http.get(base + "/healthz"):
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
     try:
-        yield daemon, base
+        yield daemon, f"http://127.0.0.1:{port}"
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 30)
+
+
+async def first_answer(base: str, *, status: int | None = None) -> tuple[int, str, float]:
+    """/healthz once the listener is up (and, with ``status``, once it says that)."""
+    answer: tuple[int, str, float] = (0, "", 0.0)
+    for _ in range(200):
+        try:
+            answer = await healthz(base)
+            if status is None or answer[0] == status:
+                return answer
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+    return answer
 
 
 async def healthz(base: str) -> tuple[int, str, float]:
@@ -131,47 +137,28 @@ async def test_health_fails_when_the_delivery_loop_dies(
         raise RuntimeError("sqlalchemy.exc.InterfaceError: cursor already closed")
 
     monkeypatch.setattr(Pipeline, "deliver_due", broken)
-    port = free_port()
-    path = tmp_path / "newsbot.yaml"
-    path.write_text(
-        CONFIG.format(templates=REPO / "templates", port=port, feed=feed), encoding="utf-8"
-    )
-    daemon = Daemon(load_config(path, environ={}))
-    task = asyncio.create_task(daemon.run())
-    try:
-        answer: tuple[int, str, float] = (0, "", 0.0)
-        for _ in range(200):
-            try:
-                answer = await healthz(f"http://127.0.0.1:{port}")
-                if answer[0] == 503:
-                    break
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
-        status, body, _ = answer
+    async with started(tmp_path, feed) as (daemon, base):
+        status, body, _ = await first_answer(base, status=503)
         assert status == 503 and "deliveries loop died" in body and "RuntimeError" in body
         ok, reason = await daemon.health()
         assert not ok and "cursor already closed" in reason
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_a_slow_ledger_never_holds_the_event_loop(
-    running: tuple[Daemon, str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, feed: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With every ledger transaction taking 0.5 s (a SQLite writer holding the lock), the
     polls, heartbeats and deliveries wait in worker threads: /healthz answers within 100 ms
     every time, and still says ok."""
-    _daemon, base = running
-    status, _, _ = await healthz(base)
-    assert status == 200
-    with slow(Ledger, "_tx", 0.5, monkeypatch):
-        await asyncio.sleep(1.2)  # polls (every 1 s), deliveries and a heartbeat under way
-        answers = []
-        for _ in range(10):
-            answers.append(await healthz(base))
-            await asyncio.sleep(0.1)
+    async with started(tmp_path, feed) as (_daemon, base):
+        status, _, _ = await first_answer(base)
+        assert status == 200
+        with slow(Ledger, "_tx", 0.5, monkeypatch):
+            await asyncio.sleep(1.2)  # polls (every 1 s), deliveries and a heartbeat under way
+            answers = []
+            for _ in range(10):
+                answers.append(await healthz(base))
+                await asyncio.sleep(0.1)
     assert all(status == 200 for status, _, _ in answers), answers
     slowest = max(seconds for _, _, seconds in answers)
     assert slowest < 0.1, f"/healthz took {slowest * 1000:.0f} ms with a slow ledger"
