@@ -280,6 +280,18 @@ class Pace:
 
 
 @dataclass(frozen=True, slots=True)
+class Finished:
+    """What :meth:`Ledger.finish` did: the outcome recorded (false: the claim was no longer
+    the holder's), and whether the next delivery was marked in flight with it."""
+
+    recorded: bool
+    next_in_flight: bool = False
+
+    def __bool__(self) -> bool:
+        return self.recorded
+
+
+@dataclass(frozen=True, slots=True)
 class PacedClaim:
     deliveries: list[Delivery]
     wait_until: datetime | None
@@ -442,41 +454,50 @@ class Ledger:
         if not items:
             return report
         with self._tx() as conn:
-            seen_urls = set(
-                conn.execute(
-                    sa.select(articles.c.url).where(
-                        articles.c.source == source,
-                        articles.c.url.in_([item.article.url for item in items]),
-                    )
-                ).scalars()
-            )
-            inserted_ids: list[tuple[int, NewArticle]] = []
+            seen_urls: set[str] = set()
+            for chunk in _chunks([item.article.url for item in items], 500):
+                seen_urls.update(
+                    conn.execute(
+                        sa.select(articles.c.url).where(
+                            articles.c.source == source, articles.c.url.in_(chunk)
+                        )
+                    ).scalars()
+                )
+            by_key: dict[str, NewArticle] = {}
+            values = []
             for item in items:
                 article = item.article
-                if article.url in seen_urls:
+                if article.url in seen_urls or article.key in by_key:
                     continue
                 seen_urls.add(article.url)
-                result = conn.execute(
-                    self._insert(articles)
-                    .values(
-                        source=source,
-                        key=article.key,
-                        url=article.url,
-                        title=article.title,
-                        summary_html=article.summary_html,
-                        excerpt=item.excerpt,
-                        published_at=article.published,
-                        author=article.author,
-                        categories=json.dumps(list(article.categories), ensure_ascii=False),
-                        image=article.image,
-                        seen_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(articles.c.id)
+                by_key[article.key] = item
+                values.append(
+                    {
+                        "source": source,
+                        "key": article.key,
+                        "url": article.url,
+                        "title": article.title,
+                        "summary_html": article.summary_html,
+                        "excerpt": item.excerpt,
+                        "published_at": article.published,
+                        "author": article.author,
+                        "categories": json.dumps(list(article.categories), ensure_ascii=False),
+                        "image": article.image,
+                        "seen_at": now,
+                    }
                 )
-                article_id = result.scalar()
-                if article_id is not None:
-                    inserted_ids.append((article_id, item))
+            if not values:
+                return report
+            # One multi-row INSERT for the lot; a key another instance recorded meanwhile is
+            # left alone (and returns no id). Ids grow in insertion order, so sorting by id
+            # keeps the deliveries in publication order.
+            returned = conn.execute(
+                self._insert(articles)
+                .on_conflict_do_nothing()
+                .returning(articles.c.id, articles.c.key),
+                values,
+            ).all()
+            inserted_ids = sorted((int(row[0]), by_key[row[1]]) for row in returned)
             queued = skipped = 0
             rows = []
             for article_id, item in inserted_ids:
@@ -697,15 +718,20 @@ class Ledger:
         may be unknown if the holder dies. False when the holder no longer has the claim
         (recovery gave it away while this instance was stalled): then it must not be sent."""
         with self._tx() as conn:
-            result = conn.execute(
-                sa.update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    deliveries.c.state == str(DeliveryState.SENDING),
-                    deliveries.c.claimed_by == holder,
-                )
-                .values(in_flight_at=now)
+            return self._mark_in_flight(conn, delivery_id, now=now, holder=holder)
+
+    def _mark_in_flight(
+        self, conn: Connection, delivery_id: int, *, now: datetime, holder: str
+    ) -> bool:
+        result = conn.execute(
+            sa.update(deliveries)
+            .where(
+                deliveries.c.id == delivery_id,
+                deliveries.c.state == str(DeliveryState.SENDING),
+                deliveries.c.claimed_by == holder,
             )
+            .values(in_flight_at=now)
+        )
         return bool(result.rowcount)
 
     def finish(
@@ -716,13 +742,18 @@ class Ledger:
         now: datetime,
         holder: str | None = None,
         spacing: timedelta | None = None,
-    ) -> bool:
+        then_in_flight: int | None = None,
+    ) -> Finished:
         """Apply a judged outcome to a claimed delivery, in one transaction: its new state
         and what goes with it, the channel's pause when the outcome asks for one, and on a
         paced channel the moment the next post may go (``spacing`` after this one).
 
         With ``holder``, only that holder's claim is touched: an instance that stalled and lost
-        its claim to recovery cannot overwrite what followed (and then pauses nothing)."""
+        its claim to recovery cannot overwrite what followed (and then pauses nothing).
+
+        ``then_in_flight``: the holder's next claimed delivery on this channel, marked in
+        flight in the same transaction (see :meth:`mark_in_flight`) unless the outcome pauses
+        the channel — one round trip per delivery on the way to the platform."""
         values: dict[str, Any] = {"state": str(outcome.state), "reason": outcome.reason}
         if outcome.state is DeliveryState.SENT:
             receipt = outcome.receipt or Receipt(remote_id="")
@@ -750,7 +781,10 @@ class Ledger:
         with self._tx() as conn:
             result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
             if not result.rowcount:
-                return False
+                return Finished(False)
+            marked = False
+            if then_in_flight is not None and holder is not None and outcome.pause_until is None:
+                marked = self._mark_in_flight(conn, then_in_flight, now=now, holder=holder)
             if outcome.pause_until is not None or spacing is not None:
                 channel = (
                     sa.select(deliveries.c.channel)
@@ -771,7 +805,7 @@ class Ledger:
                     .where(channel_pacing.c.channel == channel)
                     .values(**changes)
                 )
-        return True
+        return Finished(True, marked)
 
     def _channel_row(self, conn: Connection, delivery_id: int) -> None:
         """Make sure the delivery's channel has its pacing row (for a pause or a pace)."""
@@ -804,7 +838,7 @@ class Ledger:
             receipt=receipt,
             cost=cost,
         )
-        return self.finish(delivery_id, outcome, now=now, holder=holder)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def mark_failed(
         self,
@@ -816,7 +850,7 @@ class Ledger:
         holder: str | None = None,
     ) -> bool:
         outcome = Outcome(DeliveryState.FAILED, reason=reason, text=text)
-        return self.finish(delivery_id, outcome, now=now, holder=holder)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def mark_uncertain(
         self,
@@ -829,13 +863,13 @@ class Ledger:
     ) -> bool:
         """Sent, but the answer never came: a person decides (``newsbot retry --uncertain``)."""
         outcome = Outcome(DeliveryState.UNCERTAIN, reason=reason, text=text)
-        return self.finish(delivery_id, outcome, now=now, holder=holder)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def mark_skipped(
         self, delivery_id: int, *, reason: str, now: datetime, holder: str | None = None
     ) -> bool:
         outcome = Outcome(DeliveryState.SKIPPED, reason=reason)
-        return self.finish(delivery_id, outcome, now=now, holder=holder)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def requeue(
         self,
@@ -848,7 +882,7 @@ class Ledger:
     ) -> bool:
         """A transient failure: back to ``queued``, not due before ``due_at``."""
         outcome = Outcome(DeliveryState.QUEUED, reason=reason, due_at=due_at)
-        return self.finish(delivery_id, outcome, now=now, holder=holder)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def release(self, delivery_id: int, *, now: datetime, holder: str | None = None) -> bool:
         """Give back a claim that was never sent (e.g. on shutdown): ``queued`` again, and the

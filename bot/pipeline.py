@@ -240,8 +240,14 @@ class Pipeline:
                 reason = self._too_old_reason(article, name)
             else:
                 reason = self.filters[name].reason(article)
-            excerpt = build_excerpt(
-                article.summary_html, strip=settings.strip, length=settings.excerpt_length
+            # An article skipped now is never composed: its excerpt (the costliest step of
+            # ingest, most of a cold first sight) would never be read.
+            excerpt = (
+                build_excerpt(
+                    article.summary_html, strip=settings.strip, length=settings.excerpt_length
+                )
+                if reason is None
+                else ""
             )
             items.append(
                 NewArticle(
@@ -344,6 +350,7 @@ class Pipeline:
                 report.wake(wait)
                 break
             paused_until: datetime | None = None
+            in_flight = False
             for index, delivery in enumerate(claimed):
                 if self.stopping or paused_until is not None:
                     # Not sent: back to the queue as they were (a shutdown, or the channel
@@ -353,7 +360,14 @@ class Pipeline:
                             self.ledger.release, rest.id, now=self.clock(), holder=self.holder
                         )
                     break
-                outcome = await self.deliver_one(delivery, spacing=pace.spacing if pace else None)
+                following = claimed[index + 1].id if index + 1 < len(claimed) else None
+                done = await self.deliver_one(
+                    delivery,
+                    spacing=pace.spacing if pace else None,
+                    in_flight=in_flight,
+                    then=following,
+                )
+                outcome, in_flight = done if done is not None else (None, False)
                 if outcome is None:
                     continue
                 report.count(outcome.state)
@@ -409,12 +423,19 @@ class Pipeline:
             self._observe_delivery(channel, DeliveryState.SKIPPED, None, count=len(stale))
 
     async def deliver_one(
-        self, delivery: Delivery, *, spacing: timedelta | None = None
-    ) -> Outcome | None:
+        self,
+        delivery: Delivery,
+        *,
+        spacing: timedelta | None = None,
+        in_flight: bool = False,
+        then: int | None = None,
+    ) -> tuple[Outcome, bool] | None:
         """Compose, send, judge, record, observe: one claimed delivery's whole path, with one
         ledger write for its outcome. ``spacing``: the channel is paced, and its next post may
-        go that long after this one ends."""
-        outcome, error = await self._attempt(delivery)
+        go that long after this one ends. ``in_flight``: already marked so (with the previous
+        outcome); ``then``: the next claimed delivery, marked in flight with this outcome.
+        The outcome and whether ``then`` was marked; ``None`` when the claim was lost."""
+        outcome, error = await self._attempt(delivery, in_flight=in_flight)
         now = self.clock()
         context = {
             "source": delivery.source,
@@ -425,16 +446,22 @@ class Pipeline:
         if outcome is None:
             log.warning("claim lost before the send; not sent", extra=context)
             return None
-        recorded = await offload(
-            self.ledger.finish, delivery.id, outcome, now=now, holder=self.holder, spacing=spacing
+        finished = await offload(
+            self.ledger.finish,
+            delivery.id,
+            outcome,
+            now=now,
+            holder=self.holder,
+            spacing=spacing,
+            then_in_flight=then,
         )
-        if not recorded:
+        if not finished:
             # Recovery gave the claim away while this instance was stalled; what the ledger
             # holds now is someone else's to decide.
             log.warning(
                 "claim lost before its outcome was recorded: %s", outcome.state, extra=context
             )
-            return outcome
+            return None
         log.log(
             outcome.level,
             "%s",
@@ -450,9 +477,11 @@ class Pipeline:
                 start = delivery.article.published or delivery.created_at
                 delay = max((now - start).total_seconds(), 0.0)
             self._observe_delivery(delivery.channel, outcome.state, delay)
-        return outcome
+        return outcome, finished.next_in_flight
 
-    async def _attempt(self, delivery: Delivery) -> tuple[Outcome | None, BaseException | None]:
+    async def _attempt(
+        self, delivery: Delivery, *, in_flight: bool = False
+    ) -> tuple[Outcome | None, BaseException | None]:
         """The outcome of trying to send one delivery now, and the error it raised, if any;
         no outcome when the claim was lost before the send."""
         now = self.clock()
@@ -484,7 +513,7 @@ class Pipeline:
         if over is not None:
             alert = outcome_rules.Alert("budget", f"{delivery.channel}: {over}")
             return outcome_rules.skipped(over, alert=alert, level=logging.WARNING), None
-        if not await offload(
+        if not in_flight and not await offload(
             self.ledger.mark_in_flight, delivery.id, now=self.clock(), holder=self.holder
         ):
             return None, None
