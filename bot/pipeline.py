@@ -377,6 +377,11 @@ class Pipeline:
                 report.paused_channels[name] = paused_until
                 report.wake(paused_until)
                 break
+            if pace is None and len(claimed) < batch:
+                # Nothing more was due: this pass is done, and what an outcome made due again
+                # (a retry without delay) waits for the next pass rather than going at once.
+                report.wake(await offload(self.ledger.next_due, [name]))
+                break
         return report
 
     def _quiet_until(self, channel: str, now: datetime) -> datetime | None:
