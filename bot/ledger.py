@@ -852,25 +852,6 @@ class Ledger:
         outcome = Outcome(DeliveryState.FAILED, reason=reason, text=text)
         return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
-    def mark_uncertain(
-        self,
-        delivery_id: int,
-        *,
-        reason: str,
-        now: datetime,
-        text: str | None = None,
-        holder: str | None = None,
-    ) -> bool:
-        """Sent, but the answer never came: a person decides (``newsbot retry --uncertain``)."""
-        outcome = Outcome(DeliveryState.UNCERTAIN, reason=reason, text=text)
-        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
-
-    def mark_skipped(
-        self, delivery_id: int, *, reason: str, now: datetime, holder: str | None = None
-    ) -> bool:
-        outcome = Outcome(DeliveryState.SKIPPED, reason=reason)
-        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
-
     def requeue(
         self,
         delivery_id: int,
