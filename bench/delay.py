@@ -79,11 +79,11 @@ def webhook_rounds(server: ServerProcess, articles: int, folder: str) -> list[fl
     import aiohttp
 
     from bot.config import Config, WebhookSourceConfig
-    from bot.daemon import open_runtime
     from bot.listener import Listener
     from bot.metrics import Metrics
     from bot.model import Article
     from bot.sources.webhook import WebhookReceiver, signed_headers
+    from bot.wiring import open_runtime
 
     config = Config.model_validate(
         {
@@ -118,7 +118,7 @@ def webhook_rounds(server: ServerProcess, articles: int, folder: str) -> list[fl
             async def accept(name: str, pushed: Any) -> str:
                 # What the daemon does: record at once, wake the delivery loop.
                 articles_: list[Article] = list(pushed)
-                pipeline.accept(name, articles_)
+                await pipeline.accept(name, articles_)
                 task = asyncio.create_task(pipeline.deliver_due())
                 deliveries.add(task)
                 task.add_done_callback(deliveries.discard)
@@ -177,8 +177,8 @@ def _feed(generation: int) -> str:
 def rounds(server: ServerProcess, articles: int, folder: str) -> dict[str, Any]:
     """``articles`` rounds of: publish one new entry, poll, deliver; the delays in ms."""
     from bot.config import Config
-    from bot.daemon import open_runtime
     from bot.sources import fetch
+    from bot.wiring import open_runtime
 
     assert server.urls.feed
     feed_url = server.urls.feed + "/delay.xml"

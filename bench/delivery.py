@@ -105,7 +105,7 @@ def _config(urls: ServerURLs, folder: str) -> Any:
 
 
 def drain(urls: ServerURLs, articles: int, ceiling: int, folder: str) -> dict[str, Any]:
-    from bot.daemon import open_runtime
+    from bot.wiring import open_runtime
 
     config = _config(urls, folder)
     items = bench_articles(articles)

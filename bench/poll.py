@@ -122,6 +122,26 @@ def run(*, smoke: bool = False) -> Report:
                 "s",
             )
             report.add(f"cycle {phase} {cycle_size} feeds: peak RSS", got["peak_rss_mb"], "MB")
+        # The ledger's share of a cycle, as a ratio in this one run (absolute figures move
+        # with the machine's load): the cycle against the same feeds polled without a ledger.
+        alone = report.details.get(f"sources_{cycle_size}") or run_in_process(
+            poll_sources, urls[:cycle_size], DEFAULT_CONCURRENCY
+        )
+        for phase in ("cold", "warm"):
+            poll_wall, cycle_wall = alone[phase]["wall"], cycle[phase]["wall"]
+            ratio = cycle_wall / poll_wall if poll_wall else None
+            goal, met = "", None
+            if phase == "cold" and not smoke:
+                goal, met = "<= 1.2x the cold poll alone", bool(ratio and ratio <= 1.2)
+            report.add(
+                f"cycle {phase} {cycle_size} feeds / poll alone",
+                ratio,
+                "x",
+                goal=goal,
+                met=met,
+                note=f"cycle {cycle_wall:.2f} s, the same feeds' poll_all without a ledger "
+                f"{poll_wall:.2f} s",
+            )
     return report
 
 
@@ -257,7 +277,7 @@ def poll_cycle(urls: list[str], folder: str) -> dict[str, Any]:
     """Pipeline.poll_all, as `newsbot run` does it each round: cold (first sight of every feed,
     every article ingested and marked seen) and warm (every feed 304)."""
     from bot.channels.console import ConsoleChannel
-    from bot.daemon import open_runtime
+    from bot.wiring import open_runtime
 
     config = cycle_config(urls, folder)
 

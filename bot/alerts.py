@@ -41,7 +41,6 @@ class Alerter:
         self.clock = clock
         self.last_sent: dict[str, datetime] = {}
         self.suppressed: dict[str, int] = {}
-        self.sent: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, kind: str, message: str) -> None:
@@ -71,7 +70,6 @@ class Alerter:
         post = Post(channel=self.channel.name, text=text, length=len(text), limit=4096, link="")
         try:
             await self.channel.send(post)
-            self.sent.append(text)
         except DeliveryError as exc:
             # Never alert about an alert: that way lies a loop.
             log.error("could not send an alert (%s): %s", kind, exc.reason)

@@ -27,6 +27,7 @@ from bot.config import (
 )
 from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
+from bot.model import DeliveryState
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger, SourceRecord
@@ -110,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--state",
         action="append",
-        choices=["queued", "sending", "sent", "failed", "skipped", "uncertain"],
+        choices=[str(state) for state in DeliveryState],
     )
     status.add_argument("--source")
     status.add_argument("--channel")
@@ -138,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+LEDGER_ONLY = frozenset({"status", "retry", "db"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     redactor = setup_logging(
@@ -145,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     path = config_path(args.config)
     try:
-        config = load_config(path)
+        # Commands that only read or mend the ledger need no channel's secrets.
+        config = load_config(path, secrets_optional=args.command in LEDGER_ONLY)
         redactor.update(config.secrets())
         args.redactor = redactor
         handler = _COMMANDS[args.command]
@@ -173,7 +178,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _once(config: Config, args: argparse.Namespace) -> int:
-    from bot.daemon import open_runtime
+    from bot.wiring import open_runtime
 
     async with open_runtime(config, redactor=args.redactor) as runtime:
         pipeline = runtime.pipeline
@@ -202,11 +207,11 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
 async def _preview(config: Config, args: argparse.Namespace) -> int:
     from bot.channels.console import format_post
     from bot.compose.excerpt import stored_excerpt
-    from bot.daemon import build_channel, build_renderer, build_source
-    from bot.links import with_tracking
+    from bot.compose.post import compose_post
     from bot.pipeline import tidy_article
     from bot.sources.base import SourceState
     from bot.sources.fetch import Fetcher
+    from bot.wiring import build_channel, build_renderer, build_source
 
     _known(args.source, config.sources, "source")
     _known(args.channel, config.channels, "channel")
@@ -255,14 +260,13 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
                         "platform": rule.platform,
                     }
                     try:
-                        composed = renderer.compose(
-                            settings.template,
+                        composed = compose_post(
+                            renderer,
+                            settings,
+                            channel,
                             article=article,
                             excerpt=excerpt,
                             source=name,
-                            channel=channel_name,
-                            link=with_tracking(article.url, settings.tracking),
-                            rule=rule,
                             max_chars=source_config.excerpt_length,
                         )
                     except (DeliveryError, ConfigError) as exc:
@@ -295,26 +299,14 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _check(config: Config, args: argparse.Namespace) -> int:
-    from bot.compose.excerpt import build_excerpt
-    from bot.compose.sample import SAMPLE_ARTICLE, SAMPLE_SOURCE
-    from bot.daemon import build_channel, build_renderer
-    from bot.links import with_tracking
+    from bot.wiring import build_channel, build_renderer, sample_post
 
     renderer = build_renderer(config)
     problems: list[str] = []
     for name, settings in config.channels.items():
         channel = build_channel(settings)
         try:
-            renderer.check(settings.template)
-            post = renderer.render(
-                settings.template,
-                article=SAMPLE_ARTICLE,
-                excerpt=build_excerpt(SAMPLE_ARTICLE.summary_html),
-                source=SAMPLE_SOURCE,
-                channel=name,
-                link=with_tracking(SAMPLE_ARTICLE.url, settings.tracking),
-                rule=channel.rule(has_image=bool(SAMPLE_ARTICLE.image)),
-            )
+            post = sample_post(renderer, settings, channel)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
@@ -415,11 +407,11 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
     from bot.ledger import Ledger
 
     _known(args.channel, config.channels, "channel")
-    states = []
+    states: list[DeliveryState] = []
     if args.failed or not args.uncertain:
-        states.append("failed")
+        states.append(DeliveryState.FAILED)
     if args.uncertain:
-        states.append("uncertain")
+        states.append(DeliveryState.UNCERTAIN)
     ledger = Ledger.open(config.database, redactor=args.redactor)
     try:
         moved = ledger.retry(
@@ -436,8 +428,9 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
 
 def _x_spend(config: Config, ledger: Ledger) -> dict[str, dict[str, Any]]:
     """This calendar month's X posts and spend, per X channel, in the configured time zone."""
-    local = datetime.now(config.tz)
-    since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    from bot.outcome import month_start
+
+    since = month_start(datetime.now(UTC), config.tz)
     found: dict[str, dict[str, Any]] = {}
     for name, settings in config.channels.items():
         if isinstance(settings, XChannelConfig):

@@ -33,7 +33,9 @@ from pydantic import (
     model_validator,
 )
 
+from bot import USER_AGENT
 from bot.errors import ConfigError
+from bot.model import Post
 
 DEFAULT_CONFIG = Path("config/newsbot.yaml")
 CONFIG_ENV = "NEWSBOT_CONFIG"
@@ -299,7 +301,7 @@ class FeedSourceConfig(SourceConfig):
     url: str
     timeout: Timeout = timedelta(seconds=20)
     max_bytes: Bytes = 10 * 1024 * 1024
-    user_agent: str = "newsbot/0.1 (+https://github.com/newsbot)"
+    user_agent: str = USER_AGENT
     websub: bool = False
     websub_every: Interval = timedelta(hours=1)
 
@@ -408,6 +410,10 @@ class ChannelConfig(_Strict):
         rates = self.effective_rates
         return min(rates, key=lambda r: r.count / r.period.total_seconds()) if rates else None
 
+    def post_cost(self, post: Post) -> float | None:
+        """What the platform charges for this post (``None``: nothing is charged)."""
+        return None
+
     def secrets(self) -> list[str]:
         """Every secret value of this channel, for the log redaction filter."""
         return [
@@ -464,6 +470,11 @@ class XChannelConfig(ChannelConfig):
     price_per_link_post: Amount = 0.20
     monthly_budget: Amount | None = None
     currency: str = "USD"
+
+    def post_cost(self, post: Post) -> float | None:
+        # X prices a post that carries a link higher than one that does not.
+        has_link = bool(post.link) and post.link in post.text
+        return self.price_per_link_post if has_link else self.price_per_post
 
     @property
     def default_rates(self) -> tuple[Rate, ...]:
@@ -822,8 +833,17 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(from_env) if from_env else DEFAULT_CONFIG
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read, substitute, validate. Raises :class:`ConfigError` naming file, line and key."""
+def load_config(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    secrets_optional: bool = False,
+) -> Config:
+    """Read, substitute, validate. Raises :class:`ConfigError` naming file, line and key.
+
+    ``secrets_optional``: a secret (a channel's token or key) whose environment variable is
+    not set is left empty instead of refused — for commands that only read the ledger
+    (``status``, ``retry``, ``db``), so an editor can look without holding the X keys."""
     path = Path(path)
     environ = os.environ if environ is None else environ
     try:
@@ -833,7 +853,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the config file: {exc}", where=str(path)) from None
 
-    lines = _LineIndex(str(path))
+    lines = _LineIndex(str(path), secrets_optional=secrets_optional)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -905,11 +925,39 @@ MAX_YAML_VALUES = 100_000
 MAX_YAML_DEPTH = 32
 
 
+def _secret_fields() -> frozenset[str]:
+    """The names of every channel (and alerts) setting that holds a secret."""
+    kinds: tuple[type[_Strict], ...] = (
+        TelegramChannelConfig,
+        XChannelConfig,
+        ThreadsChannelConfig,
+        FacebookChannelConfig,
+        BlueskyChannelConfig,
+        MastodonChannelConfig,
+        ConsoleChannelConfig,
+        AlertsConfig,
+    )
+    return frozenset(
+        name
+        for kind in kinds
+        for name, field in kind.model_fields.items()
+        if field.annotation is SecretStr
+    )
+
+
+def _is_secret(at: tuple[str | int, ...]) -> bool:
+    """Whether the value at this key path is a channel's (or the alerts') secret."""
+    return ((len(at) == 3 and at[0] == "channels") or (len(at) == 2 and at[0] == "alerts")) and str(
+        at[-1]
+    ) in _secret_fields()
+
+
 class _LineIndex:
     """Builds plain data from YAML nodes while remembering the line of every key."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, *, secrets_optional: bool = False) -> None:
         self.filename = filename
+        self.secrets_optional = secrets_optional
         self.lines: dict[tuple[str | int, ...], int] = {}
         # Values that came from the environment may be secrets put in the wrong key: an error
         # message about that key must not repeat them.
@@ -964,6 +1012,9 @@ class _LineIndex:
                 return environ[name]
             if default is not None:
                 return default
+            if self.secrets_optional and _is_secret(at):
+                # Read-only commands never use it; not blank, so the secret's own check holds.
+                return f"(unset {name})"
             raise ConfigError(
                 f"the environment variable {name} is not set "
                 f"(export {name}=... before starting newsbot, or put it in the environment file)",

@@ -1,7 +1,8 @@
-"""Building the adapters from the config, and running them: once, or until told to stop.
+"""``newsbot run``: scheduling and supervising what :mod:`bot.wiring` built, until told to stop.
 
-This is the one place (with ``cli.py``) where sources, channels, the fetcher, the renderer and
-the ledger are constructed; everything below receives them ready-made.
+The daemon builds nothing itself: the composition root (:mod:`bot.wiring`) makes the parts at
+start and again on a reload; the daemon runs the polls, the delivery loop, housekeeping and
+the watch for changes, and says through ``/healthz`` whether all of them are alive.
 """
 
 from __future__ import annotations
@@ -11,12 +12,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
-import os
 import signal
-import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,203 +24,40 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.alerts import Alerter
 from bot.channels.base import Channel
-from bot.compose.length import BLUESKY_POST, MASTODON_DEFAULT, TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
 from bot.config import (
-    BlueskyChannelConfig,
-    ChannelConfig,
     Config,
-    ConsoleChannelConfig,
-    FacebookChannelConfig,
     FeedSourceConfig,
-    HtmlSourceConfig,
-    MastodonChannelConfig,
-    SitemapSourceConfig,
-    SourceConfig,
     TelegramChannelConfig,
-    ThreadsChannelConfig,
     WebhookSourceConfig,
     XChannelConfig,
     load_config,
 )
-from bot.errors import BotError, ConfigError, DeliveryError, PermanentError
-from bot.instances import HEARTBEAT_EVERY, InstanceKeeper
-from bot.ledger import Ledger
+from bot.errors import BotError, ConfigError, DeliveryError
+from bot.instances import HEARTBEAT_EVERY
+from bot.ledger import offload
 from bot.metrics import Metrics
 from bot.model import Article
-from bot.pipeline import Observer, Pipeline, utc_now
+from bot.outcome import month_start
 from bot.redact import Redactor
-from bot.sources.base import PollResult, Source, SourceState, backoff_interval
+from bot.sources.base import backoff_interval
 from bot.sources.enrich import Enricher
-from bot.sources.fetch import Fetcher
-from bot.sources.policy import FetchPolicy, screen, screened
+from bot.sources.policy import FetchPolicy, screen
 from bot.sources.push import PushReceiver
+from bot.wiring import (
+    Runtime,
+    build_channel,
+    build_renderer,
+    build_source,
+    check_channels,
+    open_runtime,
+)
 
 if TYPE_CHECKING:
     from bot.listener import Listener
     from bot.sources.websub import WebSubSubscriber
 
 log = logging.getLogger("newsbot.daemon")
-
-
-def holder_id() -> str:
-    """Who claims deliveries: host and process, so a dead holder can be recognised."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def build_channel(config: ChannelConfig, ledger: Ledger | None = None) -> Channel:
-    """The adapter for one configured channel. Platform libraries are imported only when a
-    channel of their kind is configured, so the console default starts fast. ``ledger`` keeps
-    the in-flight notes of channels that publish in two steps (Threads)."""
-    if isinstance(config, ConsoleChannelConfig):
-        from bot.channels.console import ConsoleChannel
-
-        return ConsoleChannel(config)
-    if isinstance(config, TelegramChannelConfig):
-        from bot.channels.telegram import TelegramChannel
-
-        return TelegramChannel.from_config(config)
-    if isinstance(config, XChannelConfig):
-        from bot.channels.x import XChannel
-
-        return XChannel.from_config(config)
-    if isinstance(config, ThreadsChannelConfig):
-        from bot.channels.threads import ThreadsChannel
-        from bot.ledger import LedgerInFlight
-
-        return ThreadsChannel.from_config(config, LedgerInFlight(ledger) if ledger else None)
-    if isinstance(config, FacebookChannelConfig):
-        from bot.channels.facebook import FacebookChannel
-
-        return FacebookChannel.from_config(config)
-    if isinstance(config, BlueskyChannelConfig):
-        from bot.channels.bluesky import BlueskyChannel
-
-        return BlueskyChannel.from_config(config)
-    if isinstance(config, MastodonChannelConfig):
-        from bot.channels.mastodon import MastodonChannel
-
-        return MastodonChannel.from_config(config)
-    raise TypeError(f"no adapter for channel kind {type(config).__name__}")
-
-
-def build_source(config: SourceConfig, fetcher: Fetcher, settings: Config) -> Source:
-    """The adapter for one configured source (wrapped to enrich articles when asked), fetching
-    under the source's own policy, and whose articles with a link it may not post are dropped."""
-    source: Source
-    policy = FetchPolicy.for_source(config)
-    fetcher = fetcher.scoped(policy)
-    if isinstance(config, FeedSourceConfig):
-        from bot.sources.feed import FeedSource
-
-        source = FeedSource(config, fetcher)
-    elif isinstance(config, HtmlSourceConfig):
-        from bot.sources.html import HtmlSource
-
-        source = HtmlSource(config, fetcher, timezone=settings.tz)
-    elif isinstance(config, SitemapSourceConfig):
-        from bot.sources.sitemap import SitemapSource
-
-        source = SitemapSource(config, fetcher, timezone=settings.tz)
-    elif isinstance(config, WebhookSourceConfig):
-        source = PushedOnly(config.name)
-    else:
-        raise TypeError(f"no adapter for source kind {type(config).__name__}")
-    if config.enrich and not isinstance(config, WebhookSourceConfig):
-        from bot.sources.enrich import enriching
-
-        # Screened before (a page is never fetched for a link that may not be posted) and
-        # after (the page may have given a canonical URL or an image that may not be).
-        # Article pages come from content: never a file, whatever the source's own url is.
-        pages = fetcher.scoped(policy.without_files())
-        source = enriching(screened(source, policy), Enricher(pages, timezone=settings.tz))
-    return screened(source, policy)
-
-
-def build_renderer(config: Config) -> Renderer:
-    return Renderer(config.templates, config.tz, locale=config.locale, slack=config.excerpt_slack)
-
-
-class PushedOnly(Source):
-    """A source whose articles only arrive by push (a CMS webhook): polling yields nothing."""
-
-    async def poll(self, state: SourceState) -> PollResult:
-        return PollResult(state=state, not_modified=True)
-
-
-@dataclass
-class Runtime:
-    config: Config
-    ledger: Ledger
-    pipeline: Pipeline
-    channels: dict[str, Channel]
-    broken_channels: dict[str, str]
-    fetcher: Fetcher
-    keeper: InstanceKeeper | None = None  # heartbeat, source leases, crash recovery
-
-
-@contextlib.asynccontextmanager
-async def open_runtime(
-    config: Config,
-    *,
-    channels: dict[str, Channel] | None = None,
-    clock: Callable[[], datetime] | None = None,
-    observer: Observer | None = None,
-    alert: Callable[[str, str], None] | None = None,
-    redactor: Redactor | None = None,
-) -> AsyncIterator[Runtime]:
-    """Everything a run needs, started, and closed again on the way out. ``redactor`` is
-    the log's, so the ledger and the pipeline mask exactly what the log masks."""
-    renderer = build_renderer(config)
-    for channel_config in config.channels.values():
-        renderer.check(channel_config.template)
-    redactor = redactor or Redactor(config.secrets())
-    ledger = Ledger.open(config.database, redactor=redactor)
-    built = (
-        channels
-        if channels is not None
-        else {name: build_channel(cfg, ledger) for name, cfg in config.channels.items()}
-    )
-    started: dict[str, Channel] = {}
-    broken: dict[str, str] = {}
-    async with contextlib.AsyncExitStack() as stack:
-        stack.callback(ledger.close)
-        fetcher = await stack.enter_async_context(Fetcher())
-        sources = {name: build_source(cfg, fetcher, config) for name, cfg in config.sources.items()}
-        for source in sources.values():
-            await stack.enter_async_context(source)
-        for name, channel in built.items():
-            try:
-                await stack.enter_async_context(channel)
-            except DeliveryError as exc:
-                # A channel that cannot start keeps its deliveries queued; the others go on.
-                broken[name] = exc.reason
-                log.error(
-                    "channel %s cannot start: %s (its posts stay queued)",
-                    name,
-                    exc.reason,
-                    extra={"channel": name},
-                )
-                continue
-            started[name] = channel
-        holder = holder_id()
-        pipeline = Pipeline(
-            config,
-            ledger,
-            sources,
-            started,
-            renderer,
-            holder=holder,
-            clock=clock or utc_now,
-            observer=observer,
-            alert=alert,
-            redactor=redactor,
-        )
-        # Posts a dead process left in flight become uncertain before anything is sent.
-        keeper = InstanceKeeper(ledger, holder, lambda: pipeline.config)
-        keeper.start()
-        stack.callback(keeper.stop)
-        yield Runtime(config, ledger, pipeline, started, broken, fetcher, keeper)
 
 
 class Daemon:
@@ -259,7 +94,11 @@ class Daemon:
         self.subscribers: dict[str, WebSubSubscriber] = {}
         self.listener: Listener | None = None
         self._wake = asyncio.Event()
-        self._heartbeat_ok = time.monotonic()  # the last heartbeat the ledger took
+        # Why a loop that must run until the stop ended early (health fails with it).
+        self.loop_failure: str | None = None
+        # The last time the ledger took a write (the heartbeat), and the last refusal.
+        self._ledger_ok_at = time.monotonic()
+        self._ledger_problem: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -290,13 +129,16 @@ class Daemon:
             listener = self._listener(runtime)
             if listener is not None:
                 await stack.enter_async_context(listener)
+                # Subscribers come and go with reloads: whichever are current at the end close.
+                stack.push_async_callback(self._close_subscribers)
                 for subscriber in self.subscribers.values():
-                    await stack.enter_async_context(subscriber)
+                    await subscriber.__aenter__()
                     await self._subscribe(subscriber)
             self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=self.config.tz)
             self._schedule_all()
             self.scheduler.start()
             self._delivering = asyncio.create_task(self._delivery_loop(), name="deliveries")
+            self._delivering.add_done_callback(self._loop_ended)
             log.info(
                 "newsbot running: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",
                 len(self.config.sources),
@@ -314,7 +156,7 @@ class Daemon:
         """Stop taking new work, let a send in flight finish (bounded), keep the queue."""
         log.info("stopping: finishing the post in flight, the rest stays queued")
         assert self.runtime is not None
-        self.runtime.pipeline.stopping = True
+        self.runtime.pipeline.stop()
         if self.scheduler is not None:
             # Paused, not shut down yet: shutting down cancels the polls in flight, and
             # APScheduler logs each such CancelledError as a job failure with its traceback.
@@ -383,21 +225,20 @@ class Daemon:
             coalesce=True,
         )
 
-    def _poll_interval(self, name: str) -> float:
+    def _poll_interval(self, name: str, errors: int = 0) -> float:
+        """Seconds between polls of a source that failed ``errors`` times in a row."""
         settings = self.config.sources[name]
         every = settings.every
         if isinstance(settings, FeedSourceConfig) and settings.websub:
             every = settings.websub_every
-        assert self.runtime is not None
-        errors = self.runtime.ledger.source(name).consecutive_errors
         return backoff_interval(every, errors).total_seconds()
 
-    def _schedule_poll(self, name: str, *, first: datetime | None = None) -> None:
+    def _schedule_poll(self, name: str, *, first: datetime | None = None, errors: int = 0) -> None:
         assert self.scheduler is not None
         settings = self.config.sources[name]
         if isinstance(settings, WebhookSourceConfig):
             return  # pushed to us; nothing to poll
-        seconds = self._poll_interval(name)
+        seconds = self._poll_interval(name, errors)
         self.scheduler.add_job(
             self._poll,
             IntervalTrigger(seconds=seconds, jitter=min(seconds * 0.1, 30)),
@@ -415,7 +256,7 @@ class Daemon:
             return
         keeper = self.runtime.keeper
         try:
-            if keeper is not None and not keeper.may_poll(name):
+            if keeper is not None and not await offload(keeper.may_poll, name):
                 return  # another instance holds this source's lease and polls it
         except BotError as exc:
             log.error("source %s: cannot take its lease: %s", name, exc, extra={"source": name})
@@ -439,17 +280,21 @@ class Daemon:
         if report.ingest is not None and report.ingest.queued:
             self.wake()
         # A failing source backs off (doubling up to a cap) and recovers by itself.
-        wanted = self._poll_interval(name)
+        wanted = self._poll_interval(name, report.errors)
         job = self.scheduler.get_job(f"poll:{name}") if self.scheduler else None
         if job is not None and abs(job.trigger.interval.total_seconds() - wanted) > 0.5:
-            self._schedule_poll(name, first=datetime.now(UTC) + timedelta(seconds=wanted))
+            self._schedule_poll(
+                name, first=datetime.now(UTC) + timedelta(seconds=wanted), errors=report.errors
+            )
 
     def wake(self) -> None:
         """Look at the queue now: something new may be due."""
         self._wake.set()
 
     async def _delivery_loop(self) -> None:
-        """Deliver what is due, then sleep until the next delivery can go or we are woken."""
+        """Deliver what is due, then sleep until the next delivery can go or we are woken.
+        A ledger that refuses a pass is retried at the next; anything else ends the loop,
+        and with it the daemon's health (see :meth:`_loop_ended`)."""
         assert self.runtime is not None
         pipeline = self.runtime.pipeline
         while not self.stop_event.is_set():
@@ -465,27 +310,44 @@ class Daemon:
             if report is not None and report.next_wake is not None:
                 sleep = min(max((report.next_wake - pipeline.clock()).total_seconds(), 0.0), sleep)
             if sleep <= 0:
+                # Let the listener and the polls run between passes that find work at once.
+                await asyncio.sleep(0)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=sleep)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        """A loop that must run until the stop has ended: say why, loudly, and fail health."""
+        if task.cancelled():
+            if not self.stop_event.is_set():
+                self.loop_failure = f"the {task.get_name()} loop was cancelled"
+            return
+        error = task.exception()
+        if error is not None:
+            self.loop_failure = f"the {task.get_name()} loop died: {type(error).__name__}: {error}"
+            log.error("%s", self.loop_failure, exc_info=error)
+        elif not self.stop_event.is_set():
+            self.loop_failure = f"the {task.get_name()} loop ended before the stop"
+            log.error("%s", self.loop_failure)
 
     async def _instances(self) -> None:
         """Heartbeat; posts that dead instances left in flight become uncertain."""
         assert self.runtime is not None and self.runtime.keeper is not None
         try:
-            report = self.runtime.keeper.tick()
+            report = await offload(self.runtime.keeper.tick)
         except BotError as exc:
+            self._ledger_problem = f"the ledger does not answer: {exc}"
             log.error("heartbeat failed: %s", exc)
             return
-        self._heartbeat_ok = time.monotonic()
-        if report.moved:
+        self._ledger_ok_at, self._ledger_problem = time.monotonic(), None
+        if report.moved or report.returned:
             self.wake()
-            if self.alerter is not None:
-                self.alerter(
-                    "uncertain",
-                    f"{report.moved} post(s) in flight at a crash of "
-                    f"{', '.join(report.holders)} are now uncertain (or queued again)",
-                )
+        if report.moved and self.alerter is not None:
+            self.alerter(
+                "uncertain",
+                f"{report.moved} post(s) in flight at a crash of "
+                f"{', '.join(report.holders)} are now uncertain (or queued again)",
+            )
 
     async def _housekeeping(self) -> None:
         assert self.runtime is not None
@@ -493,23 +355,34 @@ class Daemon:
         now = datetime.now(UTC)
         release_free_memory()
         if self.config.retention is not None:
-            pruned = ledger.prune(before=now - self.config.retention)
+            pruned = await offload(ledger.prune, before=now - self.config.retention)
             if pruned:
                 log.info("pruned %d deliveries older than %s", pruned, self.config.retention)
-        counts = ledger.queue_depth()
+        counts = await offload(ledger.queue_depth)
         self.metrics.set_queue_depth({name: counts.get(name, 0) for name in self.config.channels})
         for name, settings in self.config.channels.items():
             if isinstance(settings, XChannelConfig):
-                posts, spent = ledger.spend(name, since=self.runtime.pipeline.month_start(now))
+                since = month_start(now, self.config.tz)
+                posts, spent = await offload(ledger.spend, name, since=since)
                 self.metrics.set_x_spend(name, posts=posts, spend=spent)
 
     # -- health ------------------------------------------------------------------------------
 
     async def health(self) -> tuple[bool, str]:
+        """Alive: the scheduler runs, no loop has died, and the ledger took the last
+        heartbeat. It asks nothing of the ledger itself, so it answers at once however slow
+        the database is (a ledger silent for three heartbeats fails it)."""
         if self.scheduler is None or not self.scheduler.running:
             return False, "the scheduler is not running"
+        if self.loop_failure is not None:
+            return False, self.loop_failure
         assert self.runtime is not None
-        problem = ledger_health(self.runtime.ledger.health(), self._heartbeat_ok, time.monotonic())
+        # The ledger's own verdict names the cause (cannot be written, replaced); the
+        # heartbeat's failure is the fallback.
+        problem = (
+            ledger_health(self.runtime.ledger.health(), self._ledger_ok_at, time.monotonic())
+            or self._ledger_problem
+        )
         self.metrics.set_health("ledger", ok=problem is None)
         if problem is not None:
             return False, problem
@@ -519,7 +392,6 @@ class Daemon:
         if self.config.health is None:
             return None
         from bot.listener import Listener
-        from bot.sources.websub import WebSubSubscriber
 
         # The listener finds a receiver by its source's name (names are unique across kinds).
         receivers: dict[str, PushReceiver] = {}
@@ -527,16 +399,19 @@ class Daemon:
             if isinstance(settings, WebhookSourceConfig):
                 receivers[name] = self._webhook_receiver(settings)
             elif isinstance(settings, FeedSourceConfig) and settings.websub:
-                assert self.config.public_url is not None
-                subscriber = WebSubSubscriber(
-                    settings, self._accept, public_url=self.config.public_url
-                )
-                self.subscribers[name] = subscriber
-                receivers[name] = subscriber
+                receivers[name] = self._websub_subscriber(settings)
         self.listener = Listener(
             self.config.health, health=self.health, metrics=self.metrics, receivers=receivers
         )
         return self.listener
+
+    def _websub_subscriber(self, settings: FeedSourceConfig) -> WebSubSubscriber:
+        from bot.sources.websub import WebSubSubscriber
+
+        assert self.config.public_url is not None
+        subscriber = WebSubSubscriber(settings, self._accept, public_url=self.config.public_url)
+        self.subscribers[settings.name] = subscriber
+        return subscriber
 
     def _webhook_receiver(self, settings: WebhookSourceConfig) -> PushReceiver:
         from bot.sources.webhook import WebhookReceiver
@@ -557,7 +432,7 @@ class Daemon:
         articles, refused = screen(articles, policy)
         for warning in refused:
             log.warning("source %s: %s", name, warning, extra={"source": name})
-        report = self.runtime.pipeline.accept(name, articles)
+        report = await self.runtime.pipeline.accept(name, articles)
         if report.ingest is not None and report.ingest.queued:
             self.wake()
         return articles[0].key if articles else ""
@@ -568,6 +443,11 @@ class Daemon:
         except BotError as exc:
             # Polling goes on as the safety net; the renewal job tries again.
             log.warning("WebSub subscription failed: %s (polling continues)", exc)
+
+    async def _close_subscribers(self) -> None:
+        while self.subscribers:
+            _name, subscriber = self.subscribers.popitem()
+            await subscriber.aclose()
 
     async def _renew_subscriptions(self) -> None:
         now = datetime.now(UTC)
@@ -592,20 +472,26 @@ class Daemon:
             await self.reload()
 
     async def reload(self) -> bool:
-        """Validate the new config and every template completely, then swap them in. An
-        invalid change is logged and the running config stays in force."""
+        """Validate the new config and every template completely, as a send would compose
+        them (each channel's own limits), then swap them in. An invalid change is logged and
+        the running config stays in force."""
         assert self.runtime is not None
         try:
             new = load_config(self.config.path)
             renderer = build_renderer(new)
-            check_templates(new, renderer)
+            fresh = {
+                name: build_channel(settings, self.runtime.ledger)
+                for name, settings in new.channels.items()
+                if self.config.channels.get(name) != settings or name not in self.runtime.channels
+            }
+            check_channels(new, renderer, {**self.runtime.channels, **fresh})
         except ConfigError as exc:
             log.error(
                 "the changed config or template was NOT loaded; still running the previous one: %s",
                 exc,
             )
             return False
-        await self._swap(new, renderer)
+        await self._swap(new, renderer, fresh)
         log.info(
             "reloaded %s: %d source(s), %d channel(s)",
             new.path,
@@ -614,50 +500,66 @@ class Daemon:
         )
         return True
 
-    async def _swap(self, new: Config, renderer: Renderer) -> None:
+    async def _swap(self, new: Config, renderer: Renderer, fresh: dict[str, Channel]) -> None:
+        """Put the validated config in force: new and changed channels started, sources and
+        push receivers (webhooks, WebSub subscriptions) rebuilt, then the pipeline switched
+        over in one step."""
         assert self.runtime is not None and self.scheduler is not None
         runtime, pipeline, old = self.runtime, self.runtime.pipeline, self.config
         self.redactor.update(new.secrets())
-        for name, channel_settings in new.channels.items():
-            if old.channels.get(name) == channel_settings and name in runtime.channels:
-                continue
-            previous = runtime.channels.pop(name, None)
-            if previous is not None:
-                await previous.close()
-            channel = build_channel(channel_settings, runtime.ledger)
+        channels = {n: c for n, c in runtime.channels.items() if n in new.channels}
+        retired = [c for n, c in runtime.channels.items() if n not in new.channels or n in fresh]
+        for name, channel in fresh.items():
+            channels.pop(name, None)
             try:
                 await channel.start()
             except DeliveryError as exc:
                 runtime.broken_channels[name] = exc.reason
                 log.error("channel %s cannot start: %s", name, exc.reason, extra={"channel": name})
                 continue
-            runtime.channels[name] = channel
-        for name in list(runtime.channels):
-            if name not in new.channels:
-                await runtime.channels.pop(name).close()
-        sources = dict(pipeline.sources)
+            runtime.broken_channels.pop(name, None)
+            channels[name] = channel
+        sources = {n: src for n, src in pipeline.sources.items() if n in new.sources}
         for name, settings in new.sources.items():
             if old.sources.get(name) != settings or name not in sources:
                 sources[name] = build_source(settings, runtime.fetcher, new)
-        for name in list(sources):
+        for name in old.sources:
             if name not in new.sources:
-                del sources[name]
                 with contextlib.suppress(JobLookupError):
                     self.scheduler.remove_job(f"poll:{name}")
-        pipeline.reconfigure(new, renderer=renderer, sources=sources, channels=runtime.channels)
-        if self.listener is not None:
-            # A webhook added, removed or given a new secret takes effect with the reload.
-            for name, source in old.sources.items():
-                if isinstance(source, WebhookSourceConfig) and name not in new.sources:
-                    self.listener.unregister(name)
-            for name, source in new.sources.items():
-                if isinstance(source, WebhookSourceConfig) and old.sources.get(name) != source:
-                    self.listener.register(self._webhook_receiver(source))
+        pipeline.reconfigure(new, renderer=renderer, sources=sources, channels=channels)
+        runtime.channels = channels
         self.config = runtime.config = new
+        for channel in retired:
+            await channel.close()
+        await self._swap_receivers(old, new)
         for name, settings in new.sources.items():
             if old.sources.get(name) != settings:
                 self._schedule_poll(name)
         self.wake()
+
+    async def _swap_receivers(self, old: Config, new: Config) -> None:
+        """A webhook or WebSub source added, removed or changed takes effect with the reload:
+        its receiver is registered anew (a new WebSub subscriber subscribes at its hub)."""
+        if self.listener is None:
+            return
+        for name, settings in old.sources.items():
+            if new.sources.get(name) == settings:
+                continue
+            self.listener.unregister(name)
+            subscriber = self.subscribers.pop(name, None)
+            if subscriber is not None:
+                await subscriber.aclose()
+        for name, settings in new.sources.items():
+            if old.sources.get(name) == settings:
+                continue
+            if isinstance(settings, WebhookSourceConfig):
+                self.listener.register(self._webhook_receiver(settings))
+            elif isinstance(settings, FeedSourceConfig) and settings.websub:
+                subscriber = self._websub_subscriber(settings)
+                await subscriber.__aenter__()
+                self.listener.register(subscriber)
+                await self._subscribe(subscriber)
 
 
 MAX_DELIVERY_SLEEP = 60.0
@@ -705,34 +607,6 @@ def _fingerprint(config: Config) -> tuple[tuple[str, float, int], ...]:
             continue
         found.append((str(path), stat.st_mtime, stat.st_size))
     return tuple(found)
-
-
-def check_templates(config: Config, renderer: Renderer) -> None:
-    """Compile every channel's template and render it against the sample article."""
-    from bot.compose.excerpt import build_excerpt
-    from bot.compose.sample import SAMPLE_ARTICLE, SAMPLE_SOURCE
-    from bot.links import with_tracking
-
-    excerpt = build_excerpt(SAMPLE_ARTICLE.summary_html)
-    for name, settings in config.channels.items():
-        renderer.check(settings.template)
-        rule = TELEGRAM_MESSAGE if settings.template.endswith(".html.j2") else X_POST
-        if isinstance(settings, BlueskyChannelConfig):
-            rule = BLUESKY_POST
-        elif isinstance(settings, MastodonChannelConfig):
-            rule = MASTODON_DEFAULT
-        try:
-            renderer.render(
-                settings.template,
-                article=SAMPLE_ARTICLE,
-                excerpt=excerpt,
-                source=SAMPLE_SOURCE,
-                channel=name,
-                link=with_tracking(SAMPLE_ARTICLE.url, settings.tracking),
-                rule=rule,
-            )
-        except PermanentError as exc:
-            raise ConfigError(f"channel {name}: {exc.reason}") from None
 
 
 def _alerts_channel(config: Config) -> Channel | None:

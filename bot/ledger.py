@@ -4,9 +4,10 @@ SQLAlchemy Core over SQLite by default, PostgreSQL to scale out. The database, n
 guarantees the two uniqueness rules newsbot lives by: one article per (source, key) and one
 delivery per (article, channel). A delivery moves
 
-    queued ──claim──► sending ──► sent | failed | skipped
-       ▲                 │
-       └── transient ────┘        (a ``sending`` row whose process died becomes ``uncertain``)
+    queued ──claim──► sending ──in flight──► sent | failed | skipped
+       ▲                 │   │
+       └── transient ────┘   └── holder died: back to ``queued`` if never in flight,
+                                 ``uncertain`` if its request may have reached the platform
 
 and every row keeps its attempts, the last reason, the due time, the exact text sent and the
 platform's receipt. Times are stored in UTC.
@@ -22,12 +23,12 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,14 +37,26 @@ from sqlalchemy.engine import Connection, Engine
 from bot import migrations, pacing
 from bot.errors import LedgerError
 from bot.model import Article, DeliveryState, Post, Receipt
+from bot.outcome import Outcome
 from bot.pacing import Window
 from bot.redact import Redactor, redact_url
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 log = logging.getLogger("newsbot.ledger")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def offload(call: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """The one way async code reaches the ledger: ``await offload(ledger.finish, ...)`` runs
+    the call in a worker thread, so a slow database (SQLite's busy_timeout under a writer,
+    a PostgreSQL lock) stalls that one task, never the event loop with the listener, the
+    health check and every other poll and send on it."""
+    return await asyncio.to_thread(call, *args, **kwargs)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -127,6 +140,9 @@ deliveries = sa.Table(
     sa.Column("claimed_at", UTCDateTime),
     sa.Column("cost", sa.Float),
     sa.Column("sent_by", sa.String(200)),  # the instance that recorded it sent (revision 0002)
+    # When the request for this claim was about to be written (revision 0004); a claim
+    # without it never left this process.
+    sa.Column("in_flight_at", UTCDateTime),
     sa.UniqueConstraint("article_id", "channel", name="uq_deliveries_article_channel"),
     sa.Index("ix_deliveries_state_due", "state", "due_at"),
     sa.Index("ix_deliveries_created", "created_at"),
@@ -317,6 +333,18 @@ class Pace:
 
 
 @dataclass(frozen=True, slots=True)
+class Finished:
+    """What :meth:`Ledger.finish` did: the outcome recorded (false: the claim was no longer
+    the holder's), and whether the next delivery was marked in flight with it."""
+
+    recorded: bool
+    next_in_flight: bool = False
+
+    def __bool__(self) -> bool:
+        return self.recorded
+
+
+@dataclass(frozen=True, slots=True)
 class PacedClaim:
     deliveries: list[Delivery]
     wait_until: datetime | None
@@ -403,13 +431,18 @@ class Ledger:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except sa.exc.IntegrityError:
-            raise
+        except sa.exc.IntegrityError as exc:
+            # A constraint refused a write: the ledger's own error, not a database failure.
+            raise LedgerError(f"the ledger database refused an operation: {exc.orig}") from exc
         except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
             # Disk full, "disk I/O error", a table gone: the database cannot do its job. Kept
             # for health until a heartbeat (a write) succeeds again.
             reason = self.redactor.redact(f"the ledger database refused an operation: {exc.orig}")
             self.write_error = reason
+            raise LedgerError(reason) from exc
+        except sa.exc.DBAPIError as exc:
+            # Any other refusal by the database: callers see one error type, never SQLAlchemy's.
+            reason = self.redactor.redact(f"the ledger database refused an operation: {exc.orig}")
             raise LedgerError(reason) from exc
 
     def _create_schema(self, *, upgrade: bool | None = None) -> None:
@@ -630,38 +663,46 @@ class Ledger:
             self._check_identity(conn)
             # Known by key or by URL, even when pruned long ago: never recorded as new again.
             known = self._seen(conn, source, {d for pair in digests for d in pair})
-            inserted_ids: list[tuple[int, NewArticle]] = []
-            new_seen: list[dict[str, str]] = []
+            by_key: dict[str, tuple[NewArticle, str, str]] = {}
+            values = []
             for item, (key_digest, url_digest) in zip(items, digests, strict=True):
                 article = item.article
-                if key_digest in known or url_digest in known:
+                if key_digest in known or url_digest in known or article.key in by_key:
                     continue
                 known.update((key_digest, url_digest))
-                result = conn.execute(
-                    self._insert(articles)
-                    .values(
-                        source=source,
-                        key=article.key,
-                        url=article.url,
-                        title=article.title,
-                        summary_html=article.summary_html,
-                        excerpt=item.excerpt,
-                        published_at=article.published,
-                        author=article.author,
-                        categories=json.dumps(list(article.categories), ensure_ascii=False),
-                        image=article.image,
-                        seen_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(articles.c.id)
+                by_key[article.key] = (item, key_digest, url_digest)
+                values.append(
+                    {
+                        "source": source,
+                        "key": article.key,
+                        "url": article.url,
+                        "title": article.title,
+                        "summary_html": article.summary_html,
+                        "excerpt": item.excerpt,
+                        "published_at": article.published,
+                        "author": article.author,
+                        "categories": json.dumps(list(article.categories), ensure_ascii=False),
+                        "image": article.image,
+                        "seen_at": now,
+                    }
                 )
-                article_id = result.scalar()
-                if article_id is not None:
-                    inserted_ids.append((article_id, item))
-                    new_seen += [
-                        {"source": source, "digest": key_digest},
-                        {"source": source, "digest": url_digest},
-                    ]
+            if not values:
+                return report
+            # One multi-row INSERT for the lot; a key another instance recorded meanwhile is
+            # left alone (and returns no id). Ids grow in insertion order, so sorting by id
+            # keeps the deliveries in publication order.
+            returned = conn.execute(
+                self._insert(articles)
+                .on_conflict_do_nothing()
+                .returning(articles.c.id, articles.c.key),
+                values,
+            ).all()
+            inserted_ids = sorted((int(row[0]), by_key[row[1]][0]) for row in returned)
+            new_seen = [
+                {"source": source, "digest": digest}
+                for row in returned
+                for digest in by_key[row[1]][1:]
+            ]
             if new_seen:
                 conn.execute(self._insert(seen).on_conflict_do_nothing(), new_seen)
             queued = skipped = 0
@@ -692,6 +733,33 @@ class Ledger:
 
     # -- delivery ----------------------------------------------------------------------------
 
+    def claim(
+        self, now: datetime, *, holder: str, channel: str, pace: Pace | None, limit: int = 50
+    ) -> PacedClaim:
+        """What one channel may send now, claimed for ``holder``; or, when nothing may go,
+        when to look again (the end of the channel's pause, its pace, or the next due post).
+        One transaction either way. An unpaced channel takes up to ``limit`` at once."""
+        if pace is not None:
+            return self.claim_paced(now, holder=holder, channel=channel, pace=pace)
+        with self._tx() as conn:
+            paused = conn.execute(
+                sa.select(channel_pacing.c.paused_until).where(
+                    channel_pacing.c.channel == channel, channel_pacing.c.paused_until > now
+                )
+            ).scalar()
+            if paused is not None:
+                return PacedClaim([], paused)
+            ids = list(conn.execute(self._due(now, limit, [channel])).scalars())
+            if ids:
+                return PacedClaim(self._claim_ids(conn, ids, holder, now), None)
+            later = conn.execute(
+                sa.select(sa.func.min(deliveries.c.due_at)).where(
+                    deliveries.c.state == str(DeliveryState.QUEUED),
+                    deliveries.c.channel == channel,
+                )
+            ).scalar()
+            return PacedClaim([], _aware(later))
+
     def claim_due(
         self,
         now: datetime,
@@ -706,6 +774,17 @@ class Ledger:
         place, so a channel's posts stay in publication order). On PostgreSQL, rows locked by
         another instance are skipped, so instances share the queue without waiting.
         """
+        query = self._due(now, limit, channels)
+        with self._tx() as conn:
+            self._check_identity(conn)
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            return self._claim_ids(conn, ids, holder, now)
+
+    def _due(self, now: datetime, limit: int, channels: Collection[str] | None) -> Any:
+        """The ids of the next due queued deliveries, in claim order, locked on PostgreSQL
+        (skipping rows another instance is claiming)."""
         query = (
             sa.select(deliveries.c.id)
             .where(deliveries.c.state == str(DeliveryState.QUEUED), deliveries.c.due_at <= now)
@@ -716,12 +795,7 @@ class Ledger:
             query = query.where(deliveries.c.channel.in_(list(channels)))
         if self._postgres:
             query = query.with_for_update(skip_locked=True)
-        with self._tx() as conn:
-            self._check_identity(conn)
-            ids = list(conn.execute(query).scalars())
-            if not ids:
-                return []
-            return self._claim_ids(conn, ids, holder, now)
+        return query
 
     def _claim_ids(
         self, conn: Connection, ids: list[int], holder: str, now: datetime
@@ -733,6 +807,7 @@ class Ledger:
                 state=str(DeliveryState.SENDING),
                 claimed_by=holder,
                 claimed_at=now,
+                in_flight_at=None,
                 attempts=deliveries.c.attempts + 1,
                 updated_at=now,
             )
@@ -773,21 +848,10 @@ class Ledger:
                     return PacedClaim([], max(opens, now + _TICK))
                 if left.posts is not None:
                     allowance = min(allowance, left.posts)
-            query = (
-                sa.select(deliveries.c.id)
-                .where(
-                    deliveries.c.state == str(DeliveryState.QUEUED),
-                    deliveries.c.due_at <= now,
-                    deliveries.c.channel == channel,
-                )
-                .order_by(deliveries.c.priority.desc(), deliveries.c.id)
-                .limit(allowance)
-            )
+            query = self._due(now, allowance, [channel])
             if not gap_open:
                 # Breaking news ignores min_gap (never the rate cap): only it may go now.
                 query = query.where(deliveries.c.priority >= pace.priority_bypass)
-            if self._postgres:
-                query = query.with_for_update(skip_locked=True)
             ids = list(conn.execute(query).scalars())
             if not ids:
                 return PacedClaim([], None if gap_open else _aware(row["next_at"]))
@@ -838,27 +902,6 @@ class Ledger:
         started = [t for t in (_aware(row) for row in rows) if t is not None]
         return pacing.room(windows, now=now, started=started, in_flight=int(in_flight))
 
-    def paced_send_done(self, channel: str, *, completed_at: datetime, spacing: timedelta) -> None:
-        """After a send on a paced channel: the next may go ``spacing`` after this one ended."""
-        with self._tx() as conn:
-            conn.execute(
-                sa.update(channel_pacing)
-                .where(channel_pacing.c.channel == channel)
-                .values(next_at=completed_at + spacing)
-            )
-
-    def pause_channel(self, channel: str, *, until: datetime, reason: str) -> None:
-        """The platform asked us to wait (a 429): nobody posts on this channel until then."""
-        with self._tx() as conn:
-            conn.execute(
-                self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing()
-            )
-            conn.execute(
-                sa.update(channel_pacing)
-                .where(channel_pacing.c.channel == channel)
-                .values(paused_until=until, paused_reason=self.redactor.redact(reason))
-            )
-
     def skip_queued(self, ids: Collection[int], *, reason: str, now: datetime) -> int:
         """Queued deliveries that can no longer go out in time are skipped, saying why."""
         if not ids:
@@ -902,11 +945,65 @@ class Ledger:
             value = conn.execute(query).scalar()
         return _aware(value)
 
-    def _finish(
-        self, delivery_id: int, now: datetime, holder: str | None = None, **values: Any
+    def mark_in_flight(self, delivery_id: int, *, now: datetime, holder: str) -> bool:
+        """The request for this claimed delivery is about to be written: from now on its fate
+        may be unknown if the holder dies. False when the holder no longer has the claim
+        (recovery gave it away while this instance was stalled): then it must not be sent."""
+        with self._tx() as conn:
+            return self._mark_in_flight(conn, delivery_id, now=now, holder=holder)
+
+    def _mark_in_flight(
+        self, conn: Connection, delivery_id: int, *, now: datetime, holder: str
     ) -> bool:
-        """Record a claimed delivery's outcome. With ``holder``, only that holder's claim: an
-        instance that stalled and lost its claim to recovery cannot overwrite what followed."""
+        result = conn.execute(
+            sa.update(deliveries)
+            .where(
+                deliveries.c.id == delivery_id,
+                deliveries.c.state == str(DeliveryState.SENDING),
+                deliveries.c.claimed_by == holder,
+            )
+            .values(in_flight_at=now)
+        )
+        return bool(result.rowcount)
+
+    def finish(
+        self,
+        delivery_id: int,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        holder: str | None = None,
+        spacing: timedelta | None = None,
+        then_in_flight: int | None = None,
+    ) -> Finished:
+        """Apply a judged outcome to a claimed delivery, in one transaction: its new state
+        and what goes with it, the channel's pause when the outcome asks for one, and on a
+        paced channel the moment the next post may go (``spacing`` after this one).
+
+        With ``holder``, only that holder's claim is touched: an instance that stalled and lost
+        its claim to recovery cannot overwrite what followed (and then pauses nothing).
+
+        ``then_in_flight``: the holder's next claimed delivery on this channel, marked in
+        flight in the same transaction (see :meth:`mark_in_flight`) unless the outcome pauses
+        the channel — one round trip per delivery on the way to the platform."""
+        values: dict[str, Any] = {"state": str(outcome.state), "reason": outcome.reason}
+        if outcome.state is DeliveryState.SENT:
+            receipt = outcome.receipt or Receipt(remote_id="")
+            # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
+            # seconds): rate windows and publish-to-post delays are measured on one clock.
+            values |= {
+                "text": outcome.text,
+                "remote_id": receipt.remote_id,
+                "remote_url": receipt.url,
+                "sent_at": now,
+                "cost": outcome.cost,
+                # SET sees the row as it was: the holder whose claim this was.
+                "sent_by": deliveries.c.claimed_by,
+            }
+        elif outcome.state is DeliveryState.QUEUED:
+            values["due_at"] = outcome.due_at or now
+        elif outcome.state is not DeliveryState.SKIPPED:
+            values["text"] = outcome.text
         query = sa.update(deliveries).where(
             deliveries.c.id == delivery_id,
             deliveries.c.state == str(DeliveryState.SENDING),
@@ -917,7 +1014,46 @@ class Ledger:
             values["reason"] = self.redactor.redact(values["reason"])
         with self._tx() as conn:
             result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
-        return bool(result.rowcount)
+            if not result.rowcount:
+                return Finished(False)
+            marked = False
+            if then_in_flight is not None and holder is not None and outcome.pause_until is None:
+                marked = self._mark_in_flight(conn, then_in_flight, now=now, holder=holder)
+            if outcome.pause_until is not None or spacing is not None:
+                channel = (
+                    sa.select(deliveries.c.channel)
+                    .where(deliveries.c.id == delivery_id)
+                    .scalar_subquery()
+                )
+                self._channel_row(conn, delivery_id)
+                changes: dict[str, Any] = {}
+                if outcome.pause_until is not None:
+                    changes |= {
+                        "paused_until": outcome.pause_until,
+                        "paused_reason": outcome.pause_reason,
+                    }
+                if spacing is not None:
+                    changes["next_at"] = now + spacing
+                conn.execute(
+                    sa.update(channel_pacing)
+                    .where(channel_pacing.c.channel == channel)
+                    .values(**changes)
+                )
+        return Finished(True, marked)
+
+    def _channel_row(self, conn: Connection, delivery_id: int) -> None:
+        """Make sure the delivery's channel has its pacing row (for a pause or a pace)."""
+        conn.execute(
+            self._insert(channel_pacing)
+            .from_select(
+                ["channel"],
+                sa.select(deliveries.c.channel).where(deliveries.c.id == delivery_id),
+            )
+            .on_conflict_do_nothing()
+        )
+
+    # The mark_* calls are finish() for one fixed outcome each, for callers that have no
+    # judged Outcome in hand (the CLI's tools, tests of the ledger alone).
 
     # -- a delivery's in-flight note -----------------------------------------------------------
     # While a delivery is being sent, its ``remote_id`` may hold what the channel already made on
@@ -968,23 +1104,14 @@ class Ledger:
         cost: float | None = None,
         holder: str | None = None,
     ) -> bool:
-        # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
-        # seconds): rate windows and publish-to-post delays are measured on one clock.
-        reason = "; ".join(receipt.notes) or None
-        return self._finish(
-            delivery_id,
-            now,
-            holder,
-            state=str(DeliveryState.SENT),
+        outcome = Outcome(
+            DeliveryState.SENT,
+            reason="; ".join(receipt.notes) or None,
             text=text,
-            remote_id=receipt.remote_id,
-            remote_url=receipt.url,
-            sent_at=now,
-            reason=reason,
+            receipt=receipt,
             cost=cost,
-            # SET sees the row as it was: the holder whose claim this was (cleared by _finish).
-            sent_by=deliveries.c.claimed_by,
         )
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def mark_failed(
         self,
@@ -995,9 +1122,8 @@ class Ledger:
         text: str | None = None,
         holder: str | None = None,
     ) -> bool:
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.FAILED), reason=reason, text=text
-        )
+        outcome = Outcome(DeliveryState.FAILED, reason=reason, text=text)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def mark_uncertain(
         self,
@@ -1009,16 +1135,8 @@ class Ledger:
         holder: str | None = None,
     ) -> bool:
         """Sent, but the answer never came: a person decides (``newsbot retry --uncertain``)."""
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.UNCERTAIN), reason=reason, text=text
-        )
-
-    def mark_skipped(
-        self, delivery_id: int, *, reason: str, now: datetime, holder: str | None = None
-    ) -> bool:
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.SKIPPED), reason=reason
-        )
+        outcome = Outcome(DeliveryState.UNCERTAIN, reason=reason, text=text)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def requeue(
         self,
@@ -1030,22 +1148,33 @@ class Ledger:
         holder: str | None = None,
     ) -> bool:
         """A transient failure: back to ``queued``, not due before ``due_at``."""
-        return self._finish(
-            delivery_id, now, holder, state=str(DeliveryState.QUEUED), due_at=due_at, reason=reason
-        )
+        outcome = Outcome(DeliveryState.QUEUED, reason=reason, due_at=due_at)
+        return bool(self.finish(delivery_id, outcome, now=now, holder=holder))
 
     def release(self, delivery_id: int, *, now: datetime, holder: str | None = None) -> bool:
         """Give back a claim that was never sent (e.g. on shutdown): ``queued`` again, and the
         attempt it counted does not count."""
-        return self._finish(
-            delivery_id,
-            now,
-            holder,
-            state=str(DeliveryState.QUEUED),
-            attempts=sa.func.max(deliveries.c.attempts - 1, 0)
-            if not self._postgres
-            else sa.func.greatest(deliveries.c.attempts - 1, 0),
+        query = sa.update(deliveries).where(
+            deliveries.c.id == delivery_id,
+            deliveries.c.state == str(DeliveryState.SENDING),
         )
+        if holder is not None:
+            query = query.where(deliveries.c.claimed_by == holder)
+        with self._tx() as conn:
+            result = conn.execute(
+                query.values(
+                    state=str(DeliveryState.QUEUED),
+                    updated_at=now,
+                    claimed_by=None,
+                    in_flight_at=None,
+                    attempts=self._one_less(),
+                )
+            )
+        return bool(result.rowcount)
+
+    def _one_less(self) -> Any:
+        greatest = sa.func.greatest if self._postgres else sa.func.max
+        return greatest(deliveries.c.attempts - 1, 0)
 
     def in_flight_holders(self) -> list[str]:
         """Who holds deliveries in ``sending`` right now."""
@@ -1280,9 +1409,11 @@ class Ledger:
         *,
         also: Collection[str] = (),
     ) -> RecoveryReport:
-        """Deliveries in ``sending`` whose holder is dead become ``uncertain``, with a reason
-        naming the holder; on ``resend_channels`` (``resend_uncertain: true``) they are
-        ``queued`` again instead. The dead holders' leases and heartbeat rows go.
+        """Deliveries in flight (``sending``, request marked about to be written) whose holder
+        is dead become ``uncertain``, with a reason naming the holder; on ``resend_channels``
+        (``resend_uncertain: true``) they are ``queued`` again instead. Those it had claimed
+        but not yet sent go back to the queue as they were. The dead holders' leases and
+        heartbeat rows go.
 
         Dead: see :meth:`dead_holders`; ``also`` adds holders known dead otherwise (a process
         of this host that is gone). Only claims made before the heartbeat went stale are
@@ -1306,7 +1437,7 @@ class Ledger:
                     dead[holder] = last.get(holder)
             if not dead:
                 return RecoveryReport()
-            uncertain = requeued = 0
+            uncertain = requeued = returned = 0
             channels: set[str] = set()
             for holder, last_seen in sorted(dead.items()):
                 gone = holder in also
@@ -1323,6 +1454,22 @@ class Ledger:
                 )
                 if not gone:
                     rows = sa.and_(rows, deliveries.c.claimed_at < cutoff)
+                # Claimed but never sent: back to the queue as if never claimed.
+                released = conn.execute(
+                    sa.update(deliveries)
+                    .where(rows, deliveries.c.in_flight_at.is_(None))
+                    .values(
+                        state=str(DeliveryState.QUEUED),
+                        updated_at=now,
+                        claimed_by=None,
+                        attempts=self._one_less(),
+                    )
+                    .returning(deliveries.c.channel)
+                ).scalars()
+                for channel in released:
+                    returned += 1
+                    channels.add(channel)
+                rows = sa.and_(rows, deliveries.c.in_flight_at.is_not(None))
                 if resend:
                     moved = conn.execute(
                         sa.update(deliveries)
@@ -1366,7 +1513,7 @@ class Ledger:
                     )
                     .values(next_at=now)
                 )
-            released = conn.execute(
+            leases = conn.execute(
                 sa.delete(source_leases).where(source_leases.c.holder.in_(holders))
             ).rowcount
             conn.execute(
@@ -1375,7 +1522,7 @@ class Ledger:
                     sa.or_(instances.c.holder.in_(list(also)), instances.c.last_seen < cutoff),
                 )
             )
-        return RecoveryReport(tuple(holders), uncertain, requeued, int(released))
+        return RecoveryReport(tuple(holders), uncertain, requeued, int(leases), returned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1397,6 +1544,8 @@ class RecoveryReport:
     uncertain: int = 0
     requeued: int = 0
     leases_released: int = 0
+    #: Claimed but never in flight: back in the queue, nothing to decide.
+    returned: int = 0
 
     @property
     def moved(self) -> int:

@@ -35,6 +35,28 @@ def _is_tracking(name: str) -> bool:
     )
 
 
+WEB = ("http://", "https://")
+WEB_OR_FILE = (*WEB, "file://")
+
+
+def absolute_url(url: str, base: str | None = None, *, allow: tuple[str, ...] | None = WEB) -> str:
+    """``url`` (as a page or feed gave it) made absolute against ``base`` and canonical; ``""``
+    when it is empty, a fragment, unparseable, or leads to a scheme outside ``allow`` (a
+    ``javascript:`` or ``mailto:`` link, a ``data:`` image). ``allow=None`` keeps any scheme,
+    for a caller that reports what the link was."""
+    url = url.strip()
+    if allow is not None and (not url or url.startswith("#")):
+        return ""
+    try:
+        # urljoin is most of canonical_url's cost and nearly every link is already absolute.
+        absolute = canonical_url(url) if url.startswith(WEB) else canonical_url(url, base)
+    except ValueError:
+        return ""
+    if allow is not None and not absolute.startswith(allow):
+        return ""
+    return absolute
+
+
 def canonical_url(url: str, base: str | None = None) -> str:
     """Absolute, without fragment, tracking or session parameters, scheme and host lower-cased.
 

@@ -9,6 +9,9 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+#: The longest title kept (in characters), from whichever source: a post has no room for more.
+MAX_TITLE = 500
+
 
 class DeliveryState(enum.StrEnum):
     """Where a delivery stands. ``queued → sending → sent | failed | skipped``; a delivery found

@@ -11,21 +11,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from bot import outcome as outcome_rules
 from bot.channels.base import Channel
 from bot.compose.excerpt import DEFAULT_EXCERPT_LENGTH, one_line, stored_excerpt
+from bot.compose.post import compose_post
 from bot.compose.render import ComposedPost, Renderer
-from bot.config import Config, XChannelConfig
-from bot.errors import PermanentError, SourceError, TemplateError, TransientError
+from bot.config import ChannelConfig, Config, XChannelConfig
+from bot.errors import BotError, PermanentError, SourceError, TemplateError
 from bot.filters import ArticleFilter
-from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace
-from bot.links import with_tracking
-from bot.model import Article, Post, Receipt
+from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace, offload
+from bot.model import MAX_TITLE, Article, DeliveryState, Post, Receipt
+from bot.outcome import Outcome
 from bot.pacing import Window
 from bot.redact import Redactor
 from bot.sources.base import Source
@@ -34,8 +35,6 @@ log = logging.getLogger("newsbot.pipeline")
 
 PRIORITY_HIGH = 10
 SOURCE_ALERT_AFTER = 3  # consecutive failed polls before operations hear of it
-BACKOFF_BASE = timedelta(seconds=30)
-BACKOFF_CAP = timedelta(hours=1)
 
 
 def utc_now() -> datetime:
@@ -77,14 +76,15 @@ class PassReport:
         if moment is not None and (self.next_wake is None or moment < self.next_wake):
             self.next_wake = moment
 
-    def count(self, outcome: str) -> None:
-        if outcome == "sent":
+    def count(self, state: DeliveryState) -> None:
+        """One delivery's outcome; ``QUEUED`` is a retry."""
+        if state is DeliveryState.SENT:
             self.sent += 1
-        elif outcome == "failed":
+        elif state is DeliveryState.FAILED:
             self.failed += 1
-        elif outcome == "skipped":
+        elif state is DeliveryState.SKIPPED:
             self.skipped += 1
-        elif outcome == "uncertain":
+        elif state is DeliveryState.UNCERTAIN:
             self.uncertain += 1
         else:
             self.retrying += 1
@@ -98,10 +98,12 @@ class PollReport:
     seen: int = 0
     ingest: IngestReport | None = None
     error: str | None = None
+    #: Failed polls in a row, this one included (0 after a good poll): the back-off's input.
+    errors: int = 0
 
 
 class Pipeline:
-    """The flow of DESIGN.md for one configuration."""
+    """The flow of docs/architecture.md for one configuration."""
 
     def __init__(
         self,
@@ -113,7 +115,6 @@ class Pipeline:
         *,
         holder: str,
         clock: Callable[[], datetime] = utc_now,
-        max_attempts: int | None = None,
         observer: Observer | None = None,
         alert: Callable[[str, str], None] | None = None,
         redactor: Redactor | None = None,
@@ -125,17 +126,17 @@ class Pipeline:
         self.renderer = renderer
         self.holder = holder
         self.clock = clock
-        # None: each channel's own max_attempts from the config.
-        self.max_attempts = max_attempts
         self.observer = observer
         self.alert = alert
         # Set by the daemon on SIGTERM: no new send starts; claimed ones go back to the queue.
         self.stopping = False
-        # A channel that answered "slow down" is left alone until then; the others go on.
-        self.paused_until: dict[str, datetime] = {}
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
         # Source errors quote URLs, which may carry a key; the ledger keeps them masked.
         self.redactor = redactor or Redactor(config.secrets())
+
+    def stop(self) -> None:
+        """No new send starts from now on; claimed ones go back to the queue."""
+        self.stopping = True
 
     def reconfigure(
         self,
@@ -160,13 +161,13 @@ class Pipeline:
         # The ledger's work runs in a worker thread: with hundreds of feeds polled at once, a
         # synchronous ingest would hold the event loop while other fetches wait on it.
         source = self.sources[name]
-        record = await asyncio.to_thread(self.ledger.source, name)
+        record = await offload(self.ledger.source, name)
         try:
             result = await source.poll(record.state)
         except SourceError as exc:
             now = self.clock()
             error = self.redactor.redact(str(exc))
-            await asyncio.to_thread(self.ledger.record_poll, name, now=now, error=error)
+            await offload(self.ledger.record_poll, name, now=now, error=error)
             log.warning("source %s: %s", name, exc, extra={"source": name})
             if self.observer is not None:
                 self.observer.polled(name, ok=False)
@@ -175,7 +176,7 @@ class Pipeline:
                 self._alert(
                     "source failing", f"source {name} failed {failures} times in a row: {exc}"
                 )
-            return PollReport(name, ok=False, error=str(exc))
+            return PollReport(name, ok=False, error=str(exc), errors=failures)
         now = self.clock()
         if self.observer is not None:
             self.observer.polled(name, ok=True, not_modified=result.not_modified)
@@ -193,20 +194,18 @@ class Pipeline:
                 and not record.consecutive_errors
                 and record.state == result.state
             ):
-                await asyncio.to_thread(self.ledger.record_poll, name, now=now, state=result.state)
+                await offload(self.ledger.record_poll, name, now=now, state=result.state)
             return PollReport(name, ok=True, not_modified=True)
-        report = await asyncio.to_thread(
+        report = await offload(
             self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
         )
-        await asyncio.to_thread(
-            self.ledger.record_poll, name, now=now, state=result.state, note=note
-        )
+        await offload(self.ledger.record_poll, name, now=now, state=result.state, note=note)
         return PollReport(name, ok=True, seen=len(result.articles), ingest=report)
 
-    def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
+    async def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
         """Articles pushed to us (a CMS webhook, a WebSub hub): recorded at once, no backlog
         rule, since a push is news by definition. Idempotent like a poll."""
-        report = self._ingest(name, articles, first_sight=False, now=self.clock())
+        report = await offload(self._ingest, name, articles, first_sight=False, now=self.clock())
         return PollReport(name, ok=True, seen=len(articles), ingest=report)
 
     def _ingest(
@@ -247,8 +246,14 @@ class Pipeline:
                 reason = self._too_old_reason(article, name)
             else:
                 reason = self.filters[name].reason(article)
-            excerpt = stored_excerpt(
-                article.summary_html, strip=settings.strip, length=settings.excerpt_length
+            # An article skipped now is never composed: its excerpt (the costliest step of
+            # ingest, most of a cold first sight) would never be read.
+            excerpt = (
+                stored_excerpt(
+                    article.summary_html, strip=settings.strip, length=settings.excerpt_length
+                )
+                if reason is None
+                else ""
             )
             items.append(
                 NewArticle(
@@ -304,14 +309,13 @@ class Pipeline:
         target = self.channels[channel]
         source_settings = self.config.sources.get(source)
         bound = source_settings.excerpt_length if source_settings else DEFAULT_EXCERPT_LENGTH
-        return self.renderer.compose(
-            settings.template,
+        return compose_post(
+            self.renderer,
+            settings,
+            target,
             article=article,
             excerpt=excerpt,
             source=source,
-            channel=channel,
-            link=with_tracking(article.url, settings.tracking),
-            rule=target.rule(has_image=bool(article.image)),
             max_chars=bound,
         )
 
@@ -349,47 +353,55 @@ class Pipeline:
         pace = self.pace(name)
         while not self.stopping:
             now = self.clock()
-            paused = self.paused_until.get(name)
-            if paused is not None and paused > now:
-                report.wake(paused)
-                break
             quiet_end = self._quiet_until(name, now)
             if quiet_end is not None:
-                self._skip_stale_for_quiet_hours(name, now, quiet_end)
+                await self._skip_stale_for_quiet_hours(name, now, quiet_end)
                 report.wake(quiet_end)
                 break
-            if pace is None:
-                claimed = self.ledger.claim_due(
-                    now, holder=self.holder, limit=batch, channels=[name]
-                )
-                wait = None
-            else:
-                result = self.ledger.claim_paced(now, holder=self.holder, channel=name, pace=pace)
-                claimed, wait = result.deliveries, result.wait_until
+            claim = await offload(
+                self.ledger.claim, now, holder=self.holder, channel=name, pace=pace, limit=batch
+            )
+            claimed, wait = claim.deliveries, claim.wait_until
             if not claimed:
-                if wait is not None and pace is not None:
+                if wait is not None and pace is not None and wait > now:
                     # Another instance may hold the slot for a send in flight; it frees the
                     # slot sooner than the reservation says, so look again after one spacing.
                     wait = min(wait, now + max(pace.spacing, timedelta(seconds=1)))
-                report.wake(wait or self.ledger.next_due([name]))
+                report.wake(wait)
                 break
+            paused_until: datetime | None = None
+            in_flight = False
             for index, delivery in enumerate(claimed):
-                paused = self.paused_until.get(name)
-                if self.stopping or (paused is not None and paused > self.clock()):
+                if self.stopping or paused_until is not None:
+                    # Not sent: back to the queue as they were (a shutdown, or the channel
+                    # was paused by the outcome before).
                     for rest in claimed[index:]:
-                        self.ledger.release(rest.id, now=self.clock(), holder=self.holder)
+                        await offload(
+                            self.ledger.release, rest.id, now=self.clock(), holder=self.holder
+                        )
                     break
-                outcome = await self.deliver_one(delivery)
-                report.count(outcome)
-                if pace is not None:
-                    self.ledger.paced_send_done(
-                        name, completed_at=self.clock(), spacing=pace.spacing
-                    )
-            if pace is None and len(claimed) < batch:
-                report.wake(self.ledger.next_due([name]))
+                following = claimed[index + 1].id if index + 1 < len(claimed) else None
+                done = await self.deliver_one(
+                    delivery,
+                    spacing=pace.spacing if pace else None,
+                    in_flight=in_flight,
+                    then=following,
+                )
+                outcome, in_flight = done if done is not None else (None, False)
+                if outcome is None:
+                    continue
+                report.count(outcome.state)
+                if outcome.pause_until is not None and outcome.pause_until > self.clock():
+                    paused_until = outcome.pause_until
+            if paused_until is not None:
+                report.paused_channels[name] = paused_until
+                report.wake(paused_until)
                 break
-        if name in self.paused_until and self.paused_until[name] > self.clock():
-            report.paused_channels[name] = self.paused_until[name]
+            if pace is None and len(claimed) < batch:
+                # Nothing more was due: this pass is done, and what an outcome made due again
+                # (a retry without delay) waits for the next pass rather than going at once.
+                report.wake(await offload(self.ledger.next_due, [name]))
+                break
         return report
 
     def _quiet_until(self, channel: str, now: datetime) -> datetime | None:
@@ -405,11 +417,16 @@ class Pipeline:
             end += timedelta(days=1)
         return end.astimezone(UTC)
 
-    def _skip_stale_for_quiet_hours(self, channel: str, now: datetime, quiet_end: datetime) -> None:
+    async def _skip_stale_for_quiet_hours(
+        self, channel: str, now: datetime, quiet_end: datetime
+    ) -> None:
         """Posts that would be older than their source's max_age when quiet hours end are
         skipped now, saying so, rather than posted stale in the morning."""
         stale = []
-        for delivery in self.ledger.deliveries(states=["queued"], channel=channel, limit=10_000):
+        queued = await offload(
+            self.ledger.deliveries, states=[DeliveryState.QUEUED], channel=channel, limit=10_000
+        )
+        for delivery in queued:
             settings = self.config.sources.get(delivery.source)
             published = delivery.article.published
             if (
@@ -421,46 +438,89 @@ class Pipeline:
                 stale.append(delivery.id)
         if stale:
             local_end = quiet_end.astimezone(self.config.tz)
-            self.ledger.skip_queued(
+            await offload(
+                self.ledger.skip_queued,
                 stale,
                 reason=f"would be older than max_age when the quiet hours of {channel} end "
                 f"at {local_end:%H:%M}",
                 now=now,
             )
-            self._observe_delivery(channel, "skipped", None, count=len(stale))
+            self._observe_delivery(channel, DeliveryState.SKIPPED, None, count=len(stale))
 
-    async def deliver_one(self, delivery: Delivery) -> str:
-        """Compose and send one claimed delivery; record the outcome. Returns the new state."""
+    async def deliver_one(
+        self,
+        delivery: Delivery,
+        *,
+        spacing: timedelta | None = None,
+        in_flight: bool = False,
+        then: int | None = None,
+    ) -> tuple[Outcome, bool] | None:
+        """Compose, send, judge, record, observe: one claimed delivery's whole path, with one
+        ledger write for its outcome. ``spacing``: the channel is paced, and its next post may
+        go that long after this one ends. ``in_flight``: already marked so (with the previous
+        outcome); ``then``: the next claimed delivery, marked in flight with this outcome.
+        The outcome and whether ``then`` was marked; ``None`` when the claim was lost."""
+        outcome, error = await self._attempt(delivery, in_flight=in_flight)
+        now = self.clock()
         context = {
             "source": delivery.source,
             "article": delivery.article.key,
             "channel": delivery.channel,
             "delivery": delivery.id,
         }
-        outcome = await self._deliver(delivery, context)
-        if outcome != "retrying":
+        if outcome is None:
+            log.warning("claim lost before the send; not sent", extra=context)
+            return None
+        finished = await offload(
+            self.ledger.finish,
+            delivery.id,
+            outcome,
+            now=now,
+            holder=self.holder,
+            spacing=spacing,
+            then_in_flight=then,
+        )
+        if not finished:
+            # Recovery gave the claim away while this instance was stalled; what the ledger
+            # holds now is someone else's to decide.
+            log.warning(
+                "claim lost before its outcome was recorded: %s", outcome.state, extra=context
+            )
+            return None
+        log.log(
+            outcome.level,
+            "%s",
+            outcome.note or outcome.state,
+            extra=context,
+            exc_info=error if error is not None and not isinstance(error, BotError) else None,
+        )
+        if outcome.alert is not None:
+            self._alert(outcome.alert.kind, outcome.alert.message)
+        if not outcome.retry:
             delay = None
-            if outcome == "sent":
+            if outcome.state is DeliveryState.SENT:
                 start = delivery.article.published or delivery.created_at
-                delay = max((self.clock() - start).total_seconds(), 0.0)
-            self._observe_delivery(delivery.channel, outcome, delay)
-        return outcome
+                delay = max((now - start).total_seconds(), 0.0)
+            self._observe_delivery(delivery.channel, outcome.state, delay)
+        return outcome, finished.next_in_flight
 
-    async def _deliver(self, delivery: Delivery, context: Mapping[str, object]) -> str:
+    async def _attempt(
+        self, delivery: Delivery, *, in_flight: bool = False
+    ) -> tuple[Outcome | None, BaseException | None]:
+        """The outcome of trying to send one delivery now, and the error it raised, if any;
+        no outcome when the claim was lost before the send."""
         now = self.clock()
         channel = self.channels.get(delivery.channel)
-        if channel is None:
+        settings = self.config.channels.get(delivery.channel)
+        if channel is None or settings is None:
             reason = f"channel {delivery.channel!r} is no longer in the config"
-            self.ledger.mark_skipped(delivery.id, reason=reason, now=now, holder=self.holder)
-            log.warning("skipped: %s", reason, extra=context)
-            return "skipped"
+            return outcome_rules.skipped(reason, level=logging.WARNING), None
         if delivery.source in self.config.sources and self._too_old(
             delivery.article, delivery.source, now
         ):
-            reason = self._too_old_reason(delivery.article, delivery.source)
-            self.ledger.mark_skipped(delivery.id, reason=reason, now=now, holder=self.holder)
-            log.info("skipped: %s", reason, extra=context)
-            return "skipped"
+            return outcome_rules.skipped(
+                self._too_old_reason(delivery.article, delivery.source)
+            ), None
         try:
             # In a worker thread: a template using up its render budget (bot.compose.render)
             # must not hold the event loop, the listener and /healthz with it.
@@ -473,161 +533,56 @@ class Pipeline:
             )
         except (PermanentError, TemplateError) as exc:
             reason = exc.reason if isinstance(exc, PermanentError) else str(exc)
-            self.ledger.mark_failed(
-                delivery.id, reason=reason, now=self.clock(), holder=self.holder
-            )
-            log.error("cannot compose the post: %s", reason, extra=context)
-            self._alert(
-                "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
-            )
-            return "failed"
-
-        cost = self._cost(delivery.channel, post)
-        over = self._over_budget(delivery.channel, cost, now)
+            return outcome_rules.not_composed(
+                delivery.channel, delivery.article.title, reason
+            ), None
+        cost = settings.post_cost(post)
+        over = await self._over_budget(settings, cost, now)
         if over is not None:
-            self.ledger.mark_skipped(delivery.id, reason=over, now=now, holder=self.holder)
-            log.warning("skipped: %s", over, extra=context)
-            self._alert("budget", f"{delivery.channel}: {over}")
-            return "skipped"
-
+            alert = outcome_rules.Alert("budget", f"{delivery.channel}: {over}")
+            return outcome_rules.skipped(over, alert=alert, level=logging.WARNING), None
+        if not in_flight and not await offload(
+            self.ledger.mark_in_flight, delivery.id, now=self.clock(), holder=self.holder
+        ):
+            return None, None
+        result: Receipt | BaseException
         try:
-            receipt = await channel.send(post)
-        except TransientError as exc:
-            if exc.maybe_sent and not (
-                channel.resend_is_safe or self.config.channels[delivery.channel].resend_uncertain
-            ):
-                return self._uncertain(delivery, exc, post, context)
-            return self._retry_later(delivery, exc, post, context)
-        except PermanentError as exc:
-            if exc.duplicate and delivery.attempts > 1:
-                # An earlier attempt whose answer never came back had in fact been posted.
-                note = f"posted by an earlier attempt (the platform refused a resend: {exc.reason})"
-                confirmed = Receipt(remote_id="", notes=(note,))
-                self.ledger.mark_sent(
-                    delivery.id,
-                    text=post.text,
-                    receipt=confirmed,
-                    now=self.clock(),
-                    cost=cost,
-                    holder=self.holder,
-                )
-                log.info("sent (confirmed by the platform's duplicate check)", extra=context)
-                return "sent"
-            self.ledger.mark_failed(
-                delivery.id, reason=exc.reason, now=self.clock(), text=post.text, holder=self.holder
-            )
-            log.error("delivery failed: %s", exc.reason, extra=context)
-            self._alert(
-                "delivery failed", f"{delivery.channel}: {delivery.article.title}: {exc.reason}"
-            )
-            return "failed"
+            result = await channel.send(post)
         except Exception as exc:
-            # A bug in a channel must not stop the others; it is recorded, never retried blindly.
-            reason = f"internal error in channel {delivery.channel}: {type(exc).__name__}: {exc}"
-            self.ledger.mark_failed(
-                delivery.id, reason=reason, now=self.clock(), text=post.text, holder=self.holder
-            )
-            log.exception("delivery failed: %s", reason, extra=context)
-            self._alert("delivery failed", f"{delivery.channel}: {reason}")
-            return "failed"
-        self.ledger.mark_sent(
-            delivery.id,
-            text=post.text,
-            receipt=receipt,
+            # A bug in a channel must not stop the others; judge() records it, never retried.
+            result = exc
+        policy = outcome_rules.Policy.of(settings, resend_is_safe=channel.resend_is_safe)
+        outcome = outcome_rules.judge(
+            result,
+            attempts=delivery.attempts,
+            title=delivery.article.title,
+            post=post,
+            policy=policy,
             now=self.clock(),
             cost=cost,
-            holder=self.holder,
         )
-        log.info("sent %s", receipt.url or receipt.remote_id, extra=context)
-        return "sent"
+        return outcome, result if isinstance(result, BaseException) else None
 
-    def _uncertain(
-        self, delivery: Delivery, exc: TransientError, post: Post, context: Mapping[str, object]
-    ) -> str:
-        reason = (
-            f"{exc.reason}. The request was sent but no answer came back, so the post may have "
-            "been published: check the channel, then `newsbot retry --uncertain` to send it "
-            "again (or set resend_uncertain: true on the channel to always resend)"
-        )
-        self.ledger.mark_uncertain(
-            delivery.id, reason=reason, now=self.clock(), text=post.text, holder=self.holder
-        )
-        log.error("delivery uncertain: %s", exc.reason, extra=context)
-        self._alert("uncertain", f"{delivery.channel}: {delivery.article.title}: {exc.reason}")
-        # The platform is not answering: the channel's next post waits like after a failure.
-        wait = backoff(delivery.attempts, base=self.config.channels[delivery.channel].retry_backoff)
-        self.paused_until[delivery.channel] = self.clock() + wait
-        return "uncertain"
-
-    # -- X spend -------------------------------------------------------------------------------
-
-    def _cost(self, channel: str, post: Post) -> float | None:
-        settings = self.config.channels[channel]
-        if not isinstance(settings, XChannelConfig):
-            return None
-        has_link = bool(post.link) and post.link in post.text
-        return settings.price_per_link_post if has_link else settings.price_per_post
-
-    def month_start(self, now: datetime) -> datetime:
-        """The first moment of this calendar month in the configured time zone."""
-        local = now.astimezone(self.config.tz)
-        return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-
-    def _over_budget(self, channel: str, cost: float | None, now: datetime) -> str | None:
-        settings = self.config.channels[channel]
+    async def _over_budget(
+        self, settings: ChannelConfig, cost: float | None, now: datetime
+    ) -> str | None:
         if not isinstance(settings, XChannelConfig) or settings.monthly_budget is None:
             return None
-        posts, spent = self.ledger.spend(channel, since=self.month_start(now))
-        if spent + (cost or 0.0) <= settings.monthly_budget + 1e-9:
-            return None
-        return (
-            f"the X monthly budget of {settings.monthly_budget:.2f} {settings.currency} is "
-            f"reached ({posts} posts, {spent:.2f} {settings.currency} spent this month; "
-            f"this post would cost {cost or 0:.2f})"
+        posts, spent = await offload(
+            self.ledger.spend, settings.name, since=outcome_rules.month_start(now, self.config.tz)
         )
-
-    # -- retries -------------------------------------------------------------------------------
-
-    def _retry_later(
-        self, delivery: Delivery, exc: TransientError, post: Post, context: Mapping[str, object]
-    ) -> str:
-        now = self.clock()
-        max_attempts = self.config.channels[delivery.channel].max_attempts
-        if self.max_attempts is not None:
-            max_attempts = self.max_attempts
-        if delivery.attempts >= max_attempts:
-            reason = f"gave up after {delivery.attempts} attempts; last error: {exc.reason}"
-            self.ledger.mark_failed(
-                delivery.id, reason=reason, now=now, text=post.text, holder=self.holder
-            )
-            log.error("delivery failed: %s", reason, extra=context)
-            self._alert(
-                "delivery failed", f"{delivery.channel}: {delivery.article.title}: {reason}"
-            )
-            return "failed"
-        if exc.retry_after is not None:
-            # The platform said when: then, never earlier, and not much later either (a
-            # little jitter so that several instances do not all come back at once).
-            wait = timedelta(seconds=exc.retry_after * random.uniform(1.0, 1.1))
-        else:
-            wait = backoff(
-                delivery.attempts, base=self.config.channels[delivery.channel].retry_backoff
-            )
-        # The whole channel waits with the post: a platform that is failing or asking us to
-        # slow down fails for every post, and the posts after this one must not overtake it.
-        self.paused_until[delivery.channel] = now + wait
-        self.ledger.pause_channel(delivery.channel, until=now + wait, reason=exc.reason)
-        due = now + wait
-        self.ledger.requeue(delivery.id, due_at=due, reason=exc.reason, now=now, holder=self.holder)
-        log.warning(
-            "will retry at %s: %s", due.isoformat(timespec="seconds"), exc.reason, extra=context
+        return outcome_rules.over_budget(
+            budget=settings.monthly_budget,
+            currency=settings.currency,
+            posts=posts,
+            spent=spent,
+            cost=cost,
         )
-        return "retrying"
 
     # -- observers -------------------------------------------------------------------------------
 
     def _observe_delivery(
-        self, channel: str, state: str, delay: float | None, *, count: int = 1
+        self, channel: str, state: DeliveryState, delay: float | None, *, count: int = 1
     ) -> None:
         if self.observer is not None:
             for _ in range(count):
@@ -638,7 +593,6 @@ class Pipeline:
             self.alert(kind, message)
 
 
-MAX_TITLE = 500
 _MAX_REJECTIONS_SHOWN = 5
 
 
@@ -655,10 +609,3 @@ def tidy_article(article: Article) -> Article:
     if title == article.title and author == article.author:
         return article
     return dataclasses.replace(article, title=title, author=author)
-
-
-def backoff(attempts: int, *, base: timedelta = BACKOFF_BASE) -> timedelta:
-    """Exponential back-off with jitter: about 30 s, 1 min, 2 min, ... capped at an hour."""
-    seconds = base.total_seconds() * 2 ** max(attempts - 1, 0)
-    seconds = min(seconds, BACKOFF_CAP.total_seconds())
-    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))

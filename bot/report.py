@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.ledger import Delivery
+from bot.model import DeliveryState
 
 
 def display_width(text: str) -> int:
@@ -87,6 +88,5 @@ def delay(seconds: float | None) -> str:
 
 
 def counts_line(counts: Mapping[str, int]) -> str:
-    order = ["queued", "sending", "sent", "failed", "skipped", "uncertain"]
-    parts = [f"{counts.get(state, 0)} {state}" for state in order if counts.get(state)]
+    parts = [f"{counts.get(state, 0)} {state}" for state in DeliveryState if counts.get(state)]
     return "deliveries: " + (", ".join(parts) if parts else "none yet")

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from bot.errors import FetchRefused, SourceError
-from bot.links import canonical_url
+from bot.links import absolute_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.dates import read_date
@@ -137,7 +137,7 @@ def extract_page(
     if published is None and metadata.date:
         published = _read_when(metadata.date, timezone)
     description = _clean(metadata.description or "") or _ld_text(ld, "description")
-    image = _absolute(metadata.image or "", url) or _absolute(_ld_image(ld), url)
+    image = absolute_url(metadata.image or "", url) or absolute_url(_ld_image(ld), url)
     paragraphs: tuple[str, ...] = ()
     if with_paragraphs and (not description or not image):
         document = bare_extraction(
@@ -161,7 +161,7 @@ def extract_page(
         paragraphs=paragraphs,
         image=image or None,
         published=published,
-        canonical=_absolute(metadata.url or "", url) or None,
+        canonical=absolute_url(metadata.url or "", url) or None,
         final_url=url,
     )
 
@@ -253,7 +253,7 @@ def _paragraphs(main: Any, title: str) -> tuple[str, ...]:
 
 def _first_graphic(main: Any, base: str) -> str:
     for element in main.iter("graphic"):
-        src = _absolute(element.get("src") or "", base)
+        src = absolute_url(element.get("src") or "", base)
         if src:
             return src
     return ""
@@ -264,17 +264,6 @@ def _read_when(text: str, zone: tzinfo) -> datetime | None:
     if reading is None or reading.relative:
         return None
     return reading.when.astimezone(UTC).replace(microsecond=0)
-
-
-def _absolute(url: str, base: str) -> str:
-    url = url.strip()
-    if not url or url.startswith("data:"):
-        return ""
-    try:
-        absolute = canonical_url(url, base)
-    except ValueError:
-        return ""
-    return absolute if absolute.startswith(("http://", "https://")) else ""
 
 
 def _clean(text: str) -> str:

@@ -44,8 +44,8 @@ import feedparser
 from bot.compose.excerpt import clean_text, html_to_text, one_line, shorten
 from bot.config import FeedSourceConfig
 from bot.errors import SourceError
-from bot.links import canonical_url
-from bot.model import Article
+from bot.links import absolute_url, canonical_url
+from bot.model import MAX_TITLE, Article
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.charset import Decoded, bom_codec, codec, decode, sniff_xml
 from bot.sources.fetch import Fetcher
@@ -213,7 +213,6 @@ def _read_entries(
 # A feed's clock may run a little ahead of ours; beyond this a future date is worth a warning.
 _CLOCK_SKEW = timedelta(minutes=5)
 # Titles are headlines: a feed that puts a whole article (or 1 MB of one word) there is cut.
-_MAX_TITLE = 500
 _DERIVED_TITLE = 60
 
 
@@ -291,7 +290,7 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
         # caught by the ledger, which knows every article's canonical URL too.
         key = _identity(link)
     image = clean_text(raw.image).strip() or _first_img_src(raw.html_for_image)
-    image = _absolute(image, base_url) if image else ""
+    image = absolute_url(image, base_url, allow=None) if image else ""
     published = raw.published or now
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
@@ -341,7 +340,7 @@ def _plain_title(title: str, *, is_html: bool = True) -> str:
     script, style, comments and doctype gone with their content; plain text kept as written."""
     if is_html and ("<" in title or "&" in title):
         title = html_to_text(title)
-    return one_line(title, _MAX_TITLE)
+    return one_line(title, MAX_TITLE)
 
 
 def _author_name(author: str) -> str | None:

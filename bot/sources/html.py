@@ -33,7 +33,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from bot.config import HtmlSelectors, HtmlSourceConfig
 from bot.errors import ConfigError, SourceError
-from bot.links import canonical_url
+from bot.links import WEB_OR_FILE, absolute_url, canonical_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.charset import codec
@@ -246,7 +246,7 @@ def _read_item(item: LexborNode, index: int, found: _Found) -> Article | None:
     link_node = selectors.link.first(item)
     raw_link = selectors.link.value(link_node) if link_node is not None else ""
     found.link += bool(link_node is not None)
-    link = _absolute_http(raw_link, base)
+    link = absolute_url(raw_link, base, allow=WEB_OR_FILE)
 
     summary_html = ""
     if selectors.excerpt is not None:
@@ -344,17 +344,7 @@ def _image(node: LexborNode, selector: Selector, base: str) -> str | None:
                 break
     if selector.attribute == "srcset" or (value and " " in value and "," in value):
         value = value.split(",")[0].strip().split(" ")[0]
-    return _absolute_http(value, base) or None
-
-
-def _absolute_http(url: str, base: str) -> str:
-    if not url or url.startswith(("javascript:", "mailto:", "data:", "tel:", "#")):
-        return ""
-    try:
-        absolute = canonical_url(url, base)
-    except ValueError:
-        return ""
-    return absolute if absolute.startswith(("http://", "https://", "file://")) else ""
+    return absolute_url(value, base, allow=WEB_OR_FILE) or None
 
 
 def _base_href(tree: LexborHTMLParser, page_url: str) -> str:

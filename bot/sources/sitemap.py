@@ -39,7 +39,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from bot.config import SitemapSourceConfig
 from bot.errors import FetchRefused, SourceError
-from bot.links import canonical_url
+from bot.links import WEB_OR_FILE, absolute_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.dates import parse_date
@@ -314,7 +314,7 @@ def _read_index(root: Any, url: str, zone: tzinfo) -> SitemapDocument:
         loc = _child_text(entry, "loc")
         if not loc:
             continue
-        child_url = _absolute(loc, url)
+        child_url = absolute_url(loc, url, allow=WEB_OR_FILE)
         if child_url:
             lastmod = _child_text(entry, "lastmod")
             children.append(ChildSitemap(child_url, _date(lastmod, zone)))
@@ -355,7 +355,7 @@ def _read_url(entry: Any, base: str, zone: tzinfo) -> Article | None:
     for child in entry:
         name = _local(child)
         if name == "loc":
-            link = _absolute(_text(child), base)
+            link = absolute_url(_text(child), base, allow=WEB_OR_FILE)
         elif name == "lastmod":
             lastmod = _text(child)
         elif name == "news":
@@ -363,7 +363,7 @@ def _read_url(entry: Any, base: str, zone: tzinfo) -> Article | None:
             published_text = _child_text(child, "publication_date")
             keywords = _child_text(child, "keywords")
         elif name == "image" and not image:
-            image = _absolute(_child_text(child, "loc"), base)
+            image = absolute_url(_child_text(child, "loc"), base, allow=WEB_OR_FILE)
     if not link:
         return None
     published = _date(published_text, zone) or _date(lastmod, zone)
@@ -397,16 +397,6 @@ def _local(element: Any) -> str:
 
 def _text(element: Any) -> str:
     return "".join(element.itertext()).strip()
-
-
-def _absolute(url: str, base: str) -> str:
-    if not url:
-        return ""
-    try:
-        absolute = canonical_url(url, base)
-    except ValueError:
-        return ""
-    return absolute if absolute.startswith(("http://", "https://", "file://")) else ""
 
 
 def _date(text: str, zone: tzinfo) -> datetime | None:

@@ -336,3 +336,28 @@ def test_once_publishes_no_internal_page_no_local_file_and_no_password(
         assert forbidden not in result.out
     assert "127.0.0.2" in result.err and "loopback" in result.err
     assert "user name or password" in result.err and "hunter2" not in result.err
+
+
+def test_status_needs_the_ledger_not_the_channels_secrets(
+    tmp_path: Path, templates: Path, clean_env: dict[str, str], feed: FeedServer
+) -> None:
+    """`newsbot status` (and retry) run without the X keys in the environment: an editor can
+    look at the ledger without holding them; sending still refuses, naming the variable."""
+    url = feed.publish("/rss.xml", rss([item(1)]))
+    config = tmp_path / "newsbot.yaml"
+    config.write_text(
+        CONFIG.format(url=url, backlog=1).split("channels:\n")[0]
+        + "channels:\n  telegram:\n    kind: console\n    template: telegram.html.j2\n"
+        + "  x:\n    kind: x\n    consumer_key: ${X_CONSUMER_KEY}\n"
+        + "    consumer_secret: ${X_CONSUMER_SECRET}\n    access_token: ${X_ACCESS_TOKEN}\n"
+        + "    access_token_secret: ${X_ACCESS_TOKEN_SECRET}\n    template: x.txt.j2\n",
+        encoding="utf-8",
+    )
+    newsbot = Newsbot(config, clean_env)
+    shown = newsbot("status")
+    assert shown.code == 0, shown.err
+    assert "deliveries: none yet" in shown.out
+    assert "x channel x: 0 posts this month" in shown.out
+    assert newsbot("retry").code == 0
+    refused = newsbot("once")
+    assert refused.code == 2 and "X_CONSUMER_KEY is not set" in refused.err

@@ -4,10 +4,12 @@ platforms' own records are compared with the ledger.
 
 A post in flight at a kill may or may not have reached the platform: it must become
 ``uncertain`` (never be resent blindly), and each kill can leave at most one per channel, since
-a paced channel (``rate: 1000/s``) has one claim in flight at a time. Once a person has looked
-(here: the fakes' records), ``newsbot retry --uncertain --id …`` sends the ones that did not
-arrive, and every article is then on every channel exactly once. On Threads every uncertain
-post is retried, arrived or not: the container id noted before publishing makes a resend safe.
+a channel sends one post at a time per instance, paced (``rate: 1000/s``) or not (``rate:
+off``, where a whole batch is claimed at once but only the post being sent is in flight).
+Once a person has looked (here: the fakes' records), ``newsbot retry --uncertain --id …``
+sends the ones that did not arrive, and every article is then on every channel exactly once.
+On Threads every uncertain post is retried, arrived or not: the container id noted before
+publishing makes a resend safe.
 
 Random choices come from one seed, printed with the result and in every failure message;
 ``NEWSBOT_CRASH_SEED=<n>`` replays the same choices (the timing of a kill against a send is
@@ -55,6 +57,7 @@ CHANNELS = ("telegram", "x", "threads", "mastodon")
 THREADS_TOKEN = "THAA-crash-test-token"
 MASTO_TOKEN = "masto-crash-test-token"
 KILLS = 20
+UNPACED_KILLS = 12  # pacing off: 120 articles x 2 channels, a batch claimed at once
 X_KEYS = {
     "XK": "ck-crash-test",
     "XS": "cs-crash-test-secret",
@@ -77,7 +80,7 @@ channels:
     chat: "@newsvision"
     template: telegram.html.j2
     api_url: {tg}
-    rate: 1000/s
+    rate: {rate}
     min_gap: 0s
   x:
     kind: x
@@ -87,19 +90,21 @@ channels:
     access_token_secret: ${{XTS}}
     template: x.txt.j2
     api_url: {x}
-    rate: 1000/s
+    rate: {rate}
     min_gap: 0s
   threads:
     kind: threads
     access_token: ${{THREADS_TOKEN}}
     template: threads.txt.j2
     api_url: {threads}
+    rate: {rate}
+    min_gap: 0s
   mastodon:
     kind: mastodon
     instance_url: {masto}
     access_token: ${{MT}}
     template: mastodon.txt.j2
-    rate: 1000/s
+    rate: {rate}
     min_gap: 0s
 """
 
@@ -207,6 +212,8 @@ class Newsroom:
     feed: FeedServer
     threads: FakeThreads
     rng: random.Random
+    per_desk: int = PER_DESK
+    rate: str = "1000/s"
     published: dict[str, list[FeedItem]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -225,6 +232,7 @@ class Newsroom:
                 x=self.x.url,
                 threads=self.threads.url,
                 masto=self.masto.url,
+                rate=self.rate,
             ),
             encoding="utf-8",
         )
@@ -245,9 +253,9 @@ class Newsroom:
     def publish_over(self, seconds: float, *, keep: int = 0) -> None:
         """A third of each desk at once, the rest but ``keep`` in small batches over
         ``seconds`` (from a thread)."""
-        upto = PER_DESK - keep
+        upto = self.per_desk - keep
         for desk in DESKS:
-            self.published[desk] = [item(desk, n) for n in range(PER_DESK // 3)]
+            self.published[desk] = [item(desk, n) for n in range(self.per_desk // 3)]
             self.feed.publish(f"/{desk}.xml", rss(self.published[desk]))
         batches = 20
         pause = seconds / batches
@@ -258,7 +266,7 @@ class Newsroom:
                     return
                 for desk in DESKS:
                     have = len(self.published[desk])
-                    more = min(upto - have, -(-(upto - PER_DESK // 3) // batches))
+                    more = min(upto - have, -(-(upto - self.per_desk // 3) // batches))
                     if more > 0:
                         self._publish(desk, have + more)
 
@@ -268,7 +276,7 @@ class Newsroom:
     def _publish(self, desk: str, upto: int) -> list[str]:
         """Grow the desk's feed to ``upto`` items; the new items' links."""
         have = len(self.published[desk])
-        new = [item(desk, n) for n in range(have, min(upto, PER_DESK))]
+        new = [item(desk, n) for n in range(have, min(upto, self.per_desk))]
         self.published[desk] = self.published[desk] + new
         self.feed.publish(f"/{desk}.xml", rss(self.published[desk]))
         return [it.link for it in new]
@@ -287,7 +295,7 @@ class Newsroom:
         self._thread.join(timeout=120)
         if everything:
             for desk in DESKS:
-                self._publish(desk, PER_DESK)
+                self._publish(desk, self.per_desk)
 
     def stop(self) -> None:
         self._stop.set()
@@ -347,7 +355,13 @@ class Newsroom:
 
 @contextlib.contextmanager
 def open_newsroom(
-    folder: Path, database: str, crash_seed: int, monkeypatch: pytest.MonkeyPatch
+    folder: Path,
+    database: str,
+    crash_seed: int,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    per_desk: int = PER_DESK,
+    rate: str = "1000/s",
 ) -> Iterator[Newsroom]:
     """The fakes in threads of this process, posts delayed a little (so that kills land
     mid-send), X's 200-per-15-minutes and 300-per-3-hours caps lifted (hundreds of posts in a
@@ -375,7 +389,9 @@ def open_newsroom(
             x.fail_next(1, XFault.slow(delay), path="/2/tweets")
             threads.fail_next(1, GraphFault.slow(delay), path="/threads_publish")
             masto.fail_next(1, MastodonFault.slow(delay), path="/api/v1/statuses")
-        room = Newsroom(folder, database, tg, x, masto, feed, threads, rng)
+        room = Newsroom(
+            folder, database, tg, x, masto, feed, threads, rng, per_desk=per_desk, rate=rate
+        )
         try:
             yield room
         finally:
@@ -502,7 +518,10 @@ def finish(room: Newsroom, instances: list[Instance], where: str) -> None:
     for instance in instances:
         # Started means registered: its signal handlers are in place, so SIGTERM is a clean
         # stop (rather than the default death of a process still importing).
-        wait_for(lambda i=instance: room.registered(i.holder), 60, f"slot {instance.slot} up")
+        try:
+            wait_for(lambda i=instance: room.registered(i.holder), 60, f"slot {instance.slot} up")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{instance.tail()}") from None
         assert instance.terminate() == 0, instance.tail()
 
 
@@ -522,23 +541,53 @@ def test_sigkill_and_restart_never_posts_twice_nor_loses_one_sqlite(
     article is posted twice on any channel, none is lost, each post in flight at a kill is
     'uncertain' (at most one per channel per kill), and after retrying the uncertain ones
     that did not arrive every article is on every channel exactly once."""
+    one_instance_killed(crash_seed, tmp_path, monkeypatch, report, kills=KILLS)
+
+
+def test_unpaced_sigkill_leaves_at_most_the_post_in_flight_uncertain_sqlite(
+    crash_seed: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    report: Callable[[str], None],
+) -> None:
+    """Pacing off (``rate: off``: a batch claimed at once), 120 articles x 2 channels, 12
+    SIGKILLs on SQLite: claimed is not in flight, so a kill leaves at most the one post being
+    sent per channel uncertain; the rest of its batch goes back to the queue and is posted
+    without anyone's help, never twice."""
+    one_instance_killed(
+        crash_seed, tmp_path, monkeypatch, report, kills=UNPACED_KILLS, per_desk=60, rate="off"
+    )
+
+
+def one_instance_killed(
+    crash_seed: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    report: Callable[[str], None],
+    *,
+    kills: int,
+    per_desk: int = PER_DESK,
+    rate: str = "1000/s",
+) -> None:
     started = time.monotonic()
-    where = f"sqlite, seed {crash_seed}"
+    where = f"sqlite, rate {rate}, seed {crash_seed}"
     rng = random.Random(crash_seed + 1)
     database = f"sqlite:///{tmp_path / 'ledger.db'}"
-    with open_newsroom(tmp_path, database, crash_seed, monkeypatch) as room:
+    with open_newsroom(
+        tmp_path, database, crash_seed, monkeypatch, per_desk=per_desk, rate=rate
+    ) as room:
         instance = Instance(1, room.config(), room.env())
         with running([instance]):
             room.publish_over(seconds=20)
-            for _ in range(KILLS):
+            for _ in range(kills):
                 instance.start()
                 kill_later(room, instance, rng)
             instance.start()
             finish(room, [instance], where)
-        outcome = check(room, [instance], KILLS, where)
+        outcome = check(room, [instance], kills, where)
     line = (
-        f"crash test (sqlite): kills={KILLS} posts={outcome.posts} duplicates=0 lost=0 "
-        f"uncertain={outcome.uncertain} seconds={time.monotonic() - started:.0f} "
+        f"crash test (sqlite, rate {rate}): kills={kills} posts={outcome.posts} duplicates=0 "
+        f"lost=0 uncertain={outcome.uncertain} seconds={time.monotonic() - started:.0f} "
         f"seed={crash_seed}"
     )
     report(line)
@@ -591,18 +640,58 @@ def test_three_instances_on_postgres_killed_at_random_share_the_work_safely(
     alone (the other two killed) and must take the sources and the posting over. No
     duplicate, no loss, at most one uncertain post per channel per kill, and every instance
     sent posts (``sent_by`` in the ledger)."""
+    three_instances_killed(crash_seed, pg_database, tmp_path, monkeypatch, report, kills=KILLS)
+
+
+@pytest.mark.postgres
+def test_three_unpaced_instances_on_postgres_leave_only_posts_in_flight_uncertain(
+    crash_seed: int,
+    pg_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    report: Callable[[str], None],
+) -> None:
+    """Three instances on PostgreSQL with pacing off (``rate: off``), 120 articles x 2
+    channels, at least 12 SIGKILLs: no duplicate, no loss, at most one uncertain post per
+    kill per channel (a killed batch's unsent claims go back to the queue), every instance
+    sent posts, and everything but the uncertain posted without a person's help."""
+    three_instances_killed(
+        crash_seed,
+        pg_database,
+        tmp_path,
+        monkeypatch,
+        report,
+        kills=UNPACED_KILLS - 3 * 2,
+        per_desk=60,
+        rate="off",
+    )
+
+
+def three_instances_killed(
+    crash_seed: int,
+    pg_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    report: Callable[[str], None],
+    *,
+    kills: int,
+    per_desk: int = PER_DESK,
+    rate: str = "1000/s",
+) -> None:
     started = time.monotonic()
-    where = f"postgres, seed {crash_seed}"
+    where = f"postgres, rate {rate}, seed {crash_seed}"
     rng = random.Random(crash_seed + 2)
-    with open_newsroom(tmp_path, pg_database, crash_seed, monkeypatch) as room:
+    with open_newsroom(
+        tmp_path, pg_database, crash_seed, monkeypatch, per_desk=per_desk, rate=rate
+    ) as room:
         config, env = room.config(), room.env()
         instances = [Instance(slot, config, env) for slot in (1, 2, 3)]
-        kills = 0
+        killed = 0
         with running(instances):
             room.publish_over(seconds=15, keep=5 * len(instances))
             for instance in instances:
                 instance.start()
-            for _ in range(KILLS):
+            for _ in range(kills):
                 # The others keep working (and recover the victim's posts) meanwhile.
                 time.sleep(rng.uniform(0.2, 1.0))
                 wait_for(lambda: any(room.registered(i.holder) for i in instances), 60, "one up")
@@ -610,18 +699,18 @@ def test_three_instances_on_postgres_killed_at_random_share_the_work_safely(
                 victim = rng.choice(up if rng.random() < 0.8 else instances)
                 victim.kill()
                 victim.start()
-                kills += 1
+                killed += 1
             for survivor in rng.sample(instances, len(instances)):
-                kills += take_over(room, instances, survivor, where)
+                killed += take_over(room, instances, survivor, where)
             finish(room, instances, where)
-        outcome = check(room, instances, kills, where)
+        outcome = check(room, instances, killed, where)
     per_slot = {
         instance.slot: sum(outcome.sent_by[h] for h in instance.holders) for instance in instances
     }
     assert all(per_slot.values()), f"{where}: an instance sent nothing: {per_slot}"
     assert sum(per_slot.values()) == sum(outcome.sent_by.values()), f"{where}: {outcome.sent_by}"
     line = (
-        f"crash test (postgres, 3 instances): kills={kills} posts={outcome.posts} "
+        f"crash test (postgres, 3 instances, rate {rate}): kills={killed} posts={outcome.posts} "
         f"duplicates=0 lost=0 uncertain={outcome.uncertain} sent_by_instance={per_slot} "
         f"seconds={time.monotonic() - started:.0f} seed={crash_seed}"
     )

@@ -385,3 +385,62 @@ def test_websub_subscription_is_verified_and_a_push_is_posted(world: World) -> N
         wait_for(lambda: len(world.tg.messages) >= 1 and len(world.x.posts) >= 1, 10, "the push")
         assert "第1則" in world.tg.messages[0].plain
         assert world.daemon.terminate() == 0
+
+
+def test_reload_checks_a_photo_channel_against_the_caption_limit(world: World) -> None:
+    """A reload that makes a Telegram channel `photo: true` validates its template against
+    the 1024-character caption limit, as `check` and a send do (not 4096 by file name)."""
+    world.configure(min_gap="0s")
+    world.daemon.start()
+    world.started()
+    long = "高雄港與格丁尼亞港簽署合作備忘錄，雙方將在智慧港口與綠色航運上展開合作。" * 40
+    (world.folder / "templates" / "long.html.j2").write_text(
+        f"<b>{{{{ article.title }}}}</b>\n{long}\n{{{{ link }}}}", encoding="utf-8"
+    )
+    config = world.folder / "newsbot.yaml"
+    text = config.read_text(encoding="utf-8").replace(
+        "    template: telegram.html.j2\n", "    template: long.html.j2\n    photo: true\n", 1
+    )
+    config.write_text(text, encoding="utf-8")
+    wait_for(lambda: "NOT loaded" in world.daemon.text(), 15, "the refused reload")
+    refused = world.daemon.text().split("NOT loaded", 1)[1].splitlines()[0]
+    assert "telegram" in refused and "1024" in refused
+    assert "reloaded" not in world.daemon.text()
+    check = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config), "check"],
+        capture_output=True,
+        text=True,
+        env=world.daemon.env,
+        cwd=world.folder,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 2 and "1024" in check.stderr
+    assert world.daemon.terminate() == 0
+
+
+def test_a_reload_that_turns_websub_on_subscribes_at_the_hub(world: World) -> None:
+    """A feed switched to `websub: true` by a reload gets its subscriber built, registered
+    at /websub/<source> and subscribed at the hub, and a push is then posted."""
+    from bot.testing.websub_hub import FakeHub
+
+    with FakeHub() as hub:
+        topic = hub.serve_topic("/nv.xml", rss([item(0)]), link_header=True)
+        world.configure(min_gap="0s")
+        config = world.folder / "newsbot.yaml"
+        text = config.read_text(encoding="utf-8").replace(world.feed_url, topic)
+        config.write_text(f"public_url: http://127.0.0.1:{world.port}\n{text}", "utf-8")
+        world.daemon.start()
+        wait_for(lambda: "newsbot running" in world.daemon.text(), 20, "the daemon to start")
+        time.sleep(1.5)  # the first poll (first sight) has recorded what the feed held
+        assert hub.subscribers(topic) == []
+        text = config.read_text(encoding="utf-8")
+        text = text.replace("    max_age: off\n", "    max_age: off\n    websub: true\n", 1)
+        config.write_text(text, "utf-8")
+        wait_for(lambda: "reloaded" in world.daemon.text(), 15, "the reload")
+        wait_for(lambda: len(hub.subscribers(topic)) == 1, 20, "a verified subscription")
+        statuses = hub.publish_from_thread(topic, rss([item(1), item(0)]))
+        assert all(200 <= s < 300 for s in statuses)
+        wait_for(lambda: len(world.tg.messages) >= 1, 10, "the push")
+        assert "第1則" in world.tg.messages[0].plain
+        assert world.daemon.terminate() == 0

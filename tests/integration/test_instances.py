@@ -53,6 +53,21 @@ def states(ledger: Ledger) -> dict[tuple[str, str], DeliveryState]:
 # -- heartbeats --------------------------------------------------------------------------------
 
 
+def in_flight(
+    ledger: Ledger,
+    now: datetime,
+    *,
+    holder: str,
+    limit: int = 20,
+    channels: list[str] | None = None,
+) -> list[int]:
+    """Claim and mark each claimed delivery in flight: its request is being written."""
+    ids = [d.id for d in ledger.claim_due(now, holder=holder, limit=limit, channels=channels)]
+    for delivery_id in ids:
+        assert ledger.mark_in_flight(delivery_id, now=now, holder=holder)
+    return ids
+
+
 def test_heartbeat_registers_and_refreshes_an_instance(ledger: Ledger) -> None:
     """The first heartbeat registers host and pid; later ones move last_seen only, until a
     restart (starting=True) resets started_at."""
@@ -89,8 +104,8 @@ def test_posts_in_flight_at_a_dead_instance_become_uncertain(ledger: Ledger) -> 
     queue(ledger, 2, ["telegram", "x"])
     ledger.heartbeat("dead:1", NOW - timedelta(minutes=5), starting=True)
     ledger.heartbeat("live:2", NOW, starting=True)
-    ledger.claim_due(NOW - timedelta(minutes=5), holder="dead:1", limit=2)
-    ledger.claim_due(NOW, holder="live:2", limit=2)
+    in_flight(ledger, NOW - timedelta(minutes=5), holder="dead:1", limit=2)
+    in_flight(ledger, NOW, holder="live:2", limit=2)
     report = ledger.recover_dead(NOW, TIMEOUT)
     assert (report.holders, report.uncertain, report.requeued) == (("dead:1",), 2, 0)
     rows = ledger.deliveries(limit=10)
@@ -108,7 +123,7 @@ def test_resend_uncertain_channels_are_queued_again(ledger: Ledger) -> None:
     """On a channel with resend_uncertain the dead holder's post goes back to 'queued' (due
     now, with a reason); the other channel's becomes 'uncertain'."""
     queue(ledger, 1, ["telegram", "x"])
-    ledger.claim_due(NOW - timedelta(minutes=5), holder="dead:1", limit=2)
+    in_flight(ledger, NOW - timedelta(minutes=5), holder="dead:1", limit=2)
     report = ledger.recover_dead(NOW, TIMEOUT, resend_channels=["x"])
     assert (report.uncertain, report.requeued) == (1, 1)
     assert states(ledger) == {
@@ -124,7 +139,7 @@ def test_a_holder_known_gone_is_recovered_without_waiting(ledger: Ledger) -> Non
     claims are recovered at once, however fresh their heartbeat."""
     queue(ledger, 1, ["x"])
     ledger.heartbeat("here:99", NOW, starting=True)
-    ledger.claim_due(NOW, holder="here:99")
+    in_flight(ledger, NOW, holder="here:99")
     assert ledger.recover_dead(NOW, TIMEOUT).moved == 0
     report = ledger.recover_dead(NOW, TIMEOUT, also=["here:99"])
     assert report.uncertain == 1 and ledger.instances() == []
@@ -134,9 +149,9 @@ def test_an_instance_that_was_only_stalled_keeps_its_new_claims(ledger: Ledger) 
     """A holder whose heartbeat went stale loses only the claims made before then: what it
     claimed after coming back is left alone."""
     queue(ledger, 2, ["x"])
-    ledger.claim_due(NOW - timedelta(minutes=2), holder="slow:1", limit=1)
+    in_flight(ledger, NOW - timedelta(minutes=2), holder="slow:1", limit=1)
     ledger.heartbeat("slow:1", NOW - timedelta(minutes=1), starting=True)
-    ledger.claim_due(NOW, holder="slow:1", limit=1)
+    in_flight(ledger, NOW, holder="slow:1", limit=1)
     assert ledger.recover_dead(NOW, TIMEOUT).uncertain == 1
     assert Counter(states(ledger).values()) == {
         DeliveryState.UNCERTAIN: 1,
@@ -150,7 +165,7 @@ def test_recovery_releases_leases_and_the_pace_a_dead_send_was_holding(ledger: L
     queue(ledger, 1, ["x"])
     ledger.heartbeat("dead:1", NOW - timedelta(minutes=5), starting=True)
     assert ledger.try_lease("nv", "dead:1", NOW - timedelta(minutes=5), timedelta(hours=1))
-    ledger.claim_due(NOW - timedelta(minutes=5), holder="dead:1")
+    in_flight(ledger, NOW - timedelta(minutes=5), holder="dead:1")
     with ledger.engine.begin() as conn:
         later = NOW + timedelta(hours=1)
         conn.execute(sa.insert(channel_pacing).values(channel="x", next_at=later))
@@ -161,6 +176,34 @@ def test_recovery_releases_leases_and_the_pace_a_dead_send_was_holding(ledger: L
     with ledger.engine.connect() as conn:
         next_at = conn.execute(sa.select(channel_pacing.c.next_at)).scalar()
     assert next_at == NOW
+
+
+def test_a_dead_instances_claims_never_sent_go_back_to_the_queue(ledger: Ledger) -> None:
+    """Claimed is not in flight: of a dead holder's batch of claims only the one whose
+    request was being written becomes 'uncertain'; the others are queued again, their
+    attempt uncounted, and the next claim takes them in their order."""
+    queue(ledger, 5, ["x"])
+    ledger.heartbeat("dead:1", NOW - timedelta(minutes=5), starting=True)
+    batch = ledger.claim_due(NOW - timedelta(minutes=5), holder="dead:1", limit=5)
+    assert ledger.mark_in_flight(batch[0].id, now=NOW - timedelta(minutes=5), holder="dead:1")
+    report = ledger.recover_dead(NOW, TIMEOUT)
+    assert (report.uncertain, report.returned, report.moved) == (1, 4, 1)
+    rows = {d.id: d for d in ledger.deliveries(limit=10)}
+    assert rows[batch[0].id].state is DeliveryState.UNCERTAIN
+    assert all(rows[d.id].state is DeliveryState.QUEUED for d in batch[1:])
+    again = ledger.claim_due(NOW, holder="live:2", limit=10)
+    assert [d.id for d in again] == [d.id for d in batch[1:]]
+    assert all(d.attempts == 1 for d in again)
+
+
+def test_a_claim_lost_to_recovery_cannot_be_marked_in_flight(ledger: Ledger) -> None:
+    """A stalled instance whose claim went back to the queue may not send it: marking it in
+    flight fails, so it is never sent by two instances."""
+    queue(ledger, 1, ["x"])
+    ledger.heartbeat("slow:1", NOW - timedelta(minutes=5), starting=True)
+    (claimed,) = ledger.claim_due(NOW - timedelta(minutes=5), holder="slow:1")
+    assert ledger.recover_dead(NOW, TIMEOUT).returned == 1
+    assert not ledger.mark_in_flight(claimed.id, now=NOW, holder="slow:1")
 
 
 # -- leases --------------------------------------------------------------------------------------
@@ -311,8 +354,8 @@ def test_keeper_recovers_a_gone_process_of_this_host_at_once(
     gone, alive = f"{host}:{_dead_pid()}", f"{host}:{os.getppid()}"
     ledger.heartbeat(gone, datetime.now(UTC), starting=True)
     ledger.heartbeat(alive, datetime.now(UTC), starting=True)
-    ledger.claim_due(NOW, holder=gone, limit=2)
-    ledger.claim_due(NOW, holder=alive, limit=2)
+    in_flight(ledger, NOW, holder=gone, limit=2)
+    in_flight(ledger, NOW, holder=alive, limit=2)
     keeper = InstanceKeeper(ledger, f"{host}:{os.getpid()}", lambda: config)
     report = keeper.tick()
     assert report.holders == (gone,) and report.moved == 2
@@ -334,9 +377,9 @@ def test_keeper_treats_its_own_holder_as_an_earlier_life_only_at_start(
     ledger = Ledger.open(database_url)
     queue(ledger, 2, ["x"])
     keeper = InstanceKeeper(ledger, f"{socket.gethostname()}:{os.getpid()}", lambda: config)
-    ledger.claim_due(NOW, holder=keeper.holder, limit=1)
+    in_flight(ledger, NOW, holder=keeper.holder, limit=1)
     assert keeper.start().uncertain == 1
-    ledger.claim_due(NOW, holder=keeper.holder, limit=1)
+    in_flight(ledger, NOW, holder=keeper.holder, limit=1)
     assert keeper.tick().moved == 0
     assert keeper.may_poll("nv")
     keeper.stop()

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from bot.ledger import Ledger, NewArticle, deliveries
 from bot.model import Article, DeliveryState, Receipt
+from bot.outcome import Outcome
 from bot.sources.base import SourceState
 
 NOW = datetime(2025, 9, 15, 8, 0, tzinfo=UTC)
@@ -131,10 +132,31 @@ def test_finishing_needs_a_claim(ledger: Ledger) -> None:
     assert ledger.deliveries()[0].state is DeliveryState.FAILED
 
 
+def test_finish_applies_a_retry_and_the_channel_pause_in_one_go(ledger: Ledger) -> None:
+    """finish() with a retry outcome requeues the delivery and pauses its channel for every
+    claim, paced or not; another holder's finish changes nothing and pauses nothing."""
+    ledger.ingest("nv", [NewArticle(article(1), ""), NewArticle(article(2), "")], ["x"], now=NOW)
+    (first, _second) = ledger.claim_due(NOW, holder="h1")
+    until = NOW + timedelta(minutes=2)
+    retry = Outcome(
+        DeliveryState.QUEUED, reason="HTTP 429", due_at=until, pause_until=until, pause_reason="429"
+    )
+    assert not ledger.finish(first.id, retry, now=NOW, holder="someone-else")
+    assert ledger.claim(NOW, holder="h2", channel="x", pace=None).wait_until is None
+    assert ledger.finish(first.id, retry, now=NOW, holder="h1")
+    blocked = ledger.claim(NOW + timedelta(minutes=1), holder="h2", channel="x", pace=None)
+    assert (blocked.deliveries, blocked.wait_until) == ([], until)
+    (requeued,) = ledger.deliveries(states=[DeliveryState.QUEUED])
+    assert (requeued.id, requeued.due_at, requeued.reason) == (first.id, until, "HTTP 429")
+    again = ledger.claim(until, holder="h2", channel="x", pace=None)
+    assert [d.id for d in again.deliveries] == [first.id]
+
+
 def test_in_flight_becomes_uncertain_and_retry_requeues(ledger: Ledger) -> None:
     """A dead holder's 'sending' rows become 'uncertain'; retry --uncertain queues them again."""
     ledger.ingest("nv", [NewArticle(article(1), "")], ["x", "telegram"], now=NOW)
-    ledger.claim_due(NOW, holder="host:1", limit=1)
+    (claimed,) = ledger.claim_due(NOW, holder="host:1", limit=1)
+    assert ledger.mark_in_flight(claimed.id, now=NOW, holder="host:1")
     assert ledger.in_flight_holders() == ["host:1"]
     report = ledger.recover_dead(NOW, timedelta(seconds=30), also=["host:1"])
     assert (report.holders, report.uncertain) == (("host:1",), 1)

@@ -506,7 +506,7 @@ async def test_same_article_twice_is_one_delivery_per_channel_and_fast(tmp_path:
 
     async def accept(name: str, articles: Sequence[Article]) -> str:
         # What the daemon does: record at once, then wake delivery.
-        pipeline.accept(name, articles)
+        await pipeline.accept(name, articles)
         wake.set()
         return articles[0].key
 

@@ -206,7 +206,10 @@ async def test_a_bug_in_a_channel_is_recorded_not_raised(world: World) -> None:
 
 async def test_gives_up_after_max_attempts(world: World) -> None:
     """A delivery that keeps failing transiently ends 'failed' with its last reason."""
-    world.pipeline.max_attempts = 2
+    x = world.config.channels["x"].model_copy(update={"max_attempts": 2})
+    world.pipeline.config = world.config.model_copy(
+        update={"channels": {**world.config.channels, "x": x}}
+    )
     world.source.articles = [article(2)]
     await world.cycle()
     world.x.fail_next(TransientError("HTTP 502"), TransientError("HTTP 503"))

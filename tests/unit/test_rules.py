@@ -16,6 +16,7 @@ from bot.config import load_config
 from bot.errors import PermanentError
 from bot.ledger import Ledger
 from bot.model import Article
+from bot.outcome import month_start
 from bot.pipeline import Pipeline
 from bot.testing.memory import MemoryChannel, MemorySource
 
@@ -229,7 +230,7 @@ async def test_x_budget_stops_posting_and_alerts(make: type[World]) -> None:
     await world.publish(*(article(n, minutes_ago=10 - n) for n in range(4)))
     await world.pipeline.deliver_due()
     assert len(world.x.posts) == 2 and len(world.telegram.posts) == 4
-    posts, spent = world.ledger.spend("x", since=world.pipeline.month_start(world.clock.now))
+    posts, spent = world.ledger.spend("x", since=month_start(world.clock.now, world.config.tz))
     assert (posts, round(spent, 2)) == (2, 0.40)
     skipped = world.ledger.deliveries(states=["skipped"], channel="x")
     assert len(skipped) == 2 and "monthly budget of 0.50 USD" in (skipped[0].reason or "")
