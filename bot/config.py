@@ -544,12 +544,6 @@ class FacebookChannelConfig(ChannelConfig):
         return value
 
 
-def _secret_given(value: SecretStr) -> SecretStr:
-    if not value.get_secret_value().strip():
-        raise ValueError("is empty: set the environment variable it names to the real value")
-    return value
-
-
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -566,17 +560,12 @@ class BlueskyChannelConfig(ChannelConfig):
 
     kind: Literal["bluesky"]
     handle: str
-    app_password: SecretStr
+    app_password: Secret
     pds_url: str = "https://bsky.social"
     link_card: bool = True
     thumbnail: bool = True
     language: str = "zh-TW"
-    timeout: Duration = timedelta(seconds=20)
-
-    @field_validator("app_password")
-    @classmethod
-    def _password_given(cls, value: SecretStr) -> SecretStr:
-        return _secret_given(value)
+    timeout: Timeout = timedelta(seconds=20)
 
     @field_validator("pds_url")
     @classmethod
@@ -594,10 +583,10 @@ class BlueskyChannelConfig(ChannelConfig):
         return handle
 
     @property
-    def default_rate(self) -> Rate | None:
+    def default_rates(self) -> tuple[Rate, ...]:
         # Bluesky: 5,000 points an hour per account, a created record costs 3 (1,666 posts an
         # hour at most); 30 every 10 minutes keeps a newsroom far below it.
-        return Rate(30, timedelta(minutes=10))
+        return (Rate(30, timedelta(minutes=10)),)
 
 
 class MastodonChannelConfig(ChannelConfig):
@@ -606,16 +595,11 @@ class MastodonChannelConfig(ChannelConfig):
 
     kind: Literal["mastodon"]
     instance_url: str
-    access_token: SecretStr
+    access_token: Secret
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
     language: str = "zh-TW"
     media: bool = False
-    timeout: Duration = timedelta(seconds=20)
-
-    @field_validator("access_token")
-    @classmethod
-    def _token_given(cls, value: SecretStr) -> SecretStr:
-        return _secret_given(value)
+    timeout: Timeout = timedelta(seconds=20)
 
     @field_validator("instance_url")
     @classmethod
@@ -623,10 +607,10 @@ class MastodonChannelConfig(ChannelConfig):
         return _http_url(value)
 
     @property
-    def default_rate(self) -> Rate | None:
+    def default_rates(self) -> tuple[Rate, ...]:
         # Mastodon: 300 API calls per 5 minutes per account and 30 media uploads per 30 minutes;
         # 30 posts per 30 minutes stays inside both, an image with every post included.
-        return Rate(30, timedelta(minutes=30))
+        return (Rate(30, timedelta(minutes=30)),)
 
 
 class ConsoleChannelConfig(ChannelConfig):

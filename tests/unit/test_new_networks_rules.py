@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from bot.compose.length import THREADS_POST, prefix_weights, threads_length, total_weight
 from bot.config import (
+    BlueskyChannelConfig,
     FacebookChannelConfig,
+    MastodonChannelConfig,
     Rate,
     TelegramChannelConfig,
     ThreadsChannelConfig,
@@ -262,3 +264,22 @@ def test_console_measures_as_the_template_is_named(template: str, rules: str) ->
     from bot.config import ConsoleChannelConfig
 
     assert ConsoleChannelConfig(kind="console", template=template).rules == rules
+
+
+def test_bluesky_and_mastodon_are_paced_by_default() -> None:
+    """Left without `rate`, Bluesky posts at most 30 per 10 minutes and Mastodon 30 per 30
+    minutes: their documented limits reach the pacing like every other platform's."""
+    bluesky = BlueskyChannelConfig(
+        kind="bluesky",
+        handle="newsvision.bsky.social",
+        app_password="abcd-efgh-ijkl-mnop",  # type: ignore[arg-type]
+        template="bluesky.txt.j2",
+    )
+    assert bluesky.effective_rates == (Rate(30, timedelta(minutes=10)),)
+    mastodon = MastodonChannelConfig(
+        kind="mastodon",
+        instance_url="https://mastodon.example.tw",
+        access_token="t",  # type: ignore[arg-type]
+        template="mastodon.txt.j2",
+    )
+    assert mastodon.effective_rates == (Rate(30, timedelta(minutes=30)),)
