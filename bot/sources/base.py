@@ -10,7 +10,7 @@ import abc
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from bot.model import Article
 
@@ -65,6 +65,33 @@ class Source(abc.ABC):
     ) -> None:
         return None
 
+
+
+class WrappedSource(Source):
+    """A source that changes what another one polled (screening, enrichment): the inner
+    source's lifecycle and attributes pass through."""
+
+    def __init__(self, inner: Source) -> None:
+        super().__init__(inner.name)
+        self.inner = inner
+
+    async def __aenter__(self) -> Self:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.inner.__aexit__(exc_type, exc, tb)
+
+    def __getattr__(self, name: str) -> Any:
+        # config and the like of the wrapped source, for the daemon's reporting.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 def backoff_interval(
     every: timedelta, consecutive_errors: int, cap: timedelta = timedelta(hours=1)

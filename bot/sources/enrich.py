@@ -45,14 +45,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bot.errors import FetchRefused, SourceError
 from bot.links import absolute_url
 from bot.model import Article
-from bot.sources.base import PollResult, Source, SourceState
+from bot.sources.base import PollResult, Source, SourceState, WrappedSource
 from bot.sources.dates import read_date
 from bot.sources.fetch import Fetcher
 from bot.sources.html import decode_html
@@ -452,12 +451,11 @@ def _apply(article: Article, facts: PageFacts) -> Article:
 # ------------------------------------------------------------------------------ source wrapper
 
 
-class _EnrichingSource(Source):
+class _EnrichingSource(WrappedSource):
     """A source whose articles are enriched before the pipeline sees them."""
 
     def __init__(self, inner: Source, enricher: Enricher) -> None:
-        super().__init__(inner.name)
-        self.inner = inner
+        super().__init__(inner)
         self.enricher = enricher
 
     async def poll(self, state: SourceState) -> PollResult:
@@ -490,24 +488,6 @@ class _EnrichingSource(Source):
         return dataclasses.replace(
             result, articles=tuple(kept), warnings=tuple(warnings), refusals=tuple(refusals)
         )
-
-    async def __aenter__(self) -> Self:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.inner.__aexit__(exc_type, exc, tb)
-
-    def __getattr__(self, name: str) -> Any:
-        # config and the like of the wrapped source, for the daemon's reporting.
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
 
 def enriching(source: Source, enricher: Enricher) -> Source:

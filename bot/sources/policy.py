@@ -24,12 +24,11 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot.model import Article
-from bot.sources.base import PollResult, Source, SourceState
+from bot.sources.base import PollResult, Source, SourceState, WrappedSource
 
 if TYPE_CHECKING:
     from bot.config import SourceConfig
@@ -285,12 +284,11 @@ def _label(article: Article) -> str:
     return f"article {title!r}"
 
 
-class _ScreenedSource(Source):
+class _ScreenedSource(WrappedSource):
     """A source whose articles pass :func:`screen` before the pipeline sees them."""
 
     def __init__(self, inner: Source, policy: FetchPolicy) -> None:
-        super().__init__(inner.name)
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy
 
     async def poll(self, state: SourceState) -> PollResult:
@@ -305,24 +303,6 @@ class _ScreenedSource(Source):
         return dataclasses.replace(
             result, articles=tuple(kept), refusals=(*result.refusals, *refused)
         )
-
-    async def __aenter__(self) -> Self:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.inner.__aexit__(exc_type, exc, tb)
-
-    def __getattr__(self, name: str) -> Any:
-        # config and the like of the wrapped source, for the daemon's reporting.
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
 
 def screened(source: Source, policy: FetchPolicy) -> Source:
