@@ -163,6 +163,7 @@ class Daemon:
             self.scheduler.pause()
         self._wake.set()
         pending = [t for t in (self._delivering, *self._polls.values()) if t and not t.done()]
+        still: set[asyncio.Task[Any]] = set()
         if pending:
             _done, still = await asyncio.wait(
                 pending, timeout=self.config.stop_timeout.total_seconds()

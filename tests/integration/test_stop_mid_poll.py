@@ -21,6 +21,7 @@ sources:
   newsvision:
     kind: feed
     url: {url}
+    allow_private: [127.0.0.1]
     every: 1s
     max_age: off
 channels:
