@@ -21,18 +21,16 @@ from bot.channels.base import Channel
 from bot.channels.bluesky import BlueskyChannel
 from bot.channels.mastodon import MastodonChannel
 from bot.compose.length import LengthRule
-from bot.compose.render import Renderer
 from bot.config import BlueskyChannelConfig, MastodonChannelConfig, load_config
 from bot.errors import PermanentError
 from bot.ledger import Ledger
 from bot.model import DeliveryState
-from bot.pipeline import Pipeline
 from bot.testing import LOCAL_FAKES, bluesky_server
 from bot.testing.bluesky_server import FakeBluesky
 from bot.testing.faults import Fault
 from bot.testing.mastodon_server import FakeMastodon, countable_length
-from bot.testing.memory import MemorySource
 from bot.testing.x_server import tiny_png
+from tests.integration.pipelines import started_pipeline
 from tests.integration.test_delivery_outcomes import (
     BYLINE,
     REPO,
@@ -147,19 +145,8 @@ async def open_world(
         ),
     }
     ledger = Ledger.open(config.database)
-    source = MemorySource("newsvision")
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            for channel in channels.values():
-                await stack.enter_async_context(channel)
-            pipeline = Pipeline(
-                config,
-                ledger,
-                {"newsvision": source},
-                channels,
-                Renderer(config.templates, config.tz),
-                holder="test:1",
-            )
+        async with started_pipeline(config, ledger, channels) as (source, pipeline):
             yield World(config, ledger, source, channels, pipeline)
     finally:
         ledger.close()

@@ -34,6 +34,7 @@ from bot.pipeline import PassReport, Pipeline
 from bot.testing.memory import MemorySource
 from bot.testing.telegram_server import FakeTelegram, Fault
 from bot.testing.x_server import DUPLICATE, NO_WRITE_PERMISSION, FakeX, XFault
+from tests.integration.pipelines import started_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "424242:TEST-delivery-token-not-real"
@@ -227,19 +228,8 @@ async def open_world(
         "x": x_cls.from_config(x_config),
     }
     ledger = Ledger.open(config.database)
-    source = MemorySource("newsvision")
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            for channel in channels.values():
-                await stack.enter_async_context(channel)
-            pipeline = Pipeline(
-                config,
-                ledger,
-                {"newsvision": source},
-                channels,
-                Renderer(config.templates, config.tz),
-                holder="test:1",
-            )
+        async with started_pipeline(config, ledger, channels) as (source, pipeline):
             yield World(config, ledger, source, channels, pipeline)
     finally:
         ledger.close()

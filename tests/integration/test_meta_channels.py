@@ -20,7 +20,6 @@ import yaml
 from bot.channels.base import Channel
 from bot.channels.facebook import FacebookChannel
 from bot.channels.threads import NOTE_PREFIX, ThreadsChannel
-from bot.compose.render import Renderer
 from bot.config import FacebookChannelConfig, ThreadsChannelConfig, load_config
 from bot.ledger import Delivery, Ledger, LedgerInFlight
 from bot.model import Article, DeliveryState
@@ -29,6 +28,7 @@ from bot.testing.facebook_server import FakeFacebook
 from bot.testing.graph_server import GraphFault
 from bot.testing.memory import MemorySource
 from bot.testing.threads_server import FakeThreads, threads_count
+from tests.integration.pipelines import started_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 THREADS_TOKEN = "THAAtest-threads-token-9f8e7d6c"
@@ -171,19 +171,8 @@ async def open_world(
         "threads": ThreadsChannel(threads_config, LedgerInFlight(ledger)),
         "facebook": FacebookChannel(facebook_config),
     }
-    source = MemorySource("newsvision")
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            for channel in channels.values():
-                await stack.enter_async_context(channel)
-            pipeline = Pipeline(
-                config,
-                ledger,
-                {"newsvision": source},
-                channels,
-                Renderer(config.templates, config.tz),
-                holder="test:1",
-            )
+        async with started_pipeline(config, ledger, channels) as (source, pipeline):
             yield World(ledger, source, channels, pipeline)
     finally:
         ledger.close()
