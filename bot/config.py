@@ -216,7 +216,6 @@ def parse_rates(value: object) -> tuple[Rate, ...] | None:
     return None if rate is None else (rate,)
 
 
-OptionalRate = Annotated[Rate | None, BeforeValidator(parse_rate)]
 OptionalRates = Annotated[tuple[Rate, ...] | None, BeforeValidator(parse_rates)]
 OptionalQuietHours = Annotated[QuietHours | None, BeforeValidator(parse_quiet_hours)]
 

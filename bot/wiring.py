@@ -40,7 +40,7 @@ from bot.errors import ConfigError, DeliveryError, PermanentError
 from bot.instances import InstanceKeeper
 from bot.ledger import Ledger
 from bot.model import Post
-from bot.pipeline import Observer, PassReport, Pipeline, utc_now
+from bot.pipeline import Observer, Pipeline, utc_now
 from bot.redact import Redactor
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.enrich import Enricher
@@ -208,12 +208,6 @@ async def open_runtime(
         keeper.start()
         stack.callback(keeper.stop)
         yield Runtime(config, ledger, pipeline, started, broken, fetcher, keeper)
-
-
-async def run_once(runtime: Runtime) -> PassReport:
-    """One poll of every source and one pass over due deliveries."""
-    await runtime.pipeline.poll_all()
-    return await runtime.pipeline.deliver_due()
 
 
 def sample_post(renderer: Renderer, settings: ChannelConfig, channel: Channel) -> Post:
