@@ -42,9 +42,16 @@ class Newsbot:
 
 @pytest.fixture
 def clean_env() -> dict[str, str]:
-    """The environment with no newsbot settings or secrets inherited from the shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_"))}
+    """The environment with no newsbot settings or secrets inherited from the shell, and no
+    proxy: every server these tests talk to is on 127.0.0.1."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_"))
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
     env["PYTHONPATH"] = str(REPO)
+    env["NO_PROXY"] = "127.0.0.1,localhost"
     return env
 
 

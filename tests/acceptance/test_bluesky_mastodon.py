@@ -83,7 +83,6 @@ def newsbot_for(tmp_path: Path, clean_env: dict[str, str], networks: Networks) -
         **clean_env,
         "BLUESKY_APP_PASSWORD": APP_PASSWORD,
         "MASTODON_ACCESS_TOKEN": MASTO_TOKEN,
-        "NO_PROXY": "127.0.0.1,localhost",
     }
     return Newsbot(path, env)
 

@@ -113,11 +113,7 @@ def make_newsbot(
         "THREADS_TOKEN": THREADS_TOKEN,
         "PAGE_TOKEN": PAGE_TOKEN,
         "TG_TOKEN": TG_TOKEN,
-        "NO_PROXY": "127.0.0.1,localhost",
     }
-    for name in list(env):
-        if name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-            del env[name]
     return Newsbot(path, env)
 
 

@@ -191,11 +191,6 @@ def make_newsbot(
     x_secrets: dict[str, str] | None = None,
 ) -> Newsbot:
     env = {**clean_env, "TELEGRAM_BOT_TOKEN": token, **X_KEYS, **(x_secrets or {})}
-    # Loopback only: no proxy may be asked to reach the fakes.
-    for name in list(env):
-        if name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-            del env[name]
-    env["NO_PROXY"] = "127.0.0.1,localhost"
     return Newsbot(write_config(tmp_path, platforms), env)
 
 

@@ -146,11 +146,7 @@ def newsbot_for(tmp_path: Path, clean_env: dict[str, str], six: Six) -> Newsbot:
         "PAGE_TOKEN": PAGE_TOKEN,
         "BLUESKY_APP_PASSWORD": APP_PASSWORD,
         "MASTODON_ACCESS_TOKEN": MASTO_TOKEN,
-        "NO_PROXY": "127.0.0.1,localhost",
     }
-    for name in list(env):
-        if name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
-            del env[name]
     return Newsbot(path, env)
 
 
