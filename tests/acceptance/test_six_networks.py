@@ -20,13 +20,14 @@ from bot.testing.threads_server import THREADS_LIMIT, FakeThreads, threads_count
 from bot.testing.x_server import FakeX, weighted_length
 from tests.acceptance.conftest import Newsbot
 from tests.acceptance.test_platforms import (
-    CHAT_ID,
     TOKEN,
     X_KEYS,
+    Platforms,
     articles,
     canonical,
     one_message_per_article,
     one_post_per_article,
+    platforms,  # noqa: F401  (the Telegram and X fakes and the feed, as a fixture)
 )
 
 APP_PASSWORD = "TEST-six-bsky-app-pass"
@@ -49,23 +50,15 @@ class Six:
 
 
 @pytest.fixture
-def six() -> Iterator[Six]:
+def six(platforms: Platforms) -> Iterator[Six]:  # noqa: F811 (the imported fixture)
     """Every platform's fake and the newsroom's feed, each on 127.0.0.1."""
     with (
-        FakeTelegram(token=TOKEN, chats={"@newsvision": CHAT_ID}) as tg,
-        FakeX(
-            consumer_key=X_KEYS["X_CONSUMER_KEY"],
-            consumer_secret=X_KEYS["X_CONSUMER_SECRET"],
-            access_token=X_KEYS["X_ACCESS_TOKEN"],
-            access_token_secret=X_KEYS["X_ACCESS_TOKEN_SECRET"],
-        ) as x,
         FakeThreads(token=THREADS_TOKEN) as threads,
         FakeFacebook(token=PAGE_TOKEN, page_id=PAGE_ID) as facebook,
         FakeBluesky(app_password=APP_PASSWORD) as bsky,
         FakeMastodon(access_token=MASTO_TOKEN) as masto,
-        FeedServer() as feed,
     ):
-        yield Six(tg, x, threads, facebook, bsky, masto, feed)
+        yield Six(platforms.tg, platforms.x, threads, facebook, bsky, masto, platforms.feed)
 
 
 def newsbot_for(tmp_path: Path, clean_env: dict[str, str], six: Six) -> Newsbot:
