@@ -35,7 +35,7 @@ from pydantic import (
 
 from bot import USER_AGENT
 from bot.errors import ConfigError
-from bot.model import Post
+from bot.model import Correction, Post, Takedown
 
 DEFAULT_CONFIG = Path("config/newsbot.yaml")
 CONFIG_ENV = "NEWSBOT_CONFIG"
@@ -391,6 +391,11 @@ class ChannelConfig(_Strict):
     max_attempts: int = Field(default=8, ge=1, le=1000)
     retry_backoff: Pause = timedelta(seconds=30)
     resend_uncertain: bool = False
+    # A post's life after publication; unset takes what the channel's platform allows
+    # (``Channel.default_corrections`` / ``default_takedowns``).
+    corrections: Correction | None = None
+    takedowns: Takedown | None = None
+    correction_template: str | None = None
 
     @property
     def default_rates(self) -> tuple[Rate, ...]:

@@ -12,6 +12,8 @@ translated at the edge where the library is used (``raise ... from exc``)::
     └── DeliveryError        a post could not be delivered
         ├── TransientError   try again later, not before ``retry_after`` seconds
         └── PermanentError   never try again; ``reason`` says why
+            └── PostGone     the published post an edit, reply or delete was for is no
+                             longer on the platform
 
 Messages are written for the person who has to act on them: what went wrong, where, and what
 was expected. No message ever contains a secret.
@@ -92,3 +94,9 @@ class PermanentError(DeliveryError):
     def __init__(self, reason: str, *, duplicate: bool = False) -> None:
         super().__init__(reason)
         self.duplicate = duplicate
+
+
+class PostGone(PermanentError):
+    """The published post that an edit, a reply or a delete was meant for no longer exists on
+    the platform (deleted by hand, or by an earlier attempt whose answer was lost). For a
+    takedown that is the goal reached; for an edit it is a refusal with this reason."""

@@ -43,7 +43,7 @@ from bot.redact import Redactor, redact_url
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 log = logging.getLogger("newsbot.ledger")
 
@@ -113,6 +113,11 @@ articles = sa.Table(
     sa.Column("categories", sa.Text, nullable=False, server_default="[]"),
     sa.Column("image", sa.Text),
     sa.Column("seen_at", UTCDateTime, nullable=False),
+    # Revision 0006: a digest of what the source last said (every field a post is made from),
+    # an editor's title that later polls do not undo, and when the article was withdrawn.
+    sa.Column("content_digest", sa.String(32)),
+    sa.Column("title_override", sa.Text),
+    sa.Column("retracted_at", UTCDateTime),
     sa.UniqueConstraint("source", "key", name="uq_articles_source_key"),
     sa.Index("ix_articles_source_url", "source", "url"),
 )
@@ -148,6 +153,61 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_created", "created_at"),
     sa.Index("ix_deliveries_state_id", "state", "id"),
     sa.Index("ix_deliveries_claim", "state", "channel", "priority", "id"),
+)
+
+
+# Revision 0006: each change of an article (an update or a withdrawal), and one action per
+# (revision, published post), leased, marked in flight and finished like a delivery.
+revisions = sa.Table(
+    "revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "article_id", sa.Integer, sa.ForeignKey("articles.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # RevisionKind
+    sa.Column("origin", sa.String(32), nullable=False),  # feed, webhook, sitemap, enrich, editor
+    sa.Column("changes", sa.Text, nullable=False, server_default="[]"),  # JSON: fields changed
+    sa.Column("reason", sa.Text),
+    sa.Column("title", sa.Text),  # the title after the revision
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_revisions_article", "article_id", "id"),
+)
+
+revision_actions = sa.Table(
+    "revision_actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "revision_id",
+        sa.Integer,
+        sa.ForeignKey("revisions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "delivery_id",
+        sa.Integer,
+        sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(24), nullable=False),  # Action
+    sa.Column("state", sa.String(16), nullable=False),  # ActionState
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reason", sa.Text),
+    sa.Column("text", sa.Text),
+    sa.Column("remote_id", sa.Text),
+    sa.Column("remote_url", sa.Text),
+    sa.Column("claimed_by", sa.String(200)),
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("in_flight_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("done_at", UTCDateTime),
+    sa.UniqueConstraint("revision_id", "delivery_id", name="uq_revision_actions_post"),
+    sa.Index("ix_revision_actions_claim", "state", "channel", "due_at"),
+    sa.Index("ix_revision_actions_delivery", "delivery_id", "id"),
 )
 
 

@@ -29,6 +29,51 @@ class DeliveryState(enum.StrEnum):
         return self in (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED)
 
 
+class RevisionKind(enum.StrEnum):
+    """What a revision of an article is: its content changed, or it was withdrawn."""
+
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Correction(enum.StrEnum):
+    """A channel's policy for a corrected article (``corrections:`` in the config)."""
+
+    EDIT = "edit"  # re-render with the same template and edit the post in place
+    REPLY = "reply"  # post the correction_template as a reply to the original
+    DELETE_AND_REPOST = "delete_and_repost"
+    OFF = "off"
+
+
+class Takedown(enum.StrEnum):
+    """A channel's policy for a withdrawn article (``takedowns:`` in the config)."""
+
+    DELETE = "delete"
+    OFF = "off"
+
+
+class Action(enum.StrEnum):
+    """What one revision does to one published post."""
+
+    EDIT = "edit"
+    REPLY = "reply"
+    DELETE = "delete"
+    DELETE_AND_REPOST = "delete_and_repost"
+
+
+class ActionState(enum.StrEnum):
+    """Where one revision's action on one post stands; like a delivery's, with ``done`` for
+    sent and ``superseded`` when a later revision of the same article replaced it unapplied."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNCERTAIN = "uncertain"
+    SUPERSEDED = "superseded"
+
+
 @dataclass(frozen=True, slots=True)
 class Article:
     """One article as a source saw it, normalised (NFC text, absolute canonical URL).
@@ -71,6 +116,18 @@ class Post:
     source: str = ""
     title: str = ""
     summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A post as the platform holds it, what an edit, a reply or a delete acts on: the
+    platform's id and address for it, when it was accepted, and the exact text sent last."""
+
+    channel: str
+    remote_id: str
+    url: str | None
+    sent_at: datetime
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
