@@ -27,7 +27,7 @@ from bot.config import (
 )
 from bot.errors import BotError, ConfigError, DeliveryError, SourceError
 from bot.logs import setup_logging
-from bot.model import DeliveryState
+from bot.model import ActionState, DeliveryState
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger, SourceRecord
@@ -197,10 +197,16 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
         report.retrying,
         report.skipped,
     )
+    if report.actions:
+        log.info(
+            "corrections and takedowns: %s",
+            ", ".join(f"{n} {state}" for state, n in sorted(report.actions.items())),
+        )
     unread = [poll.source for poll in polls if not poll.ok]
     if unread:
         log.error("could not read %d source(s): %s", len(unread), ", ".join(unread))
-    failed = report.failed or report.uncertain or runtime.broken_channels or unread
+    refused = report.actions[str(ActionState.FAILED)] + report.actions[str(ActionState.UNCERTAIN)]
+    failed = report.failed or report.uncertain or refused or runtime.broken_channels or unread
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -344,7 +350,7 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
 
 async def _status(config: Config, args: argparse.Namespace) -> int:
     from bot.ledger import Ledger
-    from bot.report import counts_line, status_table
+    from bot.report import actions_line, counts_line, status_table
 
     _known(args.source, config.sources, "source")
     _known(args.channel, config.channels, "channel")
@@ -354,6 +360,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
             states=args.state, source=args.source, channel=args.channel, limit=args.limit
         )
         counts = ledger.counts()
+        actions = ledger.action_counts()
         spend = _x_spend(config, ledger)
         problems = [
             record
@@ -367,6 +374,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "counts": counts,
+                    "revision_actions": actions,
                     "x_month": spend,
                     "sources": [_problem(record) for record in problems],
                     "deliveries": [d.as_dict() for d in rows],
@@ -377,6 +385,9 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
         )
     else:
         print(counts_line(counts))
+        revised = actions_line(actions)
+        if revised:
+            print(revised)
         for name, month in spend.items():
             budget = month["budget"]
             of = f" of {budget:.2f}" if budget is not None else ""
@@ -414,8 +425,12 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
         states.append(DeliveryState.UNCERTAIN)
     ledger = Ledger.open(config.database, redactor=args.redactor)
     try:
-        moved = ledger.retry(
-            states=states, now=datetime.now(UTC), ids=args.ids, channel=args.channel
+        now = datetime.now(UTC)
+        moved = ledger.retry(states=states, now=now, ids=args.ids, channel=args.channel)
+        # The same states of corrections and takedowns (an edit in flight at a crash is
+        # uncertain like a post); --id names the delivery whose post they act on.
+        acted = ledger.retry_actions(
+            states=states, now=now, delivery_ids=args.ids, channel=args.channel
         )
     finally:
         ledger.close()
@@ -423,6 +438,11 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
         f"{moved} deliver{'y' if moved == 1 else 'ies'} back in the queue "
         f"({' and '.join(states)}); the next `newsbot once` or the running daemon sends them"
     )
+    if acted:
+        print(
+            f"{acted} correction{'' if acted == 1 else 's'} or takedown"
+            f"{'' if acted == 1 else 's'} back in the queue: they are applied to the posts again"
+        )
     return EXIT_OK
 
 

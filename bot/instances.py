@@ -78,6 +78,14 @@ class InstanceKeeper:
                 report.uncertain,
                 ", ".join(report.holders),
             )
+        if report.actions_uncertain:
+            log.warning(
+                "%d correction(s) or takedown(s) were being applied when newsbot instance(s) %s "
+                "stopped and are now 'uncertain': check the posts, then run "
+                "`newsbot retry --uncertain`",
+                report.actions_uncertain,
+                ", ".join(report.holders),
+            )
         if report.requeued:
             log.warning(
                 "%d post(s) in flight when newsbot instance(s) %s stopped are queued again "

@@ -36,8 +36,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot import migrations, pacing
 from bot.errors import LedgerError
-from bot.model import Article, DeliveryState, Post, Receipt
-from bot.outcome import Outcome
+from bot.model import (
+    Action,
+    ActionState,
+    Article,
+    DeliveryState,
+    Post,
+    Published,
+    Receipt,
+    RevisionKind,
+)
+from bot.outcome import ActionOutcome, Outcome
 from bot.pacing import Window
 from bot.redact import Redactor, redact_url
 from bot.sources.base import SourceState
@@ -327,6 +336,8 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    #: When the article was withdrawn (a takedown); its queued posts must not go out.
+    retracted_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A plain, JSON-ready view for ``newsbot status --json``."""
@@ -352,6 +363,7 @@ class Delivery:
             "created_at": when(self.created_at),
             "updated_at": when(self.updated_at),
             "sent_at": when(self.sent_at),
+            "retracted_at": when(self.retracted_at),
             "delay_seconds": self.delay_seconds,
         }
 
@@ -405,8 +417,43 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
+class _Gate:
+    """What a paced channel lets through now (:meth:`Ledger._gate`)."""
+
+    closed_until: datetime | None = None
+    allowance: int = 0
+    next_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PacedClaim:
     deliveries: list[Delivery]
+    wait_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedAction:
+    """One revision's action on one published post, claimed for its holder: what to do
+    (``action``), to which post as the platform holds it (``published``), and the article as
+    it reads now (an editor's title in place), to re-render it from."""
+
+    id: int
+    revision_id: int
+    delivery_id: int
+    channel: str
+    action: Action
+    attempts: int
+    kind: RevisionKind
+    source: str
+    article: Article
+    excerpt: str
+    retracted: bool
+    published: Published
+
+
+@dataclass(frozen=True, slots=True)
+class ActionClaim:
+    actions: list[ClaimedAction]
     wait_until: datetime | None
 
 
@@ -890,38 +937,53 @@ class Ledger:
         """Claim what this channel may send now under its pace, or say when to look again."""
         with self._tx() as conn:
             self._check_identity(conn)
-            conn.execute(
-                self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing()
-            )
-            lock = sa.select(channel_pacing).where(channel_pacing.c.channel == channel)
-            if self._postgres:
-                lock = lock.with_for_update()
-            row = conn.execute(lock).mappings().one()
-            if row["paused_until"] is not None and row["paused_until"] > now:
-                return PacedClaim([], row["paused_until"])
-            gap_open = row["next_at"] is None or row["next_at"] <= now
-            allowance = pace.burst
-            if pace.windows:
-                left = self._window_room(conn, channel, pace.windows, now)
-                if left.posts is not None and left.posts <= 0:
-                    opens = left.opens_at or now
-                    return PacedClaim([], max(opens, now + _TICK))
-                if left.posts is not None:
-                    allowance = min(allowance, left.posts)
-            query = self._due(now, allowance, [channel])
-            if not gap_open:
+            gate = self._gate(conn, channel, pace, now)
+            if gate.closed_until is not None:
+                return PacedClaim([], gate.closed_until)
+            query = self._due(now, gate.allowance, [channel])
+            if gate.next_at is not None:
                 # Breaking news ignores min_gap (never the rate cap): only it may go now.
                 query = query.where(deliveries.c.priority >= pace.priority_bypass)
             ids = list(conn.execute(query).scalars())
             if not ids:
-                return PacedClaim([], None if gap_open else _aware(row["next_at"]))
+                return PacedClaim([], gate.next_at)
             claimed = self._claim_ids(conn, ids, holder, now)
-            conn.execute(
-                sa.update(channel_pacing)
-                .where(channel_pacing.c.channel == channel)
-                .values(next_at=now + pace.spacing * len(ids) + pace.hold)
-            )
+            self._reserve(conn, channel, pace, len(ids), now)
         return PacedClaim(claimed, None)
+
+    def _gate(self, conn: Connection, channel: str, pace: Pace, now: datetime) -> _Gate:
+        """Lock the channel's pacing row (made if missing) and say what it lets through now:
+        nothing until a pause ends or a rate window opens, or up to ``allowance`` claims, and
+        whether the spacing since the last one has run (``next_at`` set: not yet)."""
+        conn.execute(self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing())
+        lock = sa.select(channel_pacing).where(channel_pacing.c.channel == channel)
+        if self._postgres:
+            lock = lock.with_for_update()
+        row = conn.execute(lock).mappings().one()
+        if row["paused_until"] is not None and row["paused_until"] > now:
+            return _Gate(closed_until=row["paused_until"])
+        next_at = (
+            None if row["next_at"] is None or row["next_at"] <= now else _aware(row["next_at"])
+        )
+        allowance = pace.burst
+        if pace.windows:
+            left = self._window_room(conn, channel, pace.windows, now)
+            if left.posts is not None and left.posts <= 0:
+                opens = left.opens_at or now
+                return _Gate(closed_until=max(opens, now + _TICK))
+            if left.posts is not None:
+                allowance = min(allowance, left.posts)
+        return _Gate(allowance=allowance, next_at=next_at)
+
+    def _reserve(
+        self, conn: Connection, channel: str, pace: Pace, claimed: int, now: datetime
+    ) -> None:
+        """Hold the channel's next slot for the ``claimed`` sends (or actions) now leaving."""
+        conn.execute(
+            sa.update(channel_pacing)
+            .where(channel_pacing.c.channel == channel)
+            .values(next_at=now + pace.spacing * claimed + pace.hold)
+        )
 
     def _window_room(
         self, conn: Connection, channel: str, windows: Sequence[Window], now: datetime
@@ -929,37 +991,44 @@ class Ledger:
         """The values :func:`bot.pacing.room` weighs: posts in flight, and when the newest
         recent ones started (a send's end for those done, the claim for one released)."""
         window_start = now - max(w.period for w in windows)
-        in_flight = conn.execute(
-            sa.select(sa.func.count()).where(
-                deliveries.c.channel == channel,
-                deliveries.c.state == str(DeliveryState.SENDING),
+        in_flight = 0
+        started: list[datetime] = []
+        # A revision's action (an edit, a reply) spends the channel's rate like a post.
+        for table, done in (
+            (deliveries, str(DeliveryState.SENT)),
+            (revision_actions, str(ActionState.DONE)),
+        ):
+            in_flight += conn.execute(
+                sa.select(sa.func.count()).where(
+                    table.c.channel == channel, table.c.state == str(DeliveryState.SENDING)
+                )
+            ).scalar_one()
+            started_at = sa.case(
+                (table.c.state == str(DeliveryState.QUEUED), table.c.claimed_at),
+                else_=table.c.updated_at,
             )
-        ).scalar_one()
-        started_at = sa.case(
-            (deliveries.c.state == str(DeliveryState.QUEUED), deliveries.c.claimed_at),
-            else_=deliveries.c.updated_at,
-        )
-        recent = sa.and_(
-            deliveries.c.channel == channel,
-            sa.or_(
-                sa.and_(
-                    deliveries.c.state.in_([str(DeliveryState.SENT), str(DeliveryState.FAILED)]),
-                    deliveries.c.updated_at > window_start,
-                    deliveries.c.attempts > 0,
+            recent = sa.and_(
+                table.c.channel == channel,
+                sa.or_(
+                    sa.and_(
+                        table.c.state.in_([done, str(DeliveryState.FAILED)]),
+                        table.c.updated_at > window_start,
+                        table.c.attempts > 0,
+                    ),
+                    sa.and_(
+                        table.c.state == str(DeliveryState.QUEUED),
+                        table.c.claimed_at > window_start,
+                    ),
                 ),
-                sa.and_(
-                    deliveries.c.state == str(DeliveryState.QUEUED),
-                    deliveries.c.claimed_at > window_start,
-                ),
-            ),
-        )
-        rows = conn.execute(
-            sa.select(started_at)
-            .where(recent)
-            .order_by(started_at.desc())
-            .limit(pacing.newest_needed(windows))
-        ).scalars()
-        started = [t for t in (_aware(row) for row in rows) if t is not None]
+            )
+            rows = conn.execute(
+                sa.select(started_at)
+                .where(recent)
+                .order_by(started_at.desc())
+                .limit(pacing.newest_needed(windows))
+            ).scalars()
+            started.extend(t for t in (_aware(row) for row in rows) if t is not None)
+        started.sort(reverse=True)
         return pacing.room(windows, now=now, started=started, in_flight=int(in_flight))
 
     def skip_queued(self, ids: Collection[int], *, reason: str, now: datetime) -> int:
@@ -1013,16 +1082,16 @@ class Ledger:
             return self._mark_in_flight(conn, delivery_id, now=now, holder=holder)
 
     def _mark_in_flight(
-        self, conn: Connection, delivery_id: int, *, now: datetime, holder: str
+        self,
+        conn: Connection,
+        row_id: int,
+        *,
+        now: datetime,
+        holder: str,
+        table: sa.Table = deliveries,
     ) -> bool:
         result = conn.execute(
-            sa.update(deliveries)
-            .where(
-                deliveries.c.id == delivery_id,
-                deliveries.c.state == str(DeliveryState.SENDING),
-                deliveries.c.claimed_by == holder,
-            )
-            .values(in_flight_at=now)
+            sa.update(table).where(_held(table, row_id, holder)).values(in_flight_at=now)
         )
         return bool(result.rowcount)
 
@@ -1073,43 +1142,46 @@ class Ledger:
         if isinstance(values.get("reason"), str):
             values["reason"] = self.redactor.redact(values["reason"])
         with self._tx() as conn:
-            result = conn.execute(query.values(updated_at=now, claimed_by=None, **values))
-            if not result.rowcount:
+            channel = conn.execute(
+                query.values(updated_at=now, claimed_by=None, **values).returning(
+                    deliveries.c.channel
+                )
+            ).scalar()
+            if channel is None:
                 return Finished(False)
             marked = False
             if then_in_flight is not None and holder is not None and outcome.pause_until is None:
                 marked = self._mark_in_flight(conn, then_in_flight, now=now, holder=holder)
-            if outcome.pause_until is not None or spacing is not None:
-                channel = (
-                    sa.select(deliveries.c.channel)
-                    .where(deliveries.c.id == delivery_id)
-                    .scalar_subquery()
-                )
-                self._channel_row(conn, delivery_id)
-                changes: dict[str, Any] = {}
-                if outcome.pause_until is not None:
-                    changes |= {
-                        "paused_until": outcome.pause_until,
-                        "paused_reason": outcome.pause_reason,
-                    }
-                if spacing is not None:
-                    changes["next_at"] = now + spacing
-                conn.execute(
-                    sa.update(channel_pacing)
-                    .where(channel_pacing.c.channel == channel)
-                    .values(**changes)
-                )
+            self._hold_channel(
+                conn,
+                channel,
+                pause_until=outcome.pause_until,
+                pause_reason=outcome.pause_reason,
+                next_at=now + spacing if spacing is not None else None,
+            )
         return Finished(True, marked)
 
-    def _channel_row(self, conn: Connection, delivery_id: int) -> None:
-        """Make sure the delivery's channel has its pacing row (for a pause or a pace)."""
+    def _hold_channel(
+        self,
+        conn: Connection,
+        channel: str,
+        *,
+        pause_until: datetime | None,
+        pause_reason: str | None,
+        next_at: datetime | None,
+    ) -> None:
+        """A channel's pause (an outcome asked for one) and, on a paced channel, when its next
+        post or action may go; its pacing row is made when it has none."""
+        changes: dict[str, Any] = {}
+        if pause_until is not None:
+            changes |= {"paused_until": pause_until, "paused_reason": pause_reason}
+        if next_at is not None:
+            changes["next_at"] = next_at
+        if not changes:
+            return
+        conn.execute(self._insert(channel_pacing).values(channel=channel).on_conflict_do_nothing())
         conn.execute(
-            self._insert(channel_pacing)
-            .from_select(
-                ["channel"],
-                sa.select(deliveries.c.channel).where(deliveries.c.id == delivery_id),
-            )
-            .on_conflict_do_nothing()
+            sa.update(channel_pacing).where(channel_pacing.c.channel == channel).values(**changes)
         )
 
     # The mark_* calls are finish() for one fixed outcome each, for callers that have no
@@ -1232,19 +1304,20 @@ class Ledger:
             )
         return bool(result.rowcount)
 
-    def _one_less(self) -> Any:
+    def _one_less(self, table: sa.Table = deliveries) -> Any:
         greatest = sa.func.greatest if self._postgres else sa.func.max
-        return greatest(deliveries.c.attempts - 1, 0)
+        return greatest(table.c.attempts - 1, 0)
 
     def in_flight_holders(self) -> list[str]:
-        """Who holds deliveries in ``sending`` right now."""
-        query = (
-            sa.select(deliveries.c.claimed_by)
-            .where(deliveries.c.state == str(DeliveryState.SENDING))
-            .distinct()
+        """Who holds deliveries or revision actions in ``sending`` right now."""
+        query = sa.union(
+            *(
+                sa.select(table.c.claimed_by).where(table.c.state == str(DeliveryState.SENDING))
+                for table in (deliveries, revision_actions)
+            )
         )
         with self._tx() as conn:
-            return [holder for holder in conn.execute(query).scalars() if holder]
+            return sorted({holder for holder in conn.execute(query).scalars() if holder})
 
     def deliveries(
         self,
@@ -1307,7 +1380,10 @@ class Ledger:
 
     def counts(self) -> dict[str, int]:
         """How many deliveries are in each state."""
-        query = sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)
+        return self._state_counts(deliveries)
+
+    def _state_counts(self, table: sa.Table) -> dict[str, int]:
+        query = sa.select(table.c.state, sa.func.count()).group_by(table.c.state)
         with self._tx() as conn:
             return {state: int(n) for state, n in conn.execute(query)}
 
@@ -1320,15 +1396,31 @@ class Ledger:
         channel: str | None = None,
     ) -> int:
         """Put failed or uncertain deliveries back in the queue, due now, attempts reset."""
+        return self._requeue(
+            deliveries, deliveries.c.id, states=states, now=now, ids=ids, channel=channel
+        )
+
+    def _requeue(
+        self,
+        table: sa.Table,
+        by: sa.Column[Any],
+        *,
+        states: Collection[str],
+        now: datetime,
+        ids: Collection[int] | None,
+        channel: str | None,
+        **also: Any,
+    ) -> int:
+        # Delivery and action states share their names: queued, failed, uncertain.
         allowed = {str(DeliveryState.FAILED), str(DeliveryState.UNCERTAIN)}
         chosen = [s for s in states if s in allowed]
         if not chosen:
             return 0
-        query = sa.update(deliveries).where(deliveries.c.state.in_(chosen))
+        query = sa.update(table).where(table.c.state.in_(chosen))
         if ids:
-            query = query.where(deliveries.c.id.in_(list(ids)))
+            query = query.where(by.in_(list(ids)))
         if channel:
-            query = query.where(deliveries.c.channel == channel)
+            query = query.where(table.c.channel == channel)
         with self._tx() as conn:
             result = conn.execute(
                 query.values(
@@ -1337,9 +1429,268 @@ class Ledger:
                     attempts=0,
                     updated_at=now,
                     reason=None,
+                    **also,
                 )
             )
         return int(result.rowcount)
+
+    # == revisions out: a published post's edit, reply, delete or repost =======================
+    # A revision action is leased, marked in flight and finished like a delivery, by the same
+    # holder, in the same states (``done`` for sent). One post has at most one action leased
+    # at a time, the oldest first, so two corrections of one article reach it in order and a
+    # repost's new id is known before the next edit. Only actions whose delivery is ``sent``
+    # with the platform's id are claimed; one whose delivery ended otherwise is skipped.
+
+    def claim_actions(
+        self,
+        now: datetime,
+        *,
+        holder: str,
+        channel: str,
+        pace: Pace | None,
+        limit: int = 50,
+        kinds: Collection[Action] | None = None,
+    ) -> ActionClaim:
+        """What revision actions this channel may apply now, claimed for ``holder``; or when to
+        look again (the end of the channel's pause, its pace, the next due action). A paced
+        channel's actions spend its pace like posts; ``kinds`` limits the claim to those
+        actions (quiet hours let only silent ones through). One transaction."""
+        with self._tx() as conn:
+            self._check_identity(conn)
+            self._skip_unpublished(conn, channel, now)
+            allowance = limit
+            if pace is not None:
+                gate = self._gate(conn, channel, pace, now)
+                if gate.closed_until is not None or gate.next_at is not None:
+                    return ActionClaim([], gate.closed_until or gate.next_at)
+                allowance = gate.allowance
+            else:
+                paused = conn.execute(
+                    sa.select(channel_pacing.c.paused_until).where(
+                        channel_pacing.c.channel == channel, channel_pacing.c.paused_until > now
+                    )
+                ).scalar()
+                if paused is not None:
+                    return ActionClaim([], paused)
+            eligible = self._claimable_actions(channel, kinds)
+            query = (
+                sa.select(revision_actions.c.id)
+                .where(eligible, revision_actions.c.due_at <= now)
+                .order_by(revision_actions.c.id)
+                .limit(allowance)
+            )
+            if self._postgres:
+                query = query.with_for_update(of=revision_actions, skip_locked=True)
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                later = conn.execute(
+                    sa.select(sa.func.min(revision_actions.c.due_at)).where(eligible)
+                ).scalar()
+                return ActionClaim([], _aware(later))
+            conn.execute(
+                sa.update(revision_actions)
+                .where(
+                    revision_actions.c.id.in_(ids),
+                    revision_actions.c.state == str(ActionState.QUEUED),
+                )
+                .values(
+                    state=str(ActionState.SENDING),
+                    claimed_by=holder,
+                    claimed_at=now,
+                    in_flight_at=None,
+                    attempts=revision_actions.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            rows = conn.execute(
+                _action_select().where(
+                    revision_actions.c.id.in_(ids), revision_actions.c.claimed_by == holder
+                )
+            ).mappings()
+            claimed = sorted((_claimed_action(row) for row in rows), key=lambda a: a.id)
+            if pace is not None and claimed:
+                self._reserve(conn, channel, pace, len(claimed), now)
+        return ActionClaim(claimed, None)
+
+    @staticmethod
+    def _claimable_actions(channel: str, kinds: Collection[Action] | None) -> Any:
+        """Queued actions of ``channel`` on a post that is published with the platform's id,
+        each the oldest unfinished one of its post, none of whose post is being acted on."""
+        other = revision_actions.alias("other_action")
+        published = sa.select(deliveries.c.id).where(
+            deliveries.c.id == revision_actions.c.delivery_id,
+            deliveries.c.state == str(DeliveryState.SENT),
+            deliveries.c.remote_id.is_not(None),
+            deliveries.c.remote_id != "",
+        )
+        ahead = sa.select(other.c.id).where(
+            other.c.delivery_id == revision_actions.c.delivery_id,
+            sa.or_(
+                other.c.state == str(ActionState.SENDING),
+                sa.and_(
+                    other.c.state == str(ActionState.QUEUED),
+                    other.c.id < revision_actions.c.id,
+                ),
+            ),
+        )
+        clause = sa.and_(
+            revision_actions.c.state == str(ActionState.QUEUED),
+            revision_actions.c.channel == channel,
+            published.exists(),
+            ~ahead.exists(),
+        )
+        if kinds is not None:
+            clause = sa.and_(clause, revision_actions.c.action.in_([str(k) for k in kinds]))
+        return clause
+
+    def _skip_unpublished(self, conn: Connection, channel: str, now: datetime) -> None:
+        """Queued actions on a post that never made it (its delivery failed or was skipped,
+        or was sent without the platform's id) can never be applied: skipped, saying why."""
+        ended = {
+            str(DeliveryState.FAILED): "the post was never published (its delivery failed)",
+            str(DeliveryState.SKIPPED): "the post was never published (its delivery was skipped)",
+        }
+        for state, reason in ended.items():
+            self._skip_actions_on(conn, channel, now, reason, deliveries.c.state == state)
+        self._skip_actions_on(
+            conn,
+            channel,
+            now,
+            "the platform gave no id for this post when it was sent, so newsbot cannot change "
+            "it: edit or delete it by hand",
+            sa.and_(
+                deliveries.c.state == str(DeliveryState.SENT),
+                sa.or_(deliveries.c.remote_id.is_(None), deliveries.c.remote_id == ""),
+            ),
+        )
+
+    def _skip_actions_on(
+        self, conn: Connection, channel: str, now: datetime, reason: str, where: Any
+    ) -> None:
+        conn.execute(
+            sa.update(revision_actions)
+            .where(
+                revision_actions.c.channel == channel,
+                revision_actions.c.state == str(ActionState.QUEUED),
+                revision_actions.c.delivery_id.in_(sa.select(deliveries.c.id).where(where)),
+            )
+            .values(state=str(ActionState.SKIPPED), reason=reason, updated_at=now, done_at=now)
+        )
+
+    def mark_action_in_flight(self, action_id: int, *, now: datetime, holder: str) -> bool:
+        """The request for this claimed action is about to be written (see
+        :meth:`mark_in_flight`); False when ``holder`` lost the claim: then it must not go."""
+        with self._tx() as conn:
+            return self._mark_in_flight(
+                conn, action_id, now=now, holder=holder, table=revision_actions
+            )
+
+    def finish_action(
+        self,
+        action_id: int,
+        outcome: ActionOutcome,
+        *,
+        now: datetime,
+        holder: str,
+        spacing: timedelta | None = None,
+    ) -> bool:
+        """Apply a judged outcome to a claimed action, in one transaction: the action's row;
+        the post as the platform now holds it (an edit's text; a repost's id, address, text
+        and time); the channel's pause; on a paced channel when its next post may go. Only
+        the claim's holder can finish it (False, nothing changed, when it lost the claim)."""
+        values: dict[str, Any] = {
+            "state": str(outcome.state),
+            "reason": self.redactor.redact_optional(outcome.reason),
+            "updated_at": now,
+            "claimed_by": None,
+        }
+        if outcome.state is ActionState.QUEUED:
+            values["due_at"] = outcome.due_at or now
+        else:
+            values["done_at"] = now if outcome.state is not ActionState.UNCERTAIN else None
+            if outcome.text is not None:
+                values["text"] = outcome.text
+        if outcome.receipt is not None:
+            values |= {"remote_id": outcome.receipt.remote_id, "remote_url": outcome.receipt.url}
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.update(revision_actions)
+                .where(_held(revision_actions, action_id, holder))
+                .values(**values)
+                .returning(
+                    revision_actions.c.delivery_id,
+                    revision_actions.c.channel,
+                    revision_actions.c.action,
+                )
+            ).first()
+            if row is None:
+                return False
+            post: dict[str, Any] = {}
+            if outcome.state is ActionState.DONE and outcome.text is not None:
+                if row.action == str(Action.EDIT):
+                    post = {"text": outcome.text}
+                elif row.action == str(Action.DELETE_AND_REPOST) and outcome.receipt is not None:
+                    post = {
+                        "text": outcome.text,
+                        "remote_id": outcome.receipt.remote_id,
+                        "remote_url": outcome.receipt.url,
+                        "sent_at": now,
+                    }
+            if post:
+                conn.execute(
+                    sa.update(deliveries)
+                    .where(deliveries.c.id == row.delivery_id)
+                    .values(updated_at=now, **post)
+                )
+            self._hold_channel(
+                conn,
+                row.channel,
+                pause_until=outcome.pause_until,
+                pause_reason=outcome.pause_reason,
+                next_at=now + spacing if spacing is not None else None,
+            )
+        return True
+
+    def release_action(self, action_id: int, *, now: datetime, holder: str) -> bool:
+        """Give back a claimed action never applied (a stop, a pause): ``queued`` again, and
+        the attempt it counted does not count."""
+        with self._tx() as conn:
+            result = conn.execute(
+                sa.update(revision_actions)
+                .where(_held(revision_actions, action_id, holder))
+                .values(
+                    state=str(ActionState.QUEUED),
+                    updated_at=now,
+                    claimed_by=None,
+                    in_flight_at=None,
+                    attempts=self._one_less(revision_actions),
+                )
+            )
+        return bool(result.rowcount)
+
+    def action_counts(self) -> dict[str, int]:
+        """How many revision actions are in each state (``status`` shows the uncertain)."""
+        return self._state_counts(revision_actions)
+
+    def retry_actions(
+        self,
+        *,
+        states: Collection[str],
+        now: datetime,
+        delivery_ids: Collection[int] | None = None,
+        channel: str | None = None,
+    ) -> int:
+        """Put failed or uncertain revision actions back in the queue, due now, attempts
+        reset (``newsbot retry``; ``delivery_ids`` picks the posts they act on)."""
+        return self._requeue(
+            revision_actions,
+            revision_actions.c.delivery_id,
+            states=states,
+            now=now,
+            ids=delivery_ids,
+            channel=channel,
+            done_at=None,
+        )
 
     # == several instances: heartbeats, source leases, crash recovery =========================
     # Every running newsbot is a holder ("host:pid"). It heartbeats in ``instances``; one not
@@ -1406,18 +1757,19 @@ class Ledger:
             )
         ).all()
         found: dict[str, datetime | None] = {str(h): _aware(seen) for h, seen in stale}
-        orphans = conn.execute(
-            sa.select(deliveries.c.claimed_by)
-            .where(
-                deliveries.c.state == str(DeliveryState.SENDING),
-                deliveries.c.claimed_by.is_not(None),
-                ~sa.exists().where(instances.c.holder == deliveries.c.claimed_by),
-            )
-            .group_by(deliveries.c.claimed_by)
-            .having(sa.func.max(deliveries.c.claimed_at) < cutoff)
-        ).scalars()
-        for holder in orphans:
-            found.setdefault(holder, None)
+        for table in (deliveries, revision_actions):
+            orphans = conn.execute(
+                sa.select(table.c.claimed_by)
+                .where(
+                    table.c.state == str(DeliveryState.SENDING),
+                    table.c.claimed_by.is_not(None),
+                    ~sa.exists().where(instances.c.holder == table.c.claimed_by),
+                )
+                .group_by(table.c.claimed_by)
+                .having(sa.func.max(table.c.claimed_at) < cutoff)
+            ).scalars()
+            for holder in orphans:
+                found.setdefault(holder, None)
         return found
 
     def try_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
@@ -1497,7 +1849,7 @@ class Ledger:
                     dead[holder] = last.get(holder)
             if not dead:
                 return RecoveryReport()
-            uncertain = requeued = returned = 0
+            uncertain = requeued = returned = actions_uncertain = actions_returned = 0
             channels: set[str] = set()
             for holder, last_seen in sorted(dead.items()):
                 gone = holder in also
@@ -1563,6 +1915,10 @@ class Ledger:
                 for channel in marked:
                     uncertain += 1
                     channels.add(channel)
+                acted = self._recover_actions(conn, holder, why, gone=gone, cutoff=cutoff, now=now)
+                actions_uncertain += acted[0]
+                actions_returned += acted[1]
+                channels.update(acted[2])
             holders = sorted(dead)
             if channels:
                 conn.execute(
@@ -1582,7 +1938,72 @@ class Ledger:
                     sa.or_(instances.c.holder.in_(list(also)), instances.c.last_seen < cutoff),
                 )
             )
-        return RecoveryReport(tuple(holders), uncertain, requeued, int(leases), returned)
+        return RecoveryReport(
+            tuple(holders),
+            uncertain,
+            requeued,
+            int(leases),
+            returned,
+            actions_uncertain=actions_uncertain,
+            actions_returned=actions_returned,
+        )
+
+    def _recover_actions(
+        self,
+        conn: Connection,
+        holder: str,
+        why: str,
+        *,
+        gone: bool,
+        cutoff: datetime,
+        now: datetime,
+    ) -> tuple[int, int, set[str]]:
+        """A dead holder's revision actions: claimed but never in flight back to the queue;
+        in flight ``uncertain``, except a delete, which is safe to make again (a post already
+        gone answers ``PostGone``, counted done). How many were marked uncertain, how many
+        went back, and their channels."""
+        rows = sa.and_(
+            revision_actions.c.state == str(ActionState.SENDING),
+            revision_actions.c.claimed_by == holder,
+        )
+        if not gone:
+            rows = sa.and_(rows, revision_actions.c.claimed_at < cutoff)
+        channels: set[str] = set()
+        back = sa.or_(
+            revision_actions.c.in_flight_at.is_(None),
+            revision_actions.c.action == str(Action.DELETE),
+        )
+        returned = list(
+            conn.execute(
+                sa.update(revision_actions)
+                .where(rows, back)
+                .values(
+                    state=str(ActionState.QUEUED),
+                    due_at=now,
+                    updated_at=now,
+                    claimed_by=None,
+                    in_flight_at=None,
+                    attempts=self._one_less(revision_actions),
+                )
+                .returning(revision_actions.c.channel)
+            ).scalars()
+        )
+        uncertain = list(
+            conn.execute(
+                sa.update(revision_actions)
+                .where(rows, revision_actions.c.in_flight_at.is_not(None))
+                .values(
+                    state=str(ActionState.UNCERTAIN),
+                    updated_at=now,
+                    reason=f"newsbot instance {holder} stopped ({why}) while this change was "
+                    "being made to the post: it may or may not have been applied. Check the "
+                    "post, then `newsbot retry --uncertain` to apply it again",
+                )
+                .returning(revision_actions.c.channel)
+            ).scalars()
+        )
+        channels.update(returned, uncertain)
+        return len(uncertain), len(returned), channels
 
 
 @dataclass(frozen=True, slots=True)
@@ -1606,6 +2027,10 @@ class RecoveryReport:
     leases_released: int = 0
     #: Claimed but never in flight: back in the queue, nothing to decide.
     returned: int = 0
+    #: Revision actions (edits, replies, reposts) in flight: now ``uncertain``.
+    actions_uncertain: int = 0
+    #: Revision actions back in the queue (never in flight, or a delete: safe to resend).
+    actions_returned: int = 0
 
     @property
     def moved(self) -> int:
@@ -1620,39 +2045,101 @@ def _holder_parts(holder: str) -> tuple[str, int | None]:
     return holder, None
 
 
-def _delivery_select() -> sa.Select[Any]:
-    return sa.select(
-        deliveries,
+def _article_columns() -> tuple[Any, ...]:
+    return (
         articles.c.source,
         articles.c.key.label("article_key"),
         articles.c.url,
         articles.c.title,
+        articles.c.title_override,
         articles.c.summary_html,
         articles.c.excerpt,
         articles.c.published_at,
         articles.c.author,
         articles.c.categories,
         articles.c.image,
-    ).join(articles, articles.c.id == deliveries.c.article_id)
+        articles.c.retracted_at,
+    )
 
 
-def _delivery(row: sa.RowMapping) -> Delivery:
-    article = Article(
+def _delivery_select() -> sa.Select[Any]:
+    return sa.select(deliveries, *_article_columns()).join(
+        articles, articles.c.id == deliveries.c.article_id
+    )
+
+
+def _held(table: sa.Table, row_id: int, holder: str) -> sa.ColumnElement[bool]:
+    """The row ``row_id`` of ``table`` (a delivery, a revision action) while ``holder``'s
+    claim on it stands."""
+    return sa.and_(
+        table.c.id == row_id,
+        table.c.state == str(DeliveryState.SENDING),
+        table.c.claimed_by == holder,
+    )
+
+
+def _action_select() -> sa.Select[Any]:
+    return (
+        sa.select(
+            revision_actions,
+            revisions.c.kind,
+            deliveries.c.remote_id.label("post_id"),
+            deliveries.c.remote_url.label("post_url"),
+            deliveries.c.sent_at.label("post_sent_at"),
+            deliveries.c.text.label("post_text"),
+            *_article_columns(),
+        )
+        .join(revisions, revisions.c.id == revision_actions.c.revision_id)
+        .join(deliveries, deliveries.c.id == revision_actions.c.delivery_id)
+        .join(articles, articles.c.id == deliveries.c.article_id)
+    )
+
+
+def _claimed_action(row: sa.RowMapping) -> ClaimedAction:
+    return ClaimedAction(
+        id=row["id"],
+        revision_id=row["revision_id"],
+        delivery_id=row["delivery_id"],
+        channel=row["channel"],
+        action=Action(row["action"]),
+        attempts=row["attempts"],
+        kind=RevisionKind(row["kind"]),
+        source=row["source"],
+        article=_article(row),
+        excerpt=row["excerpt"],
+        retracted=row["retracted_at"] is not None,
+        published=Published(
+            channel=row["channel"],
+            remote_id=row["post_id"],
+            url=row["post_url"],
+            # A post recorded sent has its time; the fallback only keeps the type honest.
+            sent_at=row["post_sent_at"] or row["updated_at"],
+            text=row["post_text"] or "",
+        ),
+    )
+
+
+def _article(row: sa.RowMapping) -> Article:
+    """The article as it reads now: an editor's title (``newsbot correct --title``) wins."""
+    return Article(
         key=row["article_key"],
         url=row["url"],
-        title=row["title"],
+        title=row["title_override"] or row["title"],
         summary_html=row["summary_html"],
         published=row["published_at"],
         author=row["author"],
         categories=tuple(json.loads(row["categories"] or "[]")),
         image=row["image"],
     )
+
+
+def _delivery(row: sa.RowMapping) -> Delivery:
     return Delivery(
         id=row["id"],
         source=row["source"],
         channel=row["channel"],
         state=DeliveryState(row["state"]),
-        article=article,
+        article=_article(row),
         excerpt=row["excerpt"],
         due_at=row["due_at"],
         attempts=row["attempts"],
@@ -1663,6 +2150,7 @@ def _delivery(row: sa.RowMapping) -> Delivery:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         sent_at=row["sent_at"],
+        retracted_at=row["retracted_at"],
     )
 
 

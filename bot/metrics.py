@@ -46,6 +46,13 @@ class Metrics:
             ["channel", "state"],
             registry=self.registry,
         )
+        self._actions = Counter(
+            "newsbot_revision_actions",
+            "Corrections and takedowns applied to published posts (edit, reply, delete, "
+            "delete_and_repost) that reached a final state, by channel, action and state.",
+            ["channel", "action", "state"],
+            registry=self.registry,
+        )
         self._delay = Histogram(
             "newsbot_publish_to_post_seconds",
             "Seconds from an article's published time to its post being accepted.",
@@ -106,6 +113,10 @@ class Metrics:
         self._posts.labels(channel=channel, state=state).inc()
         if delay_seconds is not None:
             self._delay.labels(channel=channel).observe(max(delay_seconds, 0.0))
+
+    def revised(self, channel: str, action: str, state: str) -> None:
+        """One revision action on a published post reached ``state`` (done, failed, ...)."""
+        self._actions.labels(channel=channel, action=action, state=state).inc()
 
     def polled(self, source: str, *, ok: bool, not_modified: bool = False) -> None:
         """One poll of ``source`` ended: ok, ok with nothing new (304), or in error."""

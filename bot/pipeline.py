@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,9 +27,10 @@ from bot.errors import BotError, PermanentError, SourceError, TemplateError
 from bot.filters import ArticleFilter
 from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace, offload
 from bot.model import MAX_TITLE, Article, DeliveryState, Post, Receipt
-from bot.outcome import Outcome
+from bot.outcome import ActionOutcome, Outcome
 from bot.pacing import Window
 from bot.redact import Redactor
+from bot.revising import Reviser
 from bot.sources.base import Source
 
 log = logging.getLogger("newsbot.pipeline")
@@ -50,6 +52,9 @@ class Observer(Protocol):
     def polled(self, source: str, *, ok: bool, not_modified: bool = False) -> None:
         """A source was polled."""
 
+    def revised(self, channel: str, action: str, state: str) -> None:
+        """A revision's action on a published post ended in ``state`` (an ``ActionState``)."""
+
 
 @dataclass
 class PassReport:
@@ -62,6 +67,8 @@ class PassReport:
     uncertain: int = 0
     paused_channels: dict[str, datetime] = field(default_factory=dict)
     next_wake: datetime | None = None
+    #: Revision actions (edits, replies, deletes, reposts) by the state they ended in.
+    actions: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: PassReport) -> None:
         self.sent += other.sent
@@ -70,6 +77,7 @@ class PassReport:
         self.skipped += other.skipped
         self.uncertain += other.uncertain
         self.paused_channels.update(other.paused_channels)
+        self.actions.update(other.actions)
         self.wake(other.next_wake)
 
     def wake(self, moment: datetime | None) -> None:
@@ -133,6 +141,7 @@ class Pipeline:
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
         # Source errors quote URLs, which may carry a key; the ledger keeps them masked.
         self.redactor = redactor or Redactor(config.secrets())
+        self.reviser = Reviser(self)
 
     def stop(self) -> None:
         """No new send starts from now on; claimed ones go back to the queue."""
@@ -300,11 +309,18 @@ class Pipeline:
         ).post
 
     def compose_post(
-        self, *, article: Article, excerpt: str, source: str, channel: str
+        self,
+        *,
+        article: Article,
+        excerpt: str,
+        source: str,
+        channel: str,
+        template: str | None = None,
     ) -> ComposedPost:
         """:meth:`compose` with how the excerpt was cut and the budget left (preview --json).
         The source's ``excerpt_length`` bounds the excerpt; a source no longer configured
-        (renamed since the article was queued) takes the default bound."""
+        (renamed since the article was queued) takes the default bound. ``template``: another
+        of the channel's templates (a correction notice's)."""
         settings = self.config.channels[channel]
         target = self.channels[channel]
         source_settings = self.config.sources.get(source)
@@ -317,6 +333,7 @@ class Pipeline:
             excerpt=excerpt,
             source=source,
             max_chars=bound,
+            template=template,
         )
 
     # -- deliver -----------------------------------------------------------------------------
@@ -349,8 +366,18 @@ class Pipeline:
         )
 
     async def _drain(self, name: str, batch: int) -> PassReport:
+        """One channel's due posts, then its due revision actions (:mod:`bot.revising`), both
+        at the channel's one pace."""
         report = PassReport()
         pace = self.pace(name)
+        await self._drain_posts(name, batch, pace, report)
+        quiet = self._quiet_until(name, self.clock()) is not None
+        await self.reviser.drain(name, batch, pace, report, quiet=quiet)
+        return report
+
+    async def _drain_posts(
+        self, name: str, batch: int, pace: Pace | None, report: PassReport
+    ) -> None:
         while not self.stopping:
             now = self.clock()
             quiet_end = self._quiet_until(name, now)
@@ -402,7 +429,6 @@ class Pipeline:
                 # (a retry without delay) waits for the next pass rather than going at once.
                 report.wake(await offload(self.ledger.next_due, [name]))
                 break
-        return report
 
     def _quiet_until(self, channel: str, now: datetime) -> datetime | None:
         """When the channel's quiet hours end, if it is in them now."""
@@ -487,15 +513,7 @@ class Pipeline:
                 "claim lost before its outcome was recorded: %s", outcome.state, extra=context
             )
             return None
-        log.log(
-            outcome.level,
-            "%s",
-            outcome.note or outcome.state,
-            extra=context,
-            exc_info=error if error is not None and not isinstance(error, BotError) else None,
-        )
-        if outcome.alert is not None:
-            self._alert(outcome.alert.kind, outcome.alert.message)
+        self.announce(outcome, context, error)
         if not outcome.retry:
             delay = None
             if outcome.state is DeliveryState.SENT:
@@ -515,6 +533,10 @@ class Pipeline:
         if channel is None or settings is None:
             reason = f"channel {delivery.channel!r} is no longer in the config"
             return outcome_rules.skipped(reason, level=logging.WARNING), None
+        if delivery.retracted_at is not None:
+            return outcome_rules.skipped(
+                "retracted: the article was withdrawn before this post went out"
+            ), None
         if delivery.source in self.config.sources and self._too_old(
             delivery.article, delivery.source, now
         ):
@@ -587,6 +609,24 @@ class Pipeline:
         if self.observer is not None:
             for _ in range(count):
                 self.observer.delivered(channel, state, delay_seconds=delay)
+
+    def announce(
+        self,
+        outcome: Outcome | ActionOutcome,
+        context: Mapping[str, object],
+        error: BaseException | None,
+    ) -> None:
+        """Log a recorded outcome's line (with the traceback of a bug in a channel) and raise
+        its alert."""
+        log.log(
+            outcome.level,
+            "%s",
+            outcome.note or outcome.state,
+            extra=context,
+            exc_info=error if error is not None and not isinstance(error, BotError) else None,
+        )
+        if outcome.alert is not None:
+            self._alert(outcome.alert.kind, outcome.alert.message)
 
     def _alert(self, kind: str, message: str) -> None:
         if self.alert is not None:

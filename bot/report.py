@@ -9,7 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.ledger import Delivery
-from bot.model import DeliveryState
+from bot.model import ActionState, DeliveryState
 
 
 def display_width(text: str) -> int:
@@ -90,3 +90,9 @@ def delay(seconds: float | None) -> str:
 def counts_line(counts: Mapping[str, int]) -> str:
     parts = [f"{counts.get(state, 0)} {state}" for state in DeliveryState if counts.get(state)]
     return "deliveries: " + (", ".join(parts) if parts else "none yet")
+
+
+def actions_line(counts: Mapping[str, int]) -> str | None:
+    """Corrections and takedowns applied to published posts, by state; ``None`` when none."""
+    parts = [f"{counts.get(state, 0)} {state}" for state in ActionState if counts.get(state)]
+    return "corrections and takedowns: " + ", ".join(parts) if parts else None

@@ -20,13 +20,15 @@ def compose_post(
     excerpt: str,
     source: str,
     max_chars: int = DEFAULT_EXCERPT_LENGTH,
+    template: str | None = None,
 ) -> ComposedPost:
     """The post ``channel`` would get for one article, fitted to the limit the channel itself
     names for it (a photo caption's, when the post carries a photo), with how its excerpt was
     cut and the budget left. ``max_chars`` is the source's ``excerpt_length``, the editor's
-    upper bound on the excerpt."""
+    upper bound on the excerpt; ``template`` another of the channel's templates than its
+    post's (the ``correction_template`` of a correction posted as a reply)."""
     return renderer.compose(
-        settings.template,
+        template or settings.template,
         article=article,
         excerpt=excerpt,
         source=source,

@@ -59,7 +59,10 @@ def make_newsbot(
         "kind": "feed",
         "url": feed,
         "allow_private": ["127.0.0.1"],
-        "backlog": 10, "max_age": "off", "timeout": "5s"}
+        "backlog": 10,
+        "max_age": "off",
+        "timeout": "5s",
+    }
     topic = {
         "kind": "telegram",
         "token": "${TG_TOKEN}",

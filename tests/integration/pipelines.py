@@ -23,11 +23,14 @@ async def started_pipeline(
     async with contextlib.AsyncExitStack() as stack:
         for channel in channels.values():
             await stack.enter_async_context(channel)
-        yield source, Pipeline(
-            config,
-            ledger,
-            {"newsvision": source},
-            dict(channels),
-            Renderer(config.templates, config.tz),
-            holder="test:1",
+        yield (
+            source,
+            Pipeline(
+                config,
+                ledger,
+                {"newsvision": source},
+                dict(channels),
+                Renderer(config.templates, config.tz),
+                holder="test:1",
+            ),
         )
