@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,14 +15,15 @@ from bot.compose.length import TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
 from bot.config import Config, load_config
 from bot.errors import PermanentError, TransientError
-from bot.ledger import Ledger, revision_actions
+from bot.ledger import ClaimedAction, Ledger, RecoveryReport, revision_actions
 from bot.model import Action, Article, DeliveryState
 from bot.pipeline import Pipeline
 from bot.testing.memory import MemoryChannel, MemorySource
 from tests.revisions import action_rows, delivery_row, record_revision
+from tests.unit.test_pipeline import START, Clock
 
 REPO = Path(__file__).resolve().parents[2]
-START = datetime(2025, 9, 15, 8, 0, tzinfo=UTC)
+DEAD = "host:dead"
 EDIT_X_REPLY = {"telegram": Action.EDIT, "x": Action.REPLY}
 
 CONFIG = """\
@@ -58,17 +59,6 @@ def article(n: int, title: str | None = None) -> Article:
     )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 class World:
     """Two memory channels, one memory source, a SQLite ledger, and ways to revise."""
 
@@ -92,6 +82,7 @@ class World:
         self.x = MemoryChannel("x", X_POST)
         self.alerts: list[tuple[str, str]] = []
         self.pipeline = self.with_holder(holder)
+        self.recovery = RecoveryReport()
 
     def with_holder(self, holder: str) -> Pipeline:
         """A pipeline of another instance (or a restarted one) on the same ledger and channels."""
@@ -130,6 +121,17 @@ class World:
             title_override=title_override,
             retract=retract,
         )
+
+    def claimed_by_the_dead(self, *, in_flight: bool) -> ClaimedAction:
+        """Telegram's one due action, claimed (and marked in flight) by an instance that then
+        died; recovery has run."""
+        [action] = self.ledger.claim_actions(
+            self.clock(), holder=DEAD, channel="telegram", pace=None
+        ).actions
+        if in_flight:
+            assert self.ledger.mark_action_in_flight(action.id, now=self.clock(), holder=DEAD)
+        self.recovery = self.ledger.recover_dead(self.clock(), timedelta(seconds=30), also=[DEAD])
+        return action
 
     def states(self) -> list[tuple[str, str, str]]:
         return [(r["channel"], r["action"], r["state"]) for r in action_rows(self.ledger)]
@@ -261,12 +263,8 @@ async def test_an_edit_in_flight_at_a_crash_is_uncertain_and_never_applied_again
     instance does not apply it; `retry --uncertain` (retry_actions) puts it back."""
     await world.publish(article(1))
     world.revise(1, {"telegram": Action.EDIT}, title=NEW_TITLE)
-    dead = "host:dead"
-    claim = world.ledger.claim_actions(world.clock(), holder=dead, channel="telegram", pace=None)
-    [action] = claim.actions
-    assert world.ledger.mark_action_in_flight(action.id, now=world.clock(), holder=dead)
-    report = world.ledger.recover_dead(world.clock(), timedelta(seconds=30), also=[dead])
-    assert report.actions_uncertain == 1
+    world.claimed_by_the_dead(in_flight=True)
+    assert world.recovery.actions_uncertain == 1
     await world.with_holder("test:2").deliver_due()
     assert world.telegram.edits == [] and world.states() == [("telegram", "edit", "uncertain")]
     assert "newsbot retry --uncertain" in world.reason("telegram")
@@ -283,15 +281,11 @@ async def test_a_claim_never_in_flight_at_a_crash_goes_back_and_is_applied_once(
     the next instance exactly once; the dead claim cannot finish it afterwards."""
     await world.publish(article(1))
     world.revise(1, {"telegram": Action.EDIT}, title=NEW_TITLE)
-    dead = "host:dead"
-    [action] = world.ledger.claim_actions(
-        world.clock(), holder=dead, channel="telegram", pace=None
-    ).actions
-    report = world.ledger.recover_dead(world.clock(), timedelta(seconds=30), also=[dead])
-    assert report.actions_returned == 1
+    action = world.claimed_by_the_dead(in_flight=False)
+    assert world.recovery.actions_returned == 1
     await world.with_holder("test:2").deliver_due()
     assert len(world.telegram.edits) == 1
-    assert not world.ledger.mark_action_in_flight(action.id, now=world.clock(), holder=dead)
+    assert not world.ledger.mark_action_in_flight(action.id, now=world.clock(), holder=DEAD)
 
 
 async def test_a_delete_in_flight_at_a_crash_is_made_again_safely(world: World) -> None:
@@ -299,13 +293,9 @@ async def test_a_delete_in_flight_at_a_crash_is_made_again_safely(world: World) 
     already gone answers PostGone, which is done."""
     await world.publish(article(1))
     world.revise(1, {"telegram": Action.DELETE}, retract=True)
-    dead = "host:dead"
-    [action] = world.ledger.claim_actions(
-        world.clock(), holder=dead, channel="telegram", pace=None
-    ).actions
-    world.ledger.mark_action_in_flight(action.id, now=world.clock(), holder=dead)
     world.telegram.live.clear()  # the dead instance's delete had gone through
-    world.ledger.recover_dead(world.clock(), timedelta(seconds=30), also=[dead])
+    world.claimed_by_the_dead(in_flight=True)
+    assert world.recovery.actions_returned == 1
     await world.with_holder("test:2").deliver_due()
     assert world.states() == [("telegram", "delete", "done")]
     assert "already gone" in world.reason("telegram")
