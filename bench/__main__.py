@@ -23,7 +23,16 @@ from pathlib import Path
 
 from bench import common
 
-ORDER = ("compose", "text", "poll", "delivery", "ledger", "delay", "memory")  # quick ones first
+ORDER = (
+    "compose",
+    "text",
+    "poll",
+    "delivery",
+    "corrections",
+    "ledger",
+    "delay",
+    "memory",
+)  # quick ones first
 ISSUE_NUMBER = {
     "poll": 1,
     "delay": 2,
@@ -32,6 +41,7 @@ ISSUE_NUMBER = {
     "ledger": 5,
     "memory": 6,
     "text": 12,
+    "corrections": 14,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
@@ -126,6 +136,10 @@ def _run_one(name: str, args: argparse.Namespace, duration: float, keep: str) ->
         from bench import delivery
 
         return delivery.run(smoke=args.smoke)
+    if name == "corrections":
+        from bench import corrections
+
+        return corrections.run(smoke=args.smoke)
     if name == "ledger":
         from bench import ledger
 

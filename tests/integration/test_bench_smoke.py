@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = {"poll", "delay", "delivery", "compose", "text", "ledger", "memory"}
+BENCHMARKS = {"poll", "delay", "delivery", "corrections", "compose", "text", "ledger", "memory"}
 
 
 def test_every_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
