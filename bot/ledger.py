@@ -1593,11 +1593,14 @@ class Ledger:
         now: datetime,
         holder: str,
         spacing: timedelta | None = None,
-    ) -> bool:
+        then_in_flight: int | None = None,
+    ) -> Finished:
         """Apply a judged outcome to a claimed action, in one transaction: the action's row;
         the post as the platform now holds it (an edit's text; a repost's id, address, text
         and time); the channel's pause; on a paced channel when its next post may go. Only
-        the claim's holder can finish it (False, nothing changed, when it lost the claim)."""
+        the claim's holder can finish it (false, nothing changed, when it lost the claim).
+        ``then_in_flight``: the holder's next claimed action, marked in flight in the same
+        transaction unless the outcome pauses the channel (as :meth:`finish` does)."""
         values: dict[str, Any] = {
             "state": str(outcome.state),
             "reason": self.redactor.redact_optional(outcome.reason),
@@ -1624,7 +1627,12 @@ class Ledger:
                 )
             ).first()
             if row is None:
-                return False
+                return Finished(False)
+            marked = False
+            if then_in_flight is not None and outcome.pause_until is None:
+                marked = self._mark_in_flight(
+                    conn, then_in_flight, now=now, holder=holder, table=revision_actions
+                )
             post: dict[str, Any] = {}
             if outcome.state is ActionState.DONE and outcome.text is not None:
                 if row.action == str(Action.EDIT):
@@ -1649,7 +1657,7 @@ class Ledger:
                 pause_reason=outcome.pause_reason,
                 next_at=now + spacing if spacing is not None else None,
             )
-        return True
+        return Finished(True, marked)
 
     def release_action(self, action_id: int, *, now: datetime, holder: str) -> bool:
         """Give back a claimed action never applied (a stop, a pause): ``queued`` again, and

@@ -68,6 +68,7 @@ class Reviser:
                 report.wake(wait)
                 return
             paused_until: datetime | None = None
+            in_flight = False
             for index, action in enumerate(claim.actions):
                 if pipeline.stopping or paused_until is not None:
                     for rest in claim.actions[index:]:
@@ -78,7 +79,14 @@ class Reviser:
                             holder=pipeline.holder,
                         )
                     break
-                outcome = await self.apply(action, spacing=pace.spacing if pace else None)
+                following = claim.actions[index + 1] if index + 1 < len(claim.actions) else None
+                applied = await self.apply(
+                    action,
+                    spacing=pace.spacing if pace else None,
+                    in_flight=in_flight,
+                    then=following.id if following else None,
+                )
+                outcome, in_flight = applied if applied is not None else (None, False)
                 if outcome is None:
                     continue
                 if not outcome.retry:
@@ -91,12 +99,20 @@ class Reviser:
                 return
 
     async def apply(
-        self, action: ClaimedAction, *, spacing: timedelta | None = None
-    ) -> ActionOutcome | None:
-        """One claimed action's whole path, with one ledger write for its outcome; ``None``
-        when the claim was lost (recovery gave it away while this instance stalled)."""
+        self,
+        action: ClaimedAction,
+        *,
+        spacing: timedelta | None = None,
+        in_flight: bool = False,
+        then: int | None = None,
+    ) -> tuple[ActionOutcome, bool] | None:
+        """One claimed action's whole path, with one ledger write for its outcome: the outcome,
+        and whether ``then`` (the next claimed action) was marked in flight with it (as a
+        delivery's next is: one round trip per action); ``None`` when the claim was lost
+        (recovery gave it away while this instance stalled). ``in_flight``: this one already
+        was marked so."""
         pipeline = self.pipeline
-        outcome, error = await self._attempt(action)
+        outcome, error = await self._attempt(action, in_flight=in_flight)
         context = {
             "source": action.source,
             "article": action.article.key,
@@ -114,6 +130,7 @@ class Reviser:
             now=pipeline.clock(),
             holder=pipeline.holder,
             spacing=spacing,
+            then_in_flight=then,
         )
         if not finished:
             log.warning(
@@ -126,10 +143,10 @@ class Reviser:
         pipeline.announce(outcome, context, error)
         if pipeline.observer is not None and not outcome.retry:
             pipeline.observer.revised(action.channel, str(action.action), str(outcome.state))
-        return outcome
+        return outcome, finished.next_in_flight
 
     async def _attempt(
-        self, action: ClaimedAction
+        self, action: ClaimedAction, *, in_flight: bool = False
     ) -> tuple[ActionOutcome | None, BaseException | None]:
         pipeline = self.pipeline
         channel = pipeline.channels.get(action.channel)
@@ -154,7 +171,7 @@ class Reviser:
         )
         if early is not None:
             return early, None
-        if not await offload(
+        if not in_flight and not await offload(
             pipeline.ledger.mark_action_in_flight,
             action.id,
             now=pipeline.clock(),
