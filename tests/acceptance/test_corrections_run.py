@@ -10,9 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
@@ -24,7 +23,15 @@ from bot.sources.webhook import signed_headers
 from bot.testing.feed_server import FeedItem, rss
 from bot.testing.telegram_server import FakeTelegram
 from tests.acceptance.conftest import Newsbot
-from tests.acceptance.test_platforms import CHAT_ID, TOKEN, X_KEYS, Platforms, platforms
+from tests.acceptance.test_platforms import (
+    CHAT_ID,
+    TOKEN,
+    X_KEYS,
+    Platforms,
+    platforms,
+    write_config,
+)
+from tests.integration.test_crash import wait_for
 
 pytestmark = pytest.mark.skipif(
     not hasattr(FakeTelegram, "edits_of") or find_spec("bot.editor") is None,
@@ -62,15 +69,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 @pytest.fixture
 def daemon(
     tmp_path: Path, templates: Path, clean_env: dict[str, str], platforms: Platforms
@@ -78,46 +76,12 @@ def daemon(
     """``newsbot run`` on a feed (polled every second) and a webhook, posting to both fakes;
     the newsbot for one-off commands, and the webhook's address."""
     port = free_port()
-    raw = {
-        "timezone": "Asia/Taipei",
-        "database": "sqlite:///ledger.db",
-        "templates": "templates",
-        "health": {"listen": f"127.0.0.1:{port}"},
-        "sources": {
-            "newsvision": {
-                "kind": "feed",
-                "url": platforms.feed.url_for("/rss.xml"),
-                "allow_private": ["127.0.0.1"],
-                "every": "1s",
-                "backlog": 10,
-                "max_age": "off",
-            },
-            "cms": {"kind": "webhook", "secret": "${CMS_SECRET}", "max_age": "off"},
-        },
-        "channels": {
-            "telegram": {
-                "kind": "telegram",
-                "token": "${TELEGRAM_BOT_TOKEN}",
-                "chat": "@newsvision",
-                "template": "telegram.html.j2",
-                "api_url": platforms.tg.url,
-                "rate": "100/s",
-                "burst": 10,
-            },
-            "x": {
-                "kind": "x",
-                "consumer_key": "${X_CONSUMER_KEY}",
-                "consumer_secret": "${X_CONSUMER_SECRET}",
-                "access_token": "${X_ACCESS_TOKEN}",
-                "access_token_secret": "${X_ACCESS_TOKEN_SECRET}",
-                "template": "x.txt.j2",
-                "api_url": platforms.x.url,
-                "rate": "100/s",
-                "burst": 10,
-            },
-        },
-    }
-    config = tmp_path / "newsbot.yaml"
+    # test_platforms' Telegram and X channels and feed, polled every second, plus the CMS.
+    config = write_config(tmp_path, platforms)
+    raw = yaml.safe_load(config.read_text("utf-8"))
+    raw["health"] = {"listen": f"127.0.0.1:{port}"}
+    raw["sources"]["newsvision"]["every"] = "1s"
+    raw["sources"]["cms"] = {"kind": "webhook", "secret": "${CMS_SECRET}", "max_age": "off"}
     config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), "utf-8")
     env = {**clean_env, "TELEGRAM_BOT_TOKEN": TOKEN, "CMS_SECRET": SECRET, **X_KEYS}
     platforms.feed.publish("/rss.xml", rss([feed_item(TITLE)]))
@@ -157,12 +121,12 @@ def test_a_correction_and_a_takedown_reach_telegram_and_x_through_newsbot_run(
     both platforms."""
     newsbot, hook = daemon
     tg, x = platforms.tg, platforms.x
-    wait_for(lambda: len(tg.messages) == 1 and len(x.posts) == 1, "the article on both")
+    wait_for(lambda: len(tg.messages) == 1 and len(x.posts) == 1, 60, "the article on both")
     [message] = tg.messages
     [tweet] = x.posts
 
     platforms.feed.publish("/rss.xml", rss([feed_item(CORRECTED)]))
-    wait_for(lambda: tg.edits and x.replies, "the correction on both")
+    wait_for(lambda: bool(tg.edits and x.replies), 60, "the correction on both")
     now = tg.current(CHAT_ID, message.message_id)
     assert now is not None and CORRECTED in now.plain and TITLE not in now.plain
     assert len(tg.messages) == 1  # edited in place, nothing new posted
@@ -177,7 +141,7 @@ def test_a_correction_and_a_takedown_reach_telegram_and_x_through_newsbot_run(
     assert str(message.message_id) in history.out and reply.id in history.out
 
     assert push(hook, {**PUSHED, "action": "create"}) == 202
-    wait_for(lambda: len(tg.messages) == 2 and len(x.posts) == 3, "the pushed article on both")
+    wait_for(lambda: len(tg.messages) == 2 and len(x.posts) == 3, 60, "the pushed article on both")
     pushed_message = tg.messages[1]
     pushed_tweet = next(p for p in x.posts if "國防" in p.text)
     assert push(hook, {"action": "delete", "id": PUSHED["id"], "reason": "當事人要求撤下"}) == 202
@@ -186,6 +150,7 @@ def test_a_correction_and_a_takedown_reach_telegram_and_x_through_newsbot_run(
             tg.current(CHAT_ID, pushed_message.message_id) is None
             and x.current(pushed_tweet.id) is None
         ),
+        60,
         "the takedown on both",
     )
     assert tg.current(CHAT_ID, message.message_id) is not None  # the other article stays up

@@ -138,6 +138,31 @@ def item(desk: str, n: int) -> FeedItem:
     )
 
 
+def process_env(secrets: dict[str, str]) -> dict[str, str]:
+    """The environment of a ``newsbot`` process under test: none of the shell's newsbot or
+    platform settings, this checkout on the path, the Telegram fake's token and ``secrets``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_", "PYTEST_"))
+    }
+    return env | {"TG_TOKEN": DEFAULT_TOKEN, "PYTHONPATH": str(REPO)} | secrets
+
+
+def read_ledger(database: str, query: str) -> list[sa.Row[tuple[object, ...]]]:
+    """A query on the ledger from outside the processes under test."""
+    engine = sa.create_engine(database)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(query)).all())
+    except sa.exc.ProgrammingError:
+        return []  # PostgreSQL before the first instance has created the schema
+    except sa.exc.OperationalError:
+        return []  # SQLite before the first instance has created the schema
+    finally:
+        engine.dispose()
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,14 +264,7 @@ class Newsroom:
         return path
 
     def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_", "PYTEST_"))
-        }
-        env |= X_KEYS | {"TG_TOKEN": DEFAULT_TOKEN, "MT": MASTO_TOKEN, "PYTHONPATH": str(REPO)}
-        env["THREADS_TOKEN"] = THREADS_TOKEN
-        return env
+        return process_env(X_KEYS | {"MT": MASTO_TOKEN, "THREADS_TOKEN": THREADS_TOKEN})
 
     # -- the feed, growing while newsbot is killed and restarted -----------------------------
 
@@ -303,16 +321,7 @@ class Newsroom:
     # -- the ledger, read from outside -------------------------------------------------------
 
     def read(self, query: str) -> list[sa.Row[tuple[object, ...]]]:
-        engine = sa.create_engine(self.database)
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(sa.text(query)).all())
-        except sa.exc.ProgrammingError:
-            return []  # PostgreSQL before the first instance has created the schema
-        except sa.exc.OperationalError:
-            return []  # SQLite before the first instance has created the schema
-        finally:
-            engine.dispose()
+        return read_ledger(self.database, query)
 
     def registered(self, holder: str) -> bool:
         return any(row[0] == holder for row in self.read("SELECT holder FROM instances"))

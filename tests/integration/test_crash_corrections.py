@@ -29,6 +29,8 @@ from tests.integration.test_crash import (
     REPO,
     Instance,
     pg_database,
+    process_env,
+    read_ledger,
     running,
     seed,
     wait_for,
@@ -111,24 +113,10 @@ class Desk:
         return path
 
     def env(self) -> dict[str, str]:
-        import os
-
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("NEWSBOT_", "TELEGRAM_", "X_", "PYTEST_"))
-        }
-        return env | {"TG_TOKEN": DEFAULT_TOKEN, "PYTHONPATH": str(REPO)}
+        return process_env({})
 
     def read(self, query: str) -> list[sa.Row[tuple[object, ...]]]:
-        engine = sa.create_engine(self.database)
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(sa.text(query)).all())
-        except (sa.exc.ProgrammingError, sa.exc.OperationalError):
-            return []  # before the first instance has created the schema
-        finally:
-            engine.dispose()
+        return read_ledger(self.database, query)
 
     def registered(self, holder: str) -> bool:
         return any(row[0] == holder for row in self.read("SELECT holder FROM instances"))
