@@ -389,8 +389,7 @@ def _translate_revision(exc: TelegramError, doing: str, published: Published) ->
     if "not found" in text and ("message to" in text or "replied" in text):
         return PostGone(f"{which} is no longer in the chat (deleted?) {said}")
     if "message can't be deleted" in text:
-        sent = published.sent_at
-        age = datetime.now(UTC) - (sent if sent.tzinfo else sent.replace(tzinfo=UTC))
+        age = published.age(datetime.now(UTC))
         if age >= DELETE_WINDOW:
             return PermanentError(
                 f"too old to delete: {which} was sent {age.total_seconds() / 3600:.0f} hours "
