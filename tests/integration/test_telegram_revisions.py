@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from markupsafe import escape
 
@@ -316,3 +317,61 @@ async def test_a_recent_message_the_bot_may_not_delete_is_not_called_too_old(
             await channel.delete(foreign(tg))
     assert "too old" not in caught.value.reason
     assert "may not delete" in caught.value.reason
+
+
+async def test_photo_post_corrected_without_its_image_edits_the_caption(tg: FakeTelegram) -> None:
+    """The article lost its image: 'no text in the message to edit' → editMessageCaption."""
+    original = await posted(tg, make_post(image=IMAGE), photo=True)
+    async with TelegramChannel.from_config(config(tg.url, photo=True)) as channel:
+        await channel.edit(original, corrected(image=None))
+    edits = [(a.method, a.status) for a in tg.attempts if a.method.startswith("edit")]
+    assert edits == [("editMessageText", 400), ("editMessageCaption", 200)]
+    [attempt] = [a for a in tg.attempts if a.method == "editMessageText"]
+    assert attempt.description == "Bad Request: there is no text in the message to edit"
+    now = tg.current(CHANNEL_ID, int(original.remote_id))
+    assert now is not None and now.caption == corrected().text
+
+
+async def test_an_edit_in_a_chat_the_bot_was_kicked_from_is_refused(tg: FakeTelegram) -> None:
+    """403 from Telegram on an edit is a permanent refusal, not PostGone."""
+    original = await posted(tg)
+    tg.kick(CHANNEL_ID)
+    async with TelegramChannel.from_config(config(tg.url)) as channel:
+        with pytest.raises(PermanentError, match="bot was kicked") as caught:
+            await channel.edit(original, corrected())
+    assert not isinstance(caught.value, PostGone)
+
+
+# ------------------------------------------------------------------------- the fake on the wire
+
+
+async def test_the_fake_takes_the_older_reply_to_message_id_too(tg: FakeTelegram) -> None:
+    """reply_to_message_id (before Bot API 7.0) links a reply as reply_parameters does, and
+    allow_sending_without_reply sends one whose target is gone."""
+    original = await posted(tg)
+    url = f"{tg.url}/bot{TOKEN}/sendMessage"
+    async with httpx.AsyncClient() as client:
+        linked = await client.post(
+            url,
+            json={
+                "chat_id": CHANNEL_ID,
+                "text": "補充說明",
+                "reply_to_message_id": original.remote_id,
+            },
+        )
+        missing = await client.post(
+            url, json={"chat_id": CHANNEL_ID, "text": "補充說明二", "reply_to_message_id": 999}
+        )
+        anyway = await client.post(
+            url,
+            json={
+                "chat_id": CHANNEL_ID,
+                "text": "補充說明三",
+                "reply_parameters": {"message_id": 999, "allow_sending_without_reply": True},
+            },
+        )
+    assert linked.json()["result"]["reply_to_message"]["message_id"] == int(original.remote_id)
+    assert missing.status_code == 400
+    assert missing.json()["description"] == "Bad Request: message to be replied not found"
+    assert anyway.status_code == 200 and "reply_to_message" not in anyway.json()["result"]
+    assert [m.reply_to_message_id for m in tg.replies] == [int(original.remote_id)]
