@@ -26,10 +26,12 @@ created, replies included, as created), ``x.replies`` (those replying to another
 
 Edits follow docs.x.com/x-api/fundamentals/edit-posts: within 30 minutes of the original post,
 at most 5 times, each edit a new post id in the same chain, only the latest version editable,
-and deleting any version deletes the whole chain. A reply to a deleted post is X's 403 "You
-attempted to reply to a Tweet that is deleted or not visible to you."; a delete or an edit of a
-post that does not exist is 404 ``resource-not-found``. X documents no texts for the edit
-refusals (too late, too many, not the latest): the fake's 403 details for those are its own.
+and deleting any version deletes the whole chain. Deletes are held to X's 50 per 15 minutes
+(``DELETES_PER_WINDOW``, which a test may lift as it lifts ``POSTS_PER_WINDOW``). A reply to
+a deleted post is X's 403 "You attempted to reply to a Tweet that is deleted or not visible to
+you."; a delete or an edit of a post that does not exist is 404 ``resource-not-found``. X
+documents no texts for the edit refusals (too late, too many, not the latest): the fake's 403
+details for those are its own.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ POSTS_PER_WINDOW = 200
 WINDOW_SECONDS = 15 * 60
 POSTS_PER_LONG_WINDOW = 300
 LONG_WINDOW_SECONDS = 3 * 3600
+# DELETE /2/tweets/:id: "50 requests per 15-minute window per each authenticated user"
+# (developer.x.com, manage Tweets, delete-tweets-id).
+DELETES_PER_WINDOW = 50
 TIMESTAMP_SKEW = 300
 _TWITTER_EPOCH_MS = 1288834974657
 
@@ -366,7 +371,9 @@ class FakeX(LocalServer):
     # -- what tests call ---------------------------------------------------------------------
 
     def fail_next(self, n: int, fault: XFault, *, path: str | None = None) -> None:
-        """The next ``n`` API requests (only those to ``path`` when given) meet ``fault``."""
+        """The next ``n`` API requests (only those to ``path`` when given) meet ``fault``.
+        ``path="/2/tweets/:id"`` stands for any delete; ``"/2/tweets"`` takes posts, replies
+        and edits alike."""
         with self._lock:
             self._faults.append(_Queued(fault, n, path))
 
@@ -411,7 +418,7 @@ class FakeX(LocalServer):
     def _take_fault(self, path: str) -> XFault | None:
         with self._lock:
             for queued in self._faults:
-                if queued.remaining > 0 and queued.path in (None, path):
+                if queued.remaining > 0 and queued.path in (None, path, _route_of(path)):
                     queued.remaining -= 1
                     return queued.fault
             return None
@@ -565,14 +572,24 @@ class FakeX(LocalServer):
     async def _delete_tweet(self, request: web.Request) -> web.StreamResponse:
         """Deleting any version of an edited post deletes the whole chain."""
         post_id = request.match_info["id"]
+        now = time.time()
         with self._lock:
+            recent = [d.at for d in self.deletions if d.at > now - WINDOW_SECONDS]
+            headers = {
+                "x-rate-limit-limit": str(DELETES_PER_WINDOW),
+                "x-rate-limit-remaining": str(max(0, DELETES_PER_WINDOW - len(recent))),
+                "x-rate-limit-reset": str(int((recent[0] if recent else now) + WINDOW_SECONDS)),
+            }
+            if len(recent) >= DELETES_PER_WINDOW:
+                self._record(request, 429, "delete limit reached")
+                return _json(_problem(429, "Too Many Requests", "Too Many Requests"), 429, headers)
             original = self._visible(post_id)
             if original is None:
                 self._record(request, 404, "no such post")
                 return _not_found(post_id)
-            self.deletions.append(XDeletion(post_id, original, time.time()))
+            self.deletions.append(XDeletion(post_id, original, now))
         self._record(request, 200)
-        return _json({"data": {"deleted": True}})
+        return _json({"data": {"deleted": True}}, headers=headers)
 
     # -- the posts as they stand (the caller holds the lock) ----------------------------------
 
@@ -682,6 +699,12 @@ def _not_found(post_id: str) -> web.Response:
         "status": 404,
     }
     return _json(body, 404)
+
+
+def _route_of(path: str) -> str:
+    """``/2/tweets/123`` → ``/2/tweets/:id``, the name a fault can be queued under."""
+    head, _, last = path.rpartition("/")
+    return f"{head}/:id" if head == "/2/tweets" and last.isdigit() else path
 
 
 def _nested_id(body: dict[str, Any], key: str, field_name: str) -> str | None:

@@ -247,3 +247,26 @@ async def test_a_reply_answered_too_late_may_have_been_posted(fake: FakeX) -> No
             break
         await asyncio.sleep(0.1)
     assert [reply.reply_to for reply in fake.replies] == [original.remote_id]
+
+
+async def test_the_fake_holds_xs_50_deletes_per_15_minutes(fake: FakeX) -> None:
+    """The 51st delete within 15 minutes is a 429; the channel waits for X's reset."""
+    channel = XChannel.from_config(x_config(fake))
+    originals = [await posted(channel, f"第 {n} 則快訊：颱風海葵逼近 {LINK}") for n in range(51)]
+    for original in originals[:50]:
+        await channel.delete(original)
+    with pytest.raises(TransientError) as caught:
+        await channel.delete(originals[50])
+    assert caught.value.retry_after is not None and 800 <= caught.value.retry_after <= 901
+    assert len(fake.deletions) == 50 and fake.current(originals[50].remote_id) is not None
+
+
+async def test_a_fault_queued_for_deletes_spares_posts(fake: FakeX) -> None:
+    """fail_next(path='/2/tweets/:id') meets the next delete, whatever its id, and no post."""
+    channel = XChannel.from_config(x_config(fake))
+    fake.fail_next(1, XFault.server_error(503), path="/2/tweets/:id")
+    original = await posted(channel)
+    with pytest.raises(TransientError, match="503"):
+        await channel.delete(original)
+    await channel.delete(original)
+    assert len(fake.deletions) == 1
