@@ -15,8 +15,9 @@ A published post can be corrected and taken down (Bot API, core.telegram.org/bot
   config and the post's image; a photo refused at send time went out as text, so when Telegram
   answers "there is no caption in the message to edit" (or "no text") the other method is used.
   Bots may edit their own channel posts at any age. "message is not modified" (the text is
-  already what it shows) is refused as ``not modified``; "message to edit not found" is
-  :class:`~bot.errors.PostGone`.
+  already what it shows) is refused as ``not modified`` with ``duplicate=True``, as X's
+  duplicate content is: after an edit whose answer was lost, it proves the edit applied.
+  "message to edit not found" is :class:`~bot.errors.PostGone`.
 - **reply**: a new message with ``reply_parameters.message_id`` of the original; "message to be
   replied not found" is ``PostGone``.
 - **delete**: ``deleteMessage``. "A message can only be deleted if it was sent less than 48
@@ -385,7 +386,10 @@ def _translate_revision(exc: TelegramError, doing: str, published: Published) ->
     if not isinstance(exc, BadRequest):
         return _translate(exc, doing)
     if "message is not modified" in text:
-        return PermanentError(f"not modified: {which} already reads exactly this {said}")
+        # ``duplicate``: on a retry of an edit whose answer was lost, this proves it applied.
+        return PermanentError(
+            f"not modified: {which} already reads exactly this {said}", duplicate=True
+        )
     if "not found" in text and ("message to" in text or "replied" in text):
         return PostGone(f"{which} is no longer in the chat (deleted?) {said}")
     if "message can't be deleted" in text:

@@ -111,7 +111,7 @@ async def test_edit_with_the_same_text_is_refused_as_not_modified(tg: FakeTelegr
     async with TelegramChannel.from_config(config(tg.url)) as channel:
         with pytest.raises(PermanentError) as caught:
             await channel.edit(original, make_post())
-    assert not isinstance(caught.value, PostGone)
+    assert not isinstance(caught.value, PostGone) and caught.value.duplicate
     assert caught.value.reason.startswith("not modified")
     assert "Bad Request: message is not modified: specified new message content" in (
         caught.value.reason
@@ -214,7 +214,8 @@ async def test_flood_control_is_transient_with_retry_after(tg: FakeTelegram, act
 
 
 async def test_edit_answered_too_late_may_have_been_applied(tg: FakeTelegram) -> None:
-    """A timed-out edit is transient and maybe applied: the fake applied it after all."""
+    """A timed-out edit is transient and maybe applied: the fake applied it after all, and
+    the retry is 'not modified' with ``duplicate``, the proof that it had."""
     original = await posted(tg)
     tg.fail_next(1, Fault.slow(2.5))
     async with TelegramChannel.from_config(config(tg.url, timeout="1s")) as channel:
@@ -226,6 +227,10 @@ async def test_edit_answered_too_late_may_have_been_applied(tg: FakeTelegram) ->
             break
         await asyncio.sleep(0.1)
     assert len(tg.edits) == 1
+    async with TelegramChannel.from_config(config(tg.url)) as channel:
+        with pytest.raises(PermanentError) as retried:
+            await channel.edit(original, corrected())
+    assert retried.value.duplicate and len(tg.edits) == 1
 
 
 # ---------------------------------------------------------------------------------------- reply
