@@ -91,6 +91,7 @@ async def test_edit_changes_the_text_in_place_keeping_button_and_preview(
         receipt = await channel.edit(original, corrected())
     [message] = tg.messages
     [edit] = tg.edits
+    assert tg.edits_of("@newsvision", message.message_id) == [edit]
     now = tg.current(CHANNEL_ID, message.message_id)
     assert now is not None and now.plain == f"{CORRECTED_TITLE}\n閱讀全文"
     assert (edit.method, edit.message_id, edit.text) == (
