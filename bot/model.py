@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 #: The longest title kept (in characters), from whichever source: a post has no room for more.
 MAX_TITLE = 500
@@ -128,6 +128,12 @@ class Published:
     url: str | None
     sent_at: datetime
     text: str
+
+    def age(self, now: datetime) -> timedelta:
+        """How long the post has been up at ``now``; what platforms' time limits on edits and
+        deletes are measured against. A naive ``sent_at`` is read as UTC."""
+        sent = self.sent_at if self.sent_at.tzinfo else self.sent_at.replace(tzinfo=UTC)
+        return now - sent
 
 
 @dataclass(frozen=True, slots=True)

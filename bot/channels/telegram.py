@@ -5,6 +5,28 @@ here into :class:`~bot.errors.TransientError` (try later) or :class:`~bot.errors
 (never), with Telegram's own description as the reason. The bot token is never part of a message
 this module writes: python-telegram-bot puts it in URLs and in its ``InvalidToken`` text, so
 those are neither logged here nor chained into our errors.
+
+A published post can be corrected and taken down (Bot API, core.telegram.org/bots/api,
+"Updating messages"):
+
+- **edit** in place: ``editMessageText`` for a text message, ``editMessageCaption`` for a photo
+  (the caption is its text), with the parse mode, link preview and button of a send, since an
+  edit that leaves ``reply_markup`` out removes the button. Which one was sent follows from the
+  config and the post's image; a photo refused at send time went out as text, so when Telegram
+  answers "there is no caption in the message to edit" (or "no text") the other method is used.
+  Bots may edit their own channel posts at any age. "message is not modified" (the text is
+  already what it shows) is refused as ``not modified`` with ``duplicate=True``, as X's
+  duplicate content is: after an edit whose answer was lost, it proves the edit applied.
+  "message to edit not found" is :class:`~bot.errors.PostGone`.
+- **reply**: a new message with ``reply_parameters.message_id`` of the original; "message to be
+  replied not found" is ``PostGone``.
+- **delete**: ``deleteMessage``. "A message can only be deleted if it was sent less than 48
+  hours ago" (deleteMessage). Telegram answers an older one with "message can't be deleted":
+  the post stays up, the refusal is recorded with the post's age and the reason says so; only a
+  person can remove it then, in the Telegram app. "message to delete not found" is ``PostGone``
+  (for a takedown, the goal reached).
+
+Defaults: corrections ``edit``, takedowns ``delete``.
 """
 
 from __future__ import annotations
@@ -12,13 +34,20 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 import telegram
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -35,12 +64,20 @@ from telegram.request import HTTPXRequest
 from bot.channels.base import Channel
 from bot.compose.length import TELEGRAM_CAPTION, TELEGRAM_MESSAGE, LengthRule
 from bot.config import TelegramChannelConfig
-from bot.errors import DeliveryError, PermanentError, TransientError
-from bot.model import Post, Receipt
+from bot.errors import DeliveryError, PermanentError, PostGone, TransientError
+from bot.model import Correction, Post, Published, Receipt, Takedown
 
 log = logging.getLogger(__name__)
 
 TOKEN_REFUSED = "Telegram refused the bot token (401 Unauthorized): check TELEGRAM_BOT_TOKEN"
+#: deleteMessage: "A message can only be deleted if it was sent less than 48 hours ago."
+DELETE_WINDOW = timedelta(hours=48)
+
+T = TypeVar("T")
+
+# Telegram's answers to an edit aimed at the wrong kind of message: the other method applies.
+_NO_CAPTION = "there is no caption in the message to edit"
+_NO_TEXT = "there is no text in the message to edit"
 
 # BadRequest texts that mean Telegram could not use the photo itself; the post can still go out
 # as a text message (its link preview then shows the article's image).
@@ -83,6 +120,12 @@ def _description(payload: bytes) -> str | None:
 
 class TelegramChannel(Channel):
     """Posts to one Telegram chat (``@channel`` or a numeric id) with ``parse_mode=HTML``."""
+
+    can_edit = True
+    can_reply = True
+    can_delete = True
+    default_corrections = Correction.EDIT
+    default_takedowns = Takedown.DELETE
 
     def __init__(self, config: TelegramChannelConfig, bot: telegram.Bot) -> None:
         super().__init__(config.name or "telegram")
@@ -148,21 +191,93 @@ class TelegramChannel(Channel):
     async def send(self, post: Post) -> Receipt:
         notes: list[str] = []
         try:
-            message = await self._send_following_migration(post, notes)
+            message = await self._following_migration(lambda: self._send_once(post, notes))
         except DeliveryError:
             raise
         except TelegramError as exc:
             raise _translate(exc, "send") from exc
-        return Receipt(
-            remote_id=str(message.message_id),
-            url=_message_url(message),
-            accepted_at=message.date,
-            notes=tuple(notes),
+        return _receipt(message, notes)
+
+    async def edit(self, published: Published, post: Post) -> Receipt:
+        """``editMessageCaption`` when the post went out as a photo, else ``editMessageText``;
+        the other one when Telegram says the message is of the other kind."""
+        message_id = _message_id(published)
+        notes: list[str] = []
+        as_photo = bool(self.config.photo and post.image)
+        try:
+            result = await self._following_migration(
+                lambda: self._edit_once(message_id, post, as_photo, notes)
+            )
+        except DeliveryError:
+            raise
+        except TelegramError as exc:
+            raise _translate_revision(exc, "editMessage", published) from exc
+        if isinstance(result, Message):
+            edited = result.edit_date or datetime.now(UTC)
+            return Receipt(str(message_id), _message_url(result), edited, tuple(notes))
+        return Receipt(str(message_id), published.url, datetime.now(UTC), tuple(notes))
+
+    async def reply(self, published: Published, post: Post) -> Receipt:
+        """A text message answering the published one (``reply_parameters``)."""
+        reply_to = ReplyParameters(message_id=_message_id(published))
+        try:
+            message = await self._following_migration(
+                lambda: self._send_text(post, self._markup(post), reply_to)
+            )
+        except DeliveryError:
+            raise
+        except TelegramError as exc:
+            raise _translate_revision(exc, "sendMessage (reply)", published) from exc
+        return _receipt(message, [])
+
+    async def delete(self, published: Published) -> None:
+        message_id = _message_id(published)
+        try:
+            await self._following_migration(
+                lambda: self._bot.delete_message(chat_id=self._chat, message_id=message_id)
+            )
+        except DeliveryError:
+            raise
+        except TelegramError as exc:
+            raise _translate_revision(exc, "deleteMessage", published) from exc
+
+    async def _edit_once(
+        self, message_id: int, post: Post, as_photo: bool, notes: list[str]
+    ) -> Message | bool:
+        try:
+            return await self._edit_as(message_id, post, caption=as_photo)
+        except BadRequest as exc:
+            if (_NO_CAPTION if as_photo else _NO_TEXT) not in _telegram_description(exc).lower():
+                raise
+        # Sent the other way: a refused photo went out as text; a photo sent before the
+        # article lost its image still has a caption.
+        notes.append(f"edited the {'text' if as_photo else 'caption'}: the post was sent as such")
+        return await self._edit_as(message_id, post, caption=not as_photo)
+
+    async def _edit_as(self, message_id: int, post: Post, *, caption: bool) -> Message | bool:
+        # The markup goes again: an edit without reply_markup removes the button.
+        if caption:
+            return await self._bot.edit_message_caption(
+                chat_id=self._chat,
+                message_id=message_id,
+                caption=post.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=self._markup(post),
+            )
+        return await self._bot.edit_message_text(
+            text=post.text,
+            chat_id=self._chat,
+            message_id=message_id,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=self._preview(post),
+            reply_markup=self._markup(post),
         )
 
-    async def _send_following_migration(self, post: Post, notes: list[str]) -> Message:
+    async def _following_migration(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call`` (which reads ``self._chat``), once more in the new chat when Telegram says
+        the chat became a supergroup."""
         try:
-            return await self._send_once(post, notes)
+            return await call()
         except ChatMigrated as exc:
             old = self._chat
             self._chat = exc.new_chat_id
@@ -175,7 +290,7 @@ class TelegramChannel(Channel):
                 exc.new_chat_id,
             )
         try:
-            return await self._send_once(post, notes)
+            return await call()
         except ChatMigrated as exc:
             # Followed once already: a second move means something is wrong with the chat.
             raise PermanentError(
@@ -206,6 +321,14 @@ class TelegramChannel(Channel):
                     self.name,
                     why,
                 )
+        return await self._send_text(post, markup)
+
+    async def _send_text(
+        self,
+        post: Post,
+        markup: InlineKeyboardMarkup | None,
+        reply_to: ReplyParameters | None = None,
+    ) -> Message:
         return await self._bot.send_message(
             chat_id=self._chat,
             message_thread_id=self.config.topic,
@@ -214,6 +337,7 @@ class TelegramChannel(Channel):
             link_preview_options=self._preview(post),
             disable_notification=self.config.silent,
             reply_markup=markup,
+            reply_parameters=reply_to,
         )
 
     def _preview(self, post: Post) -> LinkPreviewOptions:
@@ -232,6 +356,59 @@ class TelegramChannel(Channel):
         return InlineKeyboardMarkup(
             [[InlineKeyboardButton(self.config.button.label, url=post.link)]]
         )
+
+
+def _receipt(message: Message, notes: list[str]) -> Receipt:
+    return Receipt(
+        remote_id=str(message.message_id),
+        url=_message_url(message),
+        accepted_at=message.date,
+        notes=tuple(notes),
+    )
+
+
+def _message_id(published: Published) -> int:
+    if not published.remote_id.isdigit():
+        raise PermanentError(
+            f"the Telegram message id recorded for this post ({published.remote_id!r}) is not "
+            "a number; the post cannot be found to change it"
+        )
+    return int(published.remote_id)
+
+
+def _translate_revision(exc: TelegramError, doing: str, published: Published) -> DeliveryError:
+    """An edit's, reply's or delete's refusal: the post is gone, unchanged, too old to delete,
+    or not the bot's; anything else as for a send."""
+    description = _telegram_description(exc)
+    text = description.lower()
+    which = f"Telegram message {published.remote_id}"
+    said = f"(Telegram: {description})"
+    if not isinstance(exc, BadRequest):
+        return _translate(exc, doing)
+    if "message is not modified" in text:
+        # ``duplicate``: on a retry of an edit whose answer was lost, this proves it applied.
+        return PermanentError(
+            f"not modified: {which} already reads exactly this {said}", duplicate=True
+        )
+    if "not found" in text and ("message to" in text or "replied" in text):
+        return PostGone(f"{which} is no longer in the chat (deleted?) {said}")
+    if "message can't be deleted" in text:
+        age = published.age(datetime.now(UTC))
+        if age >= DELETE_WINDOW:
+            return PermanentError(
+                f"too old to delete: {which} was sent {age.total_seconds() / 3600:.0f} hours "
+                f"ago, older than Telegram lets a bot delete ({DELETE_WINDOW.days * 24} hours); "
+                f"it stays up until someone deletes it in Telegram {said}"
+            )
+        return PermanentError(
+            f"Telegram refused to delete {which}: the bot may not delete it (it needs the "
+            f"right to post and delete messages in the chat) {said}"
+        )
+    if "message can't be edited" in text:
+        return PermanentError(
+            f"Telegram refused to edit {which}: it is not a message the bot may edit {said}"
+        )
+    return _translate(exc, doing)
 
 
 def _telegram_description(exc: TelegramError) -> str:

@@ -7,6 +7,26 @@ OAuth 1.0a signing, so the signature still covers the public URL, as X verifies 
 
 Platform errors become :class:`TransientError` (rate limit, 5xx, network) or
 :class:`PermanentError` (credentials, duplicate, invalid post). No message names a secret.
+
+A published post can be corrected and taken down:
+
+- **reply** (the default for corrections): ``POST /2/tweets`` with
+  ``reply.in_reply_to_tweet_id``, a post of its own, priced and rate-limited as one
+  (``XChannelConfig.post_cost`` of the reply's text). X's 403 "You attempted to reply to a
+  Tweet that is deleted or not visible to you." is :class:`~bot.errors.PostGone`.
+- **delete** (the default for takedowns): ``DELETE /2/tweets/:id``, answered
+  ``{"data": {"deleted": true}}``; a 404 (the post is gone) is ``PostGone``. Deleting any
+  version of an edited post deletes them all.
+- **edit**, when the config asks for it: ``POST /2/tweets`` with
+  ``edit_options.previous_post_id``. X allows it within 30 minutes of the original post, up to
+  5 times, and each edit is a new post id (the receipt carries it; the next edit must name it)
+  (docs.x.com/x-api/fundamentals/edit-posts); editing is a feature of the account (X Premium),
+  and it is charged and counted as a new post. newsbot refuses an edit past the 30 minutes
+  itself, without a paid request; X's own refusals come back with its words.
+
+Why ``reply`` and not ``edit`` by default: a newsroom's correction mostly comes hours after the
+post, long past X's 30 minutes; editing needs a paid account the API keys do not reveal; and a
+reply stays visible under the post to everyone who saw it, where an edit only adds a label.
 """
 
 from __future__ import annotations
@@ -16,7 +36,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,9 +47,9 @@ from requests.adapters import HTTPAdapter
 from bot.channels.base import Channel
 from bot.compose.length import X_POST, LengthRule
 from bot.config import XChannelConfig
-from bot.errors import DeliveryError, PermanentError, SourceError, TransientError
+from bot.errors import DeliveryError, PermanentError, PostGone, SourceError, TransientError
 from bot.images import sniff
-from bot.model import Post, Receipt
+from bot.model import Correction, Post, Published, Receipt, Takedown
 from bot.redact import Redactor
 from bot.sources.fetch import Fetcher
 from bot.sources.policy import STRICT, FetchPolicy
@@ -40,6 +60,10 @@ IMAGE_TIMEOUT = 10.0
 DEFAULT_RETRY_AFTER = 60.0
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _MAX_DETAIL = 300
+#: "Posts on X can be edited within 30 minutes of posting, up to 5 times" (docs.x.com).
+EDIT_WINDOW = timedelta(minutes=30)
+# X's 403 for a reply to a post that is no longer there.
+_REPLY_TARGET_GONE = "deleted or not visible"
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +122,11 @@ class XChannel(Channel):
     # X answers a second identical post with 403 "duplicate content", so a post whose fate is
     # unknown (a timeout after sending) can be sent again: it either goes out or proves it had.
     resend_is_safe = True
+    can_edit = True
+    can_reply = True
+    can_delete = True
+    default_corrections = Correction.REPLY
+    default_takedowns = Takedown.DELETE
 
     def __init__(
         self, config: XChannelConfig, client: tweepy.Client, *, image_policy: FetchPolicy = STRICT
@@ -130,14 +159,41 @@ class XChannel(Channel):
 
     async def send(self, post: Post) -> Receipt:
         notes: list[str] = []
-        image: tuple[bytes, str] | None = None
-        if self.config.media and post.image:
-            try:
-                image = await self._download(post.image)
-            except _NoImage as exc:
-                notes.append(f"posted without the image: {self._scrub(str(exc))}")
-                log.warning("%s: %s", self.name, notes[-1])
+        image = await self._image_for(post, notes)
         return await asyncio.to_thread(self._send, post, image, notes)
+
+    async def reply(self, published: Published, post: Post) -> Receipt:
+        """A post of its own under the published one; text only (a correction notice)."""
+        return await asyncio.to_thread(
+            self._send, post, None, [], reply_to=_post_id(published), on=published
+        )
+
+    async def edit(self, published: Published, post: Post) -> Receipt:
+        """A new version of the published post; refused here, without a request, once X's
+        30 minutes are over."""
+        age = published.age(datetime.now(UTC))
+        if age > EDIT_WINDOW:
+            raise PermanentError(
+                f"too old to edit: X post {published.remote_id} was posted "
+                f"{age.total_seconds() / 60:.0f} minutes ago and X allows edits only within "
+                f"{EDIT_WINDOW.total_seconds() / 60:.0f} minutes of posting; use "
+                "`corrections: reply` for this channel"
+            )
+        notes: list[str] = []
+        image = await self._image_for(post, notes)
+        return await asyncio.to_thread(
+            self._send, post, image, notes, edit_of=_post_id(published), on=published
+        )
+
+    async def delete(self, published: Published) -> None:
+        response = await asyncio.to_thread(
+            self._call_on, published, self.client.delete_tweet, _post_id(published)
+        )
+        data = getattr(response, "data", None)
+        if not (isinstance(data, dict) and data.get("deleted") is True):
+            raise PermanentError(
+                f"X did not confirm deleting post {published.remote_id} (answered {data!r})"
+            )
 
     async def verify(self) -> str:
         """The account's username (``GET /2/users/me``): proves the keys work."""
@@ -149,7 +205,18 @@ class XChannel(Channel):
 
     # -- in the worker thread ----------------------------------------------------------------
 
-    def _send(self, post: Post, image: tuple[bytes, str] | None, notes: list[str]) -> Receipt:
+    def _send(
+        self,
+        post: Post,
+        image: tuple[bytes, str] | None,
+        notes: list[str],
+        *,
+        reply_to: str | None = None,
+        edit_of: str | None = None,
+        on: Published | None = None,
+    ) -> Receipt:
+        """POST /2/tweets: a post, a reply to ``reply_to``, or a new version of ``edit_of``
+        (tweepy's ``create_tweet`` has no ``edit_options``, hence the plain request)."""
         media_ids: list[str] | None = None
         if image is not None:
             try:
@@ -157,10 +224,27 @@ class XChannel(Channel):
             except _NoImage as exc:
                 notes.append(f"posted without the image: {self._scrub(str(exc))}")
                 log.warning("%s: %s", self.name, notes[-1])
-        response = self._call(
-            self.client.create_tweet, text=post.text, media_ids=media_ids, user_auth=True
-        )
-        remote_id = str(response.data["id"])
+        if edit_of is not None and on is not None:
+            body: dict[str, Any] = {
+                "text": post.text,
+                "edit_options": {"previous_post_id": edit_of},
+            }
+            if media_ids:
+                body["media"] = {"media_ids": media_ids}
+            answer = self._call_on(
+                on, self.client.request, "POST", "/2/tweets", json=body, user_auth=True
+            )
+            remote_id = str(_json_data(answer)["id"])
+        else:
+            response = self._call_on(
+                on,
+                self.client.create_tweet,
+                text=post.text,
+                media_ids=media_ids,
+                in_reply_to_tweet_id=reply_to,
+                user_auth=True,
+            )
+            remote_id = str(response.data["id"])
         return Receipt(
             remote_id=remote_id,
             url=f"https://x.com/i/web/status/{remote_id}",
@@ -204,6 +288,34 @@ class XChannel(Channel):
         if media_type.lower() not in _IMAGE_TYPES:
             raise _NoImage("the file at the image URL is not a JPEG, PNG, GIF or WebP image")
         return result.body, media_type.lower()
+
+    async def _image_for(self, post: Post, notes: list[str]) -> tuple[bytes, str] | None:
+        if not (self.config.media and post.image):
+            return None
+        try:
+            return await self._download(post.image)
+        except _NoImage as exc:
+            notes.append(f"posted without the image: {self._scrub(str(exc))}")
+            log.warning("%s: %s", self.name, notes[-1])
+            return None
+
+    def _call_on(
+        self, published: Published | None, method: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """:meth:`_call` for a request about a published post: X saying it is gone (404, or a
+        reply's target deleted) becomes :class:`PostGone`."""
+        try:
+            return self._call(method, *args, **kwargs)
+        except PermanentError as exc:
+            cause = exc.__cause__
+            gone = isinstance(cause, tweepy.NotFound) or (
+                isinstance(cause, tweepy.Forbidden) and _REPLY_TARGET_GONE in exc.reason
+            )
+            if published is None or not gone:
+                raise
+            raise PostGone(
+                f"X post {published.remote_id} is no longer on X ({exc.reason})"
+            ) from cause
 
     def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """One tweepy call, its errors translated into newsbot's."""
@@ -281,6 +393,26 @@ class XChannel(Channel):
     def _scrub(self, text: str) -> str:
         # X never echoes a secret, but a message that could is not worth the risk.
         return self._redactor.redact(text)
+
+
+def _post_id(published: Published) -> str:
+    if not published.remote_id.isdigit():
+        raise PermanentError(
+            f"the X post id recorded for this post ({published.remote_id!r}) is not a number; "
+            "the post cannot be found to change it"
+        )
+    return published.remote_id
+
+
+def _json_data(response: Any) -> dict[str, Any]:
+    """``data`` of a plain ``client.request`` answer."""
+    try:
+        data = response.json()["data"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError("X's answer had no post in it (no `data`)") from exc
+    if not isinstance(data, dict) or "id" not in data:
+        raise PermanentError("X's answer had no post id in it")
+    return data
 
 
 def _status(exc: Any) -> int | str:

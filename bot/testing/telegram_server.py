@@ -1,16 +1,26 @@
 """A local Telegram Bot API server that answers, and fails, the way the real one does.
 
-``FakeTelegram`` serves ``/bot<token>/<method>`` on 127.0.0.1 for ``getMe``, ``sendMessage`` and
-``sendPhoto``. It checks what Telegram checks (token, chat, HTML markup with TDLib's own rules and
-error texts, lengths after parsing, kicked bots, migrated chats), records every accepted message
-and every attempt, and plays scripted faults (flood control, 5xx, dropped connections, slow
-answers, chat migration, a refused photo) so the client's error handling can be tested through
-real HTTP::
+``FakeTelegram`` serves ``/bot<token>/<method>`` on 127.0.0.1 for ``getMe``, ``sendMessage``,
+``sendPhoto`` (with ``reply_parameters`` / ``reply_to_message_id``), ``editMessageText``,
+``editMessageCaption`` and ``deleteMessage``. It checks what Telegram checks (token, chat, HTML
+markup with TDLib's own rules and error texts, lengths after parsing, kicked bots, migrated
+chats; for an edit: the message exists, is the bot's, has a text or a caption, really changes;
+for a delete: the message exists and is less than 48 hours old), records every accepted message,
+edit, delete and attempt, and plays scripted faults (flood control, 5xx, dropped connections,
+slow answers, chat migration, a refused photo) so the client's error handling can be tested
+through real HTTP::
 
     async with FakeTelegram(token="123456:TEST-token-not-real") as tg:
         channel = TelegramChannel.from_config(config_with(api_url=tg.url))
         ...
         assert tg.messages[0].plain == "..."
+
+What a test counts, all plain attributes read from the test's own process (the fake runs in it,
+in its event loop or in a thread): ``tg.messages`` (every message sent, replies included, as
+first sent), ``tg.replies`` (those that reply to another), ``tg.edits`` (every edit applied:
+chat, message id, new text, time), ``tg.deletions`` (every delete applied) and
+``tg.current(chat, message_id)`` (the message as readers see it now, ``None`` once deleted).
+``tg.age(hours=49)`` moves messages back in time for the 48-hour rule of ``deleteMessage``.
 
 ``with FakeTelegram(...)`` serves from a thread instead, for tests that block (a subprocess).
 """
@@ -26,7 +36,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -37,8 +47,18 @@ from bot.testing.server import LOOPBACK, LocalServer, Served
 from bot.testing.telegram_html import Entity, HtmlParseError, clean_text, parse_html
 
 SEND_METHODS = frozenset({"sendmessage", "sendphoto"})
+EDIT_METHODS = frozenset({"editmessagetext", "editmessagecaption"})
+# The methods that change a chat: scripted faults apply to these, never to getMe.
+WRITE_METHODS = SEND_METHODS | EDIT_METHODS | {"deletemessage"}
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
+# "A message can only be deleted if it was sent less than 48 hours ago" (core.telegram.org/bots
+# /api#deletemessage).
+DELETE_WINDOW = 48 * 3600.0
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
 DEFAULT_TOKEN = "123456:TEST-token-not-real"
 DEFAULT_CHATS: Mapping[str, int] = {"@newsvision": -1001234567890}
 
@@ -97,7 +117,9 @@ class Fault:
     def applies_to(self, method: str) -> bool:
         if self.kind == "photo_refused":
             return method == "sendphoto"
-        return True
+        if self.kind == "migrate":
+            return method in SEND_METHODS
+        return method in WRITE_METHODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +141,41 @@ class SentMessage:
     link_preview_options: dict[str, Any] | None
     received_at: float
     message_thread_id: int | None = None
+    reply_to_message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EditRecord:
+    """An edit the fake applied: ``text`` is exactly what was sent (the new text or caption),
+    ``plain`` what readers see from then on."""
+
+    chat_id: int
+    message_id: int
+    method: str  # "editMessageText" or "editMessageCaption"
+    text: str
+    plain: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecord:
+    """A message the fake deleted."""
+
+    chat_id: int
+    message_id: int
+    at: float
+
+
+@dataclass(slots=True)
+class _Live:
+    """A message as it stands now: its current version, when it was sent (moved back by
+    :meth:`FakeTelegram.age`), whether it is gone, and whether the bot wrote it."""
+
+    current: SentMessage
+    date: float
+    deleted: bool = False
+    foreign: bool = False
+    edit_date: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +242,10 @@ class FakeTelegram(Served):
         self.token = token
         self.bot_username = bot_username
         self.messages: list[SentMessage] = []
+        self.edits: list[EditRecord] = []
+        self.deletions: list[DeleteRecord] = []
         self.attempts: list[AttemptRecord] = []
+        self._live: dict[tuple[int, int], _Live] = {}
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
         self._chats: dict[int, _Chat] = {}
@@ -239,6 +299,67 @@ class FakeTelegram(Served):
             return [m for m in self.messages if m.chat_id == chat_id]
 
     @property
+    def replies(self) -> list[SentMessage]:
+        """The messages sent as a reply to another (``reply_to_message_id`` set)."""
+        with self._lock:
+            return [m for m in self.messages if m.reply_to_message_id is not None]
+
+    def current(self, chat: str | int, message_id: int) -> SentMessage | None:
+        """The message as readers see it now: its last edit applied; ``None`` once deleted
+        (or never sent)."""
+        with self._lock:
+            live = self._live.get((self._resolve(str(chat)).id, message_id))
+            return None if live is None or live.deleted else live.current
+
+    def edits_of(self, chat: str | int, message_id: int) -> list[EditRecord]:
+        with self._lock:
+            chat_id = self._resolve(str(chat)).id
+            return [e for e in self.edits if (e.chat_id, e.message_id) == (chat_id, message_id)]
+
+    def age(
+        self,
+        *,
+        hours: float,
+        chat: str | int | None = None,
+        message_id: int | None = None,
+    ) -> None:
+        """Moves messages ``hours`` back in time, as if sent that much earlier: every message,
+        those of ``chat``, or one. For the 48-hour rule of ``deleteMessage``."""
+        with self._lock:
+            chat_id = None if chat is None else self._resolve(str(chat)).id
+            for (in_chat, mid), live in self._live.items():
+                if chat_id is not None and in_chat != chat_id:
+                    continue
+                if message_id is not None and mid != message_id:
+                    continue
+                live.date -= hours * 3600
+
+    def add_foreign_message(self, chat: str | int, text: str) -> int:
+        """A message an administrator of the channel posted by hand, not the bot: the bot can
+        neither edit nor delete it. Returns its id."""
+        with self._lock:
+            found = self._resolve(str(chat))
+            found.last_message_id += 1
+            now = time.time()
+            message = SentMessage(
+                chat_id=found.id,
+                message_id=found.last_message_id,
+                method="sendMessage",
+                text=text,
+                caption=None,
+                plain=text,
+                parse_mode=None,
+                entities=(),
+                photo=None,
+                reply_markup=None,
+                disable_notification=False,
+                link_preview_options=None,
+                received_at=now,
+            )
+            self._live[(found.id, message.message_id)] = _Live(message, now, foreign=True)
+            return message.message_id
+
+    @property
     def url(self) -> str:
         """The base URL, e.g. ``http://127.0.0.1:43121``: the channel's ``api_url``."""
         return self._server.url
@@ -263,7 +384,7 @@ class FakeTelegram(Served):
             if token != self.token:
                 raise _Refusal(401, "Unauthorized")
             method = method_name.lower()
-            if method not in {"getme", *SEND_METHODS}:
+            if method not in {"getme", *WRITE_METHODS}:
                 raise _Refusal(404, "Not Found")
             params = await _read_params(request)
             chat = _as_text(params.get("chat_id")) or None
@@ -307,7 +428,7 @@ class FakeTelegram(Served):
         return parts[0][len("bot") :], parts[1]
 
     def _take_fault(self, method: str) -> Fault | None:
-        if method not in SEND_METHODS:
+        if method not in WRITE_METHODS:
             return None
         with self._lock:
             if self._faults and self._faults[0].applies_to(method):
@@ -344,9 +465,10 @@ class FakeTelegram(Served):
     def _answer(self, method: str, params: Mapping[str, Any], fault: Fault | None) -> Any:
         if method == "getme":
             return self._me()
-        chat_ref = _as_text(params.get("chat_id"))
-        if not chat_ref:
-            raise _Refusal(400, "Bad Request: chat_id is empty")
+        if method in EDIT_METHODS:
+            return self._edit(method, params)
+        if method == "deletemessage":
+            return self._delete(params)
         is_photo = method == "sendphoto"
         raw = _as_text(params.get("caption" if is_photo else "text"))
         photo = _photo_ref(params.get("photo")) if is_photo else None
@@ -356,6 +478,7 @@ class FakeTelegram(Served):
         reply_markup = _json_object(params.get("reply_markup"), "reply keyboard markup")
         preview = _json_object(params.get("link_preview_options"), "link preview options")
         silent = _as_bool(params.get("disable_notification"))
+        reply_to, reply_anyway = _reply_target(params)
         thread_ref = _as_text(params.get("message_thread_id"))
         thread: int | None = None
         if thread_ref:
@@ -364,32 +487,19 @@ class FakeTelegram(Served):
             thread = int(thread_ref)
 
         with self._lock:
-            chat = self._resolve(chat_ref)
-            if chat.kicked:
-                raise _Refusal(403, "Forbidden: bot was kicked from the channel chat")
-            if fault is not None and fault.kind == "migrate" and fault.new_chat_id is not None:
-                chat.migrated_to = fault.new_chat_id
-                if fault.new_chat_id not in self._chats:
-                    self._chats[fault.new_chat_id] = _Chat(
-                        fault.new_chat_id, chat.username, chat.title
-                    )
-                chat.username = None
-            if chat.migrated_to is not None:
-                raise _Refusal(
-                    400,
-                    "Bad Request: group chat was upgraded to a supergroup chat",
-                    {"migrate_to_chat_id": chat.migrated_to},
-                )
+            chat = self._writable_chat(params, fault)
             if thread is not None and (chat.topics is None or thread not in chat.topics):
                 raise _Refusal(400, "Bad Request: message thread not found")
+            target = self._live.get((chat.id, reply_to)) if reply_to is not None else None
+            if reply_to is not None and (target is None or target.deleted):
+                if not reply_anyway:
+                    raise _Refusal(400, "Bad Request: message to be replied not found")
+                reply_to, target = None, None
 
         plain, entities = _parse(raw or "", parse_mode)
         if not is_photo and not plain:
             raise _Refusal(400, "Bad Request: message text is empty")
-        if is_photo and len(plain) > CAPTION_LIMIT:
-            raise _Refusal(400, "Bad Request: message caption is too long")
-        if not is_photo and len(plain) > MESSAGE_LIMIT:
-            raise _Refusal(400, "Bad Request: message is too long")
+        _check_length(plain, caption=is_photo)
         if fault is not None and fault.kind == "photo_refused":
             raise _Refusal(400, "Bad Request: wrong type of the web page content")
 
@@ -400,21 +510,101 @@ class FakeTelegram(Served):
                 chat_id=chat.id,
                 message_id=chat.last_message_id,
                 method="sendPhoto" if is_photo else "sendMessage",
-                text=None if is_photo else raw,
-                caption=raw if is_photo else None,
-                plain=plain,
-                parse_mode=parse_mode,
-                entities=entities,
                 photo=photo,
-                reply_markup=reply_markup,
                 disable_notification=silent,
-                link_preview_options=preview,
                 received_at=now,
                 message_thread_id=thread,
+                reply_to_message_id=reply_to,
+                **_content(raw, plain, entities, parse_mode, reply_markup, preview, is_photo),
             )
             self.messages.append(sent)
+            self._live[(chat.id, sent.message_id)] = _Live(sent, now)
             chat_json = chat.to_json()
-        return _message_json(sent, chat_json)
+            replied = None
+            if target is not None:
+                replied = _message_json(target.current, chat_json, date=target.date)
+        return _message_json(sent, chat_json, date=now, reply_to=replied)
+
+    def _writable_chat(self, params: Mapping[str, Any], fault: Fault | None) -> _Chat:
+        """The chat a send, edit or delete acts on, refused as Telegram refuses it when the bot
+        was kicked or the chat moved; the caller holds the lock."""
+        chat_ref = _as_text(params.get("chat_id"))
+        if not chat_ref:
+            raise _Refusal(400, "Bad Request: chat_id is empty")
+        chat = self._resolve(chat_ref)
+        if chat.kicked:
+            raise _Refusal(403, "Forbidden: bot was kicked from the channel chat")
+        if fault is not None and fault.kind == "migrate" and fault.new_chat_id is not None:
+            chat.migrated_to = fault.new_chat_id
+            if fault.new_chat_id not in self._chats:
+                self._chats[fault.new_chat_id] = _Chat(fault.new_chat_id, chat.username, chat.title)
+            chat.username = None
+        if chat.migrated_to is not None:
+            raise _Refusal(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": chat.migrated_to},
+            )
+        return chat
+
+    def _edit(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """editMessageText / editMessageCaption, with the Bot API's refusals: a message that is
+        gone or not the bot's, the wrong method for its kind, an edit that changes nothing."""
+        is_caption = method == "editmessagecaption"
+        message_id = _message_id(params)
+        raw = _as_text(params.get("caption" if is_caption else "text"))
+        parse_mode = _as_text(params.get("parse_mode")) or None
+        reply_markup = _json_object(params.get("reply_markup"), "reply keyboard markup")
+        preview = None
+        if not is_caption:
+            preview = _json_object(params.get("link_preview_options"), "link preview options")
+        with self._lock:
+            chat = self._writable_chat(params, None)
+            live = self._live.get((chat.id, message_id))
+            if live is None or live.deleted:
+                raise _Refusal(400, "Bad Request: message to edit not found")
+            if live.foreign:
+                raise _Refusal(400, "Bad Request: message can't be edited")
+            has_caption = live.current.method == "sendPhoto"
+            if is_caption and not has_caption:
+                raise _Refusal(400, "Bad Request: there is no caption in the message to edit")
+            if not is_caption and has_caption:
+                raise _Refusal(400, "Bad Request: there is no text in the message to edit")
+        plain, entities = _parse(raw, parse_mode)
+        if not is_caption and not plain:
+            raise _Refusal(400, "Bad Request: message text is empty")
+        _check_length(plain, caption=is_caption)
+        now = time.time()
+        with self._lock:
+            before = live.current
+            if (before.plain, before.entities, before.reply_markup) == (
+                plain,
+                entities,
+                reply_markup,
+            ) and (is_caption or before.link_preview_options == preview):
+                raise _Refusal(400, NOT_MODIFIED)
+            live.current = replace(
+                before,
+                **_content(raw, plain, entities, parse_mode, reply_markup, preview, is_caption),
+            )
+            live.edit_date = now
+            name = "editMessageCaption" if is_caption else "editMessageText"
+            self.edits.append(EditRecord(chat.id, message_id, name, raw, plain, now))
+            return _message_json(live.current, chat.to_json(), date=live.date, edit_date=now)
+
+    def _delete(self, params: Mapping[str, Any]) -> bool:
+        message_id = _message_id(params)
+        now = time.time()
+        with self._lock:
+            chat = self._writable_chat(params, None)
+            live = self._live.get((chat.id, message_id))
+            if live is None or live.deleted:
+                raise _Refusal(400, "Bad Request: message to delete not found")
+            if live.foreign or now - live.date >= DELETE_WINDOW:
+                raise _Refusal(400, "Bad Request: message can't be deleted")
+            live.deleted = True
+            self.deletions.append(DeleteRecord(chat.id, message_id, now))
+        return True
 
     def _me(self) -> dict[str, Any]:
         prefix = self.token.split(":", 1)[0]
@@ -494,6 +684,62 @@ def _json_object(value: Any, what: str) -> dict[str, Any] | None:
     return parsed
 
 
+def _message_id(params: Mapping[str, Any]) -> int:
+    text = _as_text(params.get("message_id")).strip()
+    if not text:
+        raise _Refusal(400, "Bad Request: message identifier is not specified")
+    if not text.isdigit():
+        raise _Refusal(400, "Bad Request: invalid message identifier specified")
+    return int(text)
+
+
+def _reply_target(params: Mapping[str, Any]) -> tuple[int | None, bool]:
+    """The message a send replies to, from ``reply_parameters`` (Bot API 7.0) or the older
+    ``reply_to_message_id``, and whether to send anyway when it is gone."""
+    parameters = _json_object(params.get("reply_parameters"), "reply parameters")
+    if parameters is not None:
+        target = _as_text(parameters.get("message_id")).strip()
+        if not target.isdigit():
+            raise _Refusal(400, "Bad Request: invalid reply parameters specified")
+        return int(target), _as_bool(parameters.get("allow_sending_without_reply"))
+    legacy = _as_text(params.get("reply_to_message_id")).strip()
+    if not legacy:
+        return None, False
+    if not legacy.isdigit():
+        raise _Refusal(400, "Bad Request: invalid reply message identifier specified")
+    return int(legacy), _as_bool(params.get("allow_sending_without_reply"))
+
+
+def _content(  # noqa: PLR0917 -- one message's fields, in SentMessage's order
+    raw: str,
+    plain: str,
+    entities: tuple[Entity, ...],
+    parse_mode: str | None,
+    reply_markup: dict[str, Any] | None,
+    preview: dict[str, Any] | None,
+    caption: bool,
+) -> dict[str, Any]:
+    """What a send sets and an edit replaces: the text (or the caption: a photo has no link
+    preview), as sent and as read, and the markup."""
+    return {
+        "text": None if caption else raw,
+        "caption": raw if caption else None,
+        "plain": plain,
+        "parse_mode": parse_mode,
+        "entities": entities,
+        "reply_markup": reply_markup,
+        "link_preview_options": None if caption else preview,
+    }
+
+
+def _check_length(plain: str, *, caption: bool) -> None:
+    """The limits after entities are parsed, the same for an edit as for a send."""
+    if caption and len(plain) > CAPTION_LIMIT:
+        raise _Refusal(400, "Bad Request: message caption is too long")
+    if not caption and len(plain) > MESSAGE_LIMIT:
+        raise _Refusal(400, "Bad Request: message is too long")
+
+
 def _photo_ref(value: Any) -> str | None:
     text = _as_text(value).strip()
     return text or None
@@ -513,13 +759,24 @@ def _parse(raw: str, parse_mode: str | None) -> tuple[str, tuple[Entity, ...]]:
     raise _Refusal(400, "Bad Request: unsupported parse_mode")
 
 
-def _message_json(sent: SentMessage, chat: dict[str, Any]) -> dict[str, Any]:
+def _message_json(
+    sent: SentMessage,
+    chat: dict[str, Any],
+    *,
+    date: float,
+    edit_date: float | None = None,
+    reply_to: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     message: dict[str, Any] = {
         "message_id": sent.message_id,
         "sender_chat": chat,
         "chat": chat,
-        "date": int(sent.received_at),
+        "date": int(date),
     }
+    if edit_date is not None:
+        message["edit_date"] = int(edit_date)
+    if reply_to is not None:
+        message["reply_to_message"] = reply_to
     if sent.message_thread_id is not None:
         message["message_thread_id"] = sent.message_thread_id
         message["is_topic_message"] = True

@@ -1,10 +1,12 @@
 """A local X API v2 server on 127.0.0.1 that accepts, refuses and fails like the real one.
 
-It answers the endpoints newsbot uses — ``POST /2/tweets``, ``GET /2/users/me`` and
-``POST /2/media/upload`` — and verifies the OAuth 1.0a signature of every call with the
-configured consumer and access secrets, as X does. Because the channel signs for the public host
-and only then redirects the request here, the signature is checked against ``signed_base`` (by
-default ``https://api.twitter.com``) plus the path, not against the address the request reached.
+It answers the endpoints newsbot uses — ``POST /2/tweets`` (a post, a reply with
+``reply.in_reply_to_tweet_id``, an edit with ``edit_options.previous_post_id``),
+``DELETE /2/tweets/:id``, ``GET /2/users/me`` and ``POST /2/media/upload`` — and verifies the
+OAuth 1.0a signature of every call with the configured consumer and access secrets, as X does.
+Because the channel signs for the public host and only then redirects the request here, the
+signature is checked against ``signed_base`` (by default ``https://api.twitter.com``) plus the
+path, not against the address the request reached.
 
 Refusals use X's shapes: problem JSON for 401 / 403 / 429 / 503, the ``errors`` list for a text
 that is too long, ``x-rate-limit-*`` headers on every answer. Tests queue failures with
@@ -15,6 +17,21 @@ that is too long, ``x-rate-limit-*`` headers on every answer. Tests queue failur
         x.fail_next(1, XFault.rate_limited(reset_in=30))
         ...                                   # configure api_url=x.url
         assert x.posts[0].text == "..."
+
+What a test counts, plain attributes read in the test's own process: ``x.posts`` (every post
+created, replies included, as created), ``x.replies`` (those replying to another),
+``x.edits`` (every edit applied: the new version's id, the one it replaced, the text),
+``x.deletions`` (every delete applied) and ``x.current(id)`` (the text the post shows now,
+``None`` once deleted). ``x.age(minutes=...)`` moves posts back in time for the edit window.
+
+Edits follow docs.x.com/x-api/fundamentals/edit-posts: within 30 minutes of the original post,
+at most 5 times, each edit a new post id in the same chain, only the latest version editable,
+and deleting any version deletes the whole chain. Deletes are held to X's 50 per 15 minutes
+(``DELETES_PER_WINDOW``, which a test may lift as it lifts ``POSTS_PER_WINDOW``). A reply to
+a deleted post is X's 403 "You attempted to reply to a Tweet that is deleted or not visible to
+you."; a delete or an edit of a post that does not exist is 404 ``resource-not-found``. X
+documents no texts for the edit refusals (too late, too many, not the latest): the fake's 403
+details for those are its own.
 """
 
 from __future__ import annotations
@@ -34,7 +51,7 @@ import threading
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -54,6 +71,9 @@ POSTS_PER_WINDOW = 200
 WINDOW_SECONDS = 15 * 60
 POSTS_PER_LONG_WINDOW = 300
 LONG_WINDOW_SECONDS = 3 * 3600
+# DELETE /2/tweets/:id: "50 requests per 15-minute window per each authenticated user"
+# (developer.x.com, manage Tweets, delete-tweets-id).
+DELETES_PER_WINDOW = 50
 TIMESTAMP_SKEW = 300
 _TWITTER_EPOCH_MS = 1288834974657
 
@@ -62,6 +82,9 @@ TOO_LONG = (
     "see https://github.com/twitter/twitter-text."
 )
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+REPLY_TO_GONE = "You attempted to reply to a Tweet that is deleted or not visible to you."
+EDIT_WINDOW_SECONDS = 30 * 60
+MAX_EDITS = 5
 NO_WRITE_PERMISSION = (
     "Your client app is not configured with the appropriate oauth1 app permissions for this "
     "endpoint."
@@ -82,6 +105,28 @@ class XPost:
     media_ids: tuple[str, ...]
     received_at: float
     weighted_length: int
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class XEdit:
+    """An edit the fake applied: ``id`` is the new version's, ``previous_id`` the version it
+    replaced and ``original_id`` the first post of the chain."""
+
+    id: str
+    previous_id: str
+    original_id: str
+    text: str
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class XDeletion:
+    """A delete the fake applied: the id asked for and the chain's first post, all gone."""
+
+    id: str
+    original_id: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +351,8 @@ class FakeX(LocalServer):
         self.signed_base = signed_base
         self.user = {"id": user_id, "name": name, "username": username}
         self.posts: list[XPost] = []
+        self.edits: list[XEdit] = []
+        self.deletions: list[XDeletion] = []
         self.media: list[XMedia] = []
         self.attempts: list[XAttempt] = []
         self.images: dict[str, tuple[bytes, str]] = {
@@ -316,6 +363,7 @@ class FakeX(LocalServer):
         self._nonces = NonceBook()
         self._sequence = itertools.count()
         app.router.add_post("/2/tweets", self._guarded(self._create_tweet))
+        app.router.add_delete("/2/tweets/{id}", self._guarded(self._delete_tweet))
         app.router.add_get("/2/users/me", self._guarded(self._me))
         app.router.add_post("/2/media/upload", self._guarded(self._upload))
         app.router.add_get("/{name:[^/]+}", self._image)
@@ -323,7 +371,9 @@ class FakeX(LocalServer):
     # -- what tests call ---------------------------------------------------------------------
 
     def fail_next(self, n: int, fault: XFault, *, path: str | None = None) -> None:
-        """The next ``n`` API requests (only those to ``path`` when given) meet ``fault``."""
+        """The next ``n`` API requests (only those to ``path`` when given) meet ``fault``.
+        ``path="/2/tweets/:id"`` stands for any delete; ``"/2/tweets"`` takes posts, replies
+        and edits alike."""
         with self._lock:
             self._faults.append(_Queued(fault, n, path))
 
@@ -339,12 +389,36 @@ class FakeX(LocalServer):
     def attempts_to(self, path: str) -> list[XAttempt]:
         return [attempt for attempt in self.attempts if attempt.path == path]
 
+    @property
+    def replies(self) -> list[XPost]:
+        """The posts created as a reply to another."""
+        with self._lock:
+            return [post for post in self.posts if post.reply_to is not None]
+
+    def current(self, post_id: str) -> str | None:
+        """The text a post (any version of it) shows now; ``None`` once deleted or unknown."""
+        with self._lock:
+            original = self._original_of(post_id)
+            if original is None or self._is_deleted(original):
+                return None
+            return self._latest(original)[1]
+
+    def age(self, *, minutes: float, post_id: str | None = None) -> None:
+        """Moves every post (or one) ``minutes`` back in time: as if posted that much earlier."""
+        with self._lock:
+            self.posts = [
+                replace(post, received_at=post.received_at - minutes * 60)
+                if post_id in (None, post.id)
+                else post
+                for post in self.posts
+            ]
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _take_fault(self, path: str) -> XFault | None:
         with self._lock:
             for queued in self._faults:
-                if queued.remaining > 0 and queued.path in (None, path):
+                if queued.remaining > 0 and queued.path in (None, path, _route_of(path)):
                     queued.remaining -= 1
                     return queued.fault
             return None
@@ -353,13 +427,15 @@ class FakeX(LocalServer):
         self.attempts.append(XAttempt(request.method, request.path, status, time.time(), reason))
 
     def _rate_headers(self, now: float) -> dict[str, str]:
-        """The 15-minute window's figures, unless the 3-hour window is the one exhausted."""
-        short = [p for p in self.posts if p.received_at > now - WINDOW_SECONDS]
-        long = [p for p in self.posts if p.received_at > now - LONG_WINDOW_SECONDS]
+        """The 15-minute window's figures, unless the 3-hour window is the one exhausted. An
+        edit is a request to POST /2/tweets too, so it counts."""
+        times = sorted([p.received_at for p in self.posts] + [e.received_at for e in self.edits])
+        short = [at for at in times if at > now - WINDOW_SECONDS]
+        long = [at for at in times if at > now - LONG_WINDOW_SECONDS]
         limit, window, seconds = POSTS_PER_WINDOW, short, WINDOW_SECONDS
         if len(long) >= POSTS_PER_LONG_WINDOW and len(short) < POSTS_PER_WINDOW:
             limit, window, seconds = POSTS_PER_LONG_WINDOW, long, LONG_WINDOW_SECONDS
-        reset = (window[0].received_at if window else now) + seconds
+        reset = (window[0] if window else now) + seconds
         return {
             "x-rate-limit-limit": str(limit),
             "x-rate-limit-remaining": str(max(0, limit - len(window))),
@@ -462,8 +538,10 @@ class FakeX(LocalServer):
         if length > X_LIMIT:
             self._record(request, 400, f"too long ({length} weighted)")
             return _invalid_request(TOO_LONG)
+        reply_to = _nested_id(body, "reply", "in_reply_to_tweet_id")
+        edit_of = _nested_id(body, "edit_options", "previous_post_id")
         with self._lock:
-            if text and any(post.text == text for post in self.posts):
+            if text and self._is_duplicate(text):
                 self._record(request, 403, "duplicate content")
                 return _json(_problem(403, "Forbidden", DUPLICATE), 403)
             headers = self._rate_headers(now)
@@ -471,11 +549,99 @@ class FakeX(LocalServer):
                 self._record(request, 429, "post limit reached")
                 body429 = _problem(429, "Too Many Requests", "Too Many Requests")
                 return _json(body429, 429, headers)
-            post = XPost(self._next_id(now), text, media_ids, now, length)
-            self.posts.append(post)
+            if reply_to is not None and self._visible(reply_to) is None:
+                self._record(request, 403, "reply to a post that is gone")
+                return _json(_problem(403, "Forbidden", REPLY_TO_GONE), 403)
+            if edit_of is not None:
+                refused = self._edit_refusal(edit_of, now)
+                if refused is not None:
+                    self._record(request, refused.status, "edit refused")
+                    return refused
+                original = self._original_of(edit_of) or edit_of
+                new_id = self._next_id(now)
+                self.edits.append(XEdit(new_id, edit_of, original, text, now))
+                history = [original, *(e.id for e in self.edits if e.original_id == original)]
+            else:
+                new_id = self._next_id(now)
+                self.posts.append(XPost(new_id, text, media_ids, now, length, reply_to))
+                history = [new_id]
         self._record(request, 201)
-        data = {"id": post.id, "text": text, "edit_history_tweet_ids": [post.id]}
+        data = {"id": new_id, "text": text, "edit_history_tweet_ids": history}
         return _json({"data": data}, 201, self._rate_headers(now))
+
+    async def _delete_tweet(self, request: web.Request) -> web.StreamResponse:
+        """Deleting any version of an edited post deletes the whole chain."""
+        post_id = request.match_info["id"]
+        now = time.time()
+        with self._lock:
+            recent = [d.at for d in self.deletions if d.at > now - WINDOW_SECONDS]
+            headers = {
+                "x-rate-limit-limit": str(DELETES_PER_WINDOW),
+                "x-rate-limit-remaining": str(max(0, DELETES_PER_WINDOW - len(recent))),
+                "x-rate-limit-reset": str(int((recent[0] if recent else now) + WINDOW_SECONDS)),
+            }
+            if len(recent) >= DELETES_PER_WINDOW:
+                self._record(request, 429, "delete limit reached")
+                return _json(_problem(429, "Too Many Requests", "Too Many Requests"), 429, headers)
+            original = self._visible(post_id)
+            if original is None:
+                self._record(request, 404, "no such post")
+                return _not_found(post_id)
+            self.deletions.append(XDeletion(post_id, original, now))
+        self._record(request, 200)
+        return _json({"data": {"deleted": True}}, headers=headers)
+
+    # -- the posts as they stand (the caller holds the lock) ----------------------------------
+
+    def _original_of(self, post_id: str) -> str | None:
+        """The first post of the chain ``post_id`` belongs to (itself when never edited)."""
+        if any(post.id == post_id for post in self.posts):
+            return post_id
+        return next((e.original_id for e in self.edits if e.id == post_id), None)
+
+    def _is_deleted(self, original: str) -> bool:
+        return any(deletion.original_id == original for deletion in self.deletions)
+
+    def _visible(self, post_id: str) -> str | None:
+        """The chain's first post when ``post_id`` is a version of a post still up."""
+        original = self._original_of(post_id)
+        return None if original is None or self._is_deleted(original) else original
+
+    def _latest(self, original: str) -> tuple[str, str]:
+        """The id and text of the version shown now."""
+        for edit in reversed(self.edits):
+            if edit.original_id == original:
+                return edit.id, edit.text
+        post = next(post for post in self.posts if post.id == original)
+        return post.id, post.text
+
+    def _is_duplicate(self, text: str) -> bool:
+        """X refuses a text the account already shows; a deleted post no longer counts."""
+        versions = [(p.id, p.text) for p in self.posts] + [
+            (e.original_id, e.text) for e in self.edits
+        ]
+        return any(said == text and not self._is_deleted(original) for original, said in versions)
+
+    def _edit_refusal(self, previous: str, now: float) -> web.Response | None:
+        original = self._visible(previous)
+        if original is None:
+            return _not_found(previous)
+        latest, _ = self._latest(original)
+        if latest != previous:
+            detail = (
+                f"Only the latest version of a Post can be edited: {previous} was edited "
+                f"into {latest}."
+            )
+            return _json(_problem(403, "Forbidden", detail), 403)
+        posted = next(post.received_at for post in self.posts if post.id == original)
+        if now - posted > EDIT_WINDOW_SECONDS:
+            minutes = EDIT_WINDOW_SECONDS // 60
+            detail = f"A Post can be edited only within {minutes} minutes of being posted."
+            return _json(_problem(403, "Forbidden", detail), 403)
+        if sum(1 for e in self.edits if e.original_id == original) >= MAX_EDITS:
+            detail = f"A Post can be edited at most {MAX_EDITS} times."
+            return _json(_problem(403, "Forbidden", detail), 403)
+        return None
 
     async def _me(self, request: web.Request) -> web.StreamResponse:
         self._record(request, 200)
@@ -519,6 +685,33 @@ class FakeX(LocalServer):
             raise web.HTTPNotFound()
         body, content_type = found
         return web.Response(body=body, content_type=content_type)
+
+
+def _not_found(post_id: str) -> web.Response:
+    body = {
+        "title": "Not Found Error",
+        "detail": f"Could not find tweet with id: [{post_id}].",
+        "type": "https://api.twitter.com/2/problems/resource-not-found",
+        "resource_type": "tweet",
+        "resource_id": post_id,
+        "parameter": "id",
+        "value": post_id,
+        "status": 404,
+    }
+    return _json(body, 404)
+
+
+def _route_of(path: str) -> str:
+    """``/2/tweets/123`` → ``/2/tweets/:id``, the name a fault can be queued under."""
+    head, _, last = path.rpartition("/")
+    return f"{head}/:id" if head == "/2/tweets" and last.isdigit() else path
+
+
+def _nested_id(body: dict[str, Any], key: str, field_name: str) -> str | None:
+    """``body[key][field_name]`` as a string id, e.g. ``reply.in_reply_to_tweet_id``."""
+    inner = body.get(key)
+    value = inner.get(field_name) if isinstance(inner, dict) else None
+    return None if value is None else str(value)
 
 
 def _invalid_request(message: str) -> web.Response:
@@ -613,6 +806,8 @@ __all__ = [
     "FakeX",
     "NonceBook",
     "XAttempt",
+    "XDeletion",
+    "XEdit",
     "XFault",
     "XMedia",
     "XPost",
