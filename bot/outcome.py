@@ -319,10 +319,11 @@ def judge_action(
 
     ``PostGone`` is the goal reached for a delete, a refusal for anything else. A
     ``PermanentError`` (too old, not modified, not allowed) fails with the platform's reason
-    and an alert, never retried, except a duplicate refusal of a retried edit (the earlier
-    attempt had applied it). A ``TransientError`` is retried like a post's, the channel paused
-    meanwhile; one that may have been applied is ``uncertain`` unless the action is safe to
-    resend (:data:`RESEND_SAFE_ACTIONS`).
+    and an alert, never retried, except a duplicate refusal of an edit ("not modified": the
+    post already reads so, as after an uncertain edit that had arrived), which is done. A
+    ``TransientError`` is retried like a post's, the channel paused meanwhile; one that may
+    have been applied is ``uncertain`` unless the action is safe to resend
+    (:data:`RESEND_SAFE_ACTIONS`).
     """
     channel = policy.channel
     if result is None or isinstance(result, Receipt):
@@ -372,8 +373,10 @@ def judge_action(
             note=f"{action} will retry at {due.isoformat(timespec='seconds')}: {result.reason}",
         )
     if isinstance(result, PermanentError):
-        if result.duplicate and attempts > 1 and action is Action.EDIT:
-            reason = f"applied by an earlier attempt (the platform says: {result.reason})"
+        if result.duplicate and action is Action.EDIT:
+            # "Not modified": the post already reads this text, so the goal is reached; it
+            # happens when an edit whose answer was lost (uncertain, then retried) had arrived.
+            reason = f"the post already reads so (the platform says: {result.reason})"
             return ActionOutcome(
                 ActionState.DONE, reason=reason, text=text, note=f"edited: {reason}"
             )

@@ -1,5 +1,5 @@
 """A revision is applied at most once per post, through SIGKILL: 50 published articles have their
-titles corrected in the feed at once, while three real ``newsbot run`` processes share the
+titles corrected at once by an editor, while three real ``newsbot run`` processes share the
 ledger and are killed at random moments and restarted. Counted from the local Telegram's own
 records: every correction is applied exactly once, or recorded ``uncertain`` (at most one per
 kill: an instance has one edit in flight per channel), and none is applied twice.
@@ -16,13 +16,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from bot.ledger import Ledger
+from bot.model import Action
 from bot.testing.feed_server import FeedItem, FeedServer, rss
+from bot.testing.revisions import record_revision
 from bot.testing.telegram_server import DEFAULT_TOKEN, FakeTelegram, Fault
 from tests.integration.test_crash import (
     HOST,
@@ -36,15 +38,7 @@ from tests.integration.test_crash import (
     wait_for,
 )
 
-pytestmark = [
-    pytest.mark.crash,
-    # Until the Telegram fake records edits (branch chan1) and feeds are read for revisions
-    # (branch rin) on this branch; both are merged before this one.
-    pytest.mark.skipif(
-        not hasattr(FakeTelegram, "edits_of") or find_spec("bot.editor") is None,
-        reason="needs the Telegram fake's edits and revision detection (chan1, rin)",
-    ),
-]
+pytestmark = pytest.mark.crash
 
 __all__ = ["pg_database"]  # the fixture, shared with the posts' crash test
 
@@ -140,6 +134,24 @@ class Desk:
         )
 
 
+def correct_all(database: str) -> None:
+    """An editor's title for every article at once (``newsbot correct --title``, which later
+    polls of the feed do not undo): one revision each, an edit of its Telegram post queued."""
+    ledger = Ledger.open(database)
+    try:
+        for n in range(CORRECTIONS):
+            record_revision(
+                ledger,
+                key=f"desk-{n}",
+                now=datetime.now(UTC),
+                actions={"telegram": Action.EDIT},
+                title_override=item(n, corrected=True).title,
+                reason="颱風假資訊更正",
+            )
+    finally:
+        ledger.close()
+
+
 def corrections_under_kills(
     crash_seed: int, database: str, tmp_path: Path, report: Callable[[str], None], where: str
 ) -> None:
@@ -157,7 +169,7 @@ def corrections_under_kills(
             # Edits take a little while at the platform, so that kills land mid-edit.
             for _ in range(CORRECTIONS * 4):
                 tg.fail_next(1, Fault.slow(rng.uniform(0.1, 0.4)))
-            feed.publish("/desk.xml", rss([item(n, corrected=True) for n in range(CORRECTIONS)]))
+            correct_all(database)
             wait_for(lambda: bool(tg.edits), 60, f"the first edit ({where})")
             kills = 0
             while kills < KILLS and not desk.settled():

@@ -93,11 +93,14 @@ def test_a_permanent_refusal_fails_with_the_platforms_reason_and_an_alert(reason
     assert outcome.due_at is None and outcome.pause_until is None and not outcome.retry
 
 
-def test_a_duplicate_refusal_of_a_retried_edit_is_done() -> None:
-    """A retried edit the platform refuses as a duplicate had been applied by the earlier try."""
-    error = PermanentError("message is not modified", duplicate=True)
-    assert verdict(error, attempts=2).state is ActionState.DONE
-    assert verdict(error, attempts=1).state is ActionState.FAILED
+def test_a_duplicate_refusal_of_an_edit_is_done() -> None:
+    """An edit refused as not modified (duplicate): the post already reads so, as after an
+    uncertain edit that had arrived and was retried; only an edit counts it done."""
+    error = PermanentError("not modified: the message already reads exactly this", duplicate=True)
+    outcome = verdict(error, attempts=1)
+    assert outcome.state is ActionState.DONE and outcome.alert is None
+    assert outcome.reason is not None and "already reads so" in outcome.reason
+    assert verdict(error, Action.REPLY).state is ActionState.FAILED
 
 
 def test_a_transient_error_retries_at_retry_after_and_pauses_the_channel() -> None:
