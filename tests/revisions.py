@@ -66,6 +66,7 @@ channels:
   x:
     kind: console
     template: x.txt.j2
+    quiet_hours: {quiet}
     corrections: reply
     correction_template: x.correction.txt.j2
 """
@@ -91,6 +92,7 @@ class World:
         tmp_path: Path,
         *,
         gap: str = "0s",
+        quiet: str = "off",
         holder: str = "test:1",
         database: str | None = None,
         telegram: MemoryChannel | None = None,
@@ -107,6 +109,7 @@ class World:
                 database=database or f"sqlite:///{tmp_path / 'ledger.db'}",
                 templates=templates,
                 gap=gap,
+                quiet=quiet,
             ),
             encoding="utf-8",
         )

@@ -106,3 +106,14 @@ def test_render_is_parseable_prometheus_text() -> None:
         "newsbot_x_month_spend",
         "newsbot_push_requests",
     } <= names
+
+
+def test_revised_counts_actions_by_channel_action_and_state() -> None:
+    """revised() counts corrections and takedowns per (channel, action, state)."""
+    metrics = Metrics()
+    metrics.revised("telegram", "edit", "done")
+    metrics.revised("telegram", "edit", "done")
+    metrics.revised("x", "delete", "failed")
+    name = "newsbot_revision_actions_total"
+    assert value(metrics, name, channel="telegram", action="edit", state="done") == 2
+    assert value(metrics, name, channel="x", action="delete", state="failed") == 1

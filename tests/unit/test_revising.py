@@ -277,3 +277,24 @@ async def test_a_post_has_one_action_in_hand_at_a_time(world: World) -> None:
     assert [s for _, _, s in world.states()] == ["done", "skipped"]
     assert len(world.telegram.edits) == 1
     assert "第二次更正" in next(iter(world.telegram.live.values()))
+
+
+async def test_in_quiet_hours_silent_changes_go_and_replies_wait(tmp_path: Path) -> None:
+    """During X's quiet hours a takedown's delete still goes (it notifies nobody) while a
+    correction reply, a new post, waits for the morning."""
+    world = World(tmp_path, quiet="16:00-23:00")  # 08:00 UTC is 16:00 in Taipei
+    try:
+        world.clock.advance(hours=-1)  # publish before the quiet hours
+        await world.publish(article(1), article(2))
+        world.clock.advance(hours=1)
+        world.revise(1, {"x": Action.REPLY}, title=NEW_TITLE)
+        world.revise(2, {"x": Action.DELETE}, retract=True)
+        report = await world.pipeline.deliver_due()
+        assert world.x.replies == [] and len(world.x.deletes) == 1
+        assert world.states() == [("x", "reply", "queued"), ("x", "delete", "done")]
+        assert report.next_wake is not None
+        world.clock.advance(hours=7)
+        await world.pipeline.deliver_due()
+        assert len(world.x.replies) == 1
+    finally:
+        world.ledger.close()
