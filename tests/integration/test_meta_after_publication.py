@@ -5,7 +5,7 @@ channels (aiohttp, Graph's error shapes) to the local fakes on 127.0.0.1, whose 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,36 +15,25 @@ from bot.channels.facebook import FacebookChannel
 from bot.channels.threads import ThreadsChannel
 from bot.config import FacebookChannelConfig, ThreadsChannelConfig
 from bot.errors import PermanentError, PostGone, TransientError
-from bot.model import Correction, Post, Published, Receipt, Takedown
+from bot.model import Published
 from bot.testing.facebook_server import FakeFacebook
 from bot.testing.graph_server import GraphFault
 from bot.testing.threads_server import FakeThreads
+from tests.integration.after_publication import (
+    CORRECTED,
+    FIRST,
+    LINK,
+    NOTICE,
+    deleted_then_gone,
+    gone_once_deleted,
+    post,
+    published,
+)
 from tests.integration.test_meta_channels import PAGE_ID, PAGE_TOKEN, THREADS_TOKEN, fb, th
 
 __all__ = ["fb", "th"]  # the fakes' fixtures, imported so that they serve here too
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
-LINK = "https://news.example.tw/article/40001?lang=zh-TW"
-FIRST = f"高雄港綠能碼頭啟用！年減碳1.2萬公噸🚢 {LINK}"
-CORRECTED = f"【更正】高雄港綠能碼頭啟用，年減碳1.5萬公噸（原誤植為1.2萬）🚢 {LINK}"
-NOTICE = f"📌 更正：本文減碳數字已更新為1.5萬公噸，特此致歉。{LINK}"
-
-
-def post(text: str, channel: str) -> Post:
-    return Post(
-        channel=channel,
-        text=text,
-        length=len(text),
-        limit=500,
-        link=LINK,
-        article_key="newsvision-40001",
-        source="newsvision",
-        title="高雄港綠能碼頭啟用",
-    )
-
-
-def published(receipt: Receipt, channel: str, text: str = FIRST) -> Published:
-    return Published(channel, receipt.remote_id, receipt.url, receipt.accepted_at, text)
 
 
 @pytest.fixture
@@ -88,18 +77,6 @@ async def facebook(fb: FakeFacebook) -> AsyncIterator[FacebookChannel]:
 # ------------------------------------------------------------------------------------ Facebook
 
 
-def test_facebook_says_what_it_can_do() -> None:
-    """A Page post can be edited, commented on and deleted; corrections edit, takedowns
-    delete."""
-    assert (FacebookChannel.can_edit, FacebookChannel.can_reply, FacebookChannel.can_delete) == (
-        True,
-        True,
-        True,
-    )
-    assert FacebookChannel.default_corrections is Correction.EDIT
-    assert FacebookChannel.default_takedowns is Takedown.DELETE
-
-
 async def test_facebook_edits_a_link_post_in_place(
     fb: FakeFacebook, facebook: FacebookChannel
 ) -> None:
@@ -120,11 +97,10 @@ async def test_facebook_edit_of_a_deleted_post_is_post_gone(
     fb: FakeFacebook, facebook: FacebookChannel
 ) -> None:
     """Editing a post deleted since answers Graph's code 100 'does not exist': PostGone."""
-    sent = await facebook.send(post(FIRST, "facebook"))
-    await facebook.delete(published(sent, "facebook"))
-
-    with pytest.raises(PostGone, match="no longer there"):
-        await facebook.edit(published(sent, "facebook"), post(CORRECTED, "facebook"))
+    gone = await gone_once_deleted(
+        facebook, lambda done: facebook.edit(done, post(CORRECTED, "facebook"))
+    )
+    assert "no longer there" in gone.reason
     assert fb.edits == []
 
 
@@ -214,26 +190,6 @@ async def test_facebook_delete_whose_answer_is_lost_may_have_happened(
 # ------------------------------------------------------------------------------------- Threads
 
 
-def test_threads_says_what_it_can_do() -> None:
-    """Threads cannot edit; corrections reply, takedowns delete."""
-    assert (ThreadsChannel.can_edit, ThreadsChannel.can_reply, ThreadsChannel.can_delete) == (
-        False,
-        True,
-        True,
-    )
-    assert ThreadsChannel.default_corrections is Correction.REPLY
-    assert ThreadsChannel.default_takedowns is Takedown.DELETE
-
-
-async def test_threads_refuses_to_edit(th: FakeThreads, threads: ThreadsChannel) -> None:
-    """An edit is refused before any request: the Threads API has none."""
-    sent = await threads.send(post(FIRST, "threads"))
-    calls = len(th.attempts)
-    with pytest.raises(PermanentError, match="cannot edit"):
-        await threads.edit(published(sent, "threads"), post(CORRECTED, "threads"))
-    assert len(th.attempts) == calls
-
-
 async def test_threads_replies_in_two_steps_under_the_post(
     th: FakeThreads, threads: ThreadsChannel
 ) -> None:
@@ -276,10 +232,7 @@ async def test_threads_reply_to_a_deleted_post_is_post_gone(
     th: FakeThreads, threads: ThreadsChannel
 ) -> None:
     """Replying under a post deleted since is PostGone, and nothing is published."""
-    sent = await threads.send(post(FIRST, "threads"))
-    await threads.delete(published(sent, "threads"))
-    with pytest.raises(PostGone):
-        await threads.reply(published(sent, "threads"), post(NOTICE, "threads"))
+    await gone_once_deleted(threads, lambda done: threads.reply(done, post(NOTICE, "threads")))
     assert th.replies == []
 
 
@@ -290,18 +243,6 @@ async def test_threads_refuses_an_over_long_reply(th: FakeThreads, threads: Thre
         await threads.reply(published(sent, "threads"), post("🚢" * 130, "threads"))
     assert not isinstance(caught.value, PostGone)
     assert th.replies == []
-
-
-async def deleted_then_gone(
-    channel: FacebookChannel | ThreadsChannel, deletions: Callable[[], list[str]]
-) -> None:
-    """DELETE of the post's id takes it down; deleting again is PostGone and deletes nothing."""
-    sent = await channel.send(post(FIRST, channel.name))
-    await channel.delete(published(sent, channel.name))
-    assert deletions() == [sent.remote_id]
-    with pytest.raises(PostGone):
-        await channel.delete(published(sent, channel.name))
-    assert deletions() == [sent.remote_id]
 
 
 async def test_facebook_deletes_once_and_a_second_delete_is_post_gone(
