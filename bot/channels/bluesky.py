@@ -200,17 +200,11 @@ class BlueskyChannel(Channel):
         params = models.ComAtprotoRepoGetRecord.Params(
             repo=repo or self._did, collection=collection, rkey=rkey
         )
-        try:
-            found = await self._with_session(
-                lambda: self.client.com.atproto.repo.get_record(params), "getRecord"
-            )
-        except PermanentError as exc:
-            if _NOT_FOUND in exc.reason:
-                raise PostGone(
-                    f"Bluesky ({self.config.pds_url}): the post {published.remote_id} is no "
-                    f"longer there ({exc.reason})"
-                ) from exc
-            raise
+        found = await self._with_session(
+            lambda: self.client.com.atproto.repo.get_record(params),
+            "getRecord",
+            gone=published.remote_id,
+        )
         if not found.cid:
             raise PermanentError(f"Bluesky answered the post {published.remote_id} without a cid")
         parent = models.ComAtprotoRepoStrongRef.Main(uri=found.uri, cid=found.cid)
@@ -292,16 +286,18 @@ class BlueskyChannel(Channel):
         if session is not None:
             self._did, self._handle = session.did, session.handle
 
-    async def _with_session(self, call: Any, doing: str) -> Any:
-        """One call; a token the PDS calls expired is refreshed (else a new login) once."""
+    async def _with_session(self, call: Any, doing: str, *, gone: str | None = None) -> Any:
+        """One call; a token the PDS calls expired is refreshed (else a new login) once.
+        ``gone`` names the published record the call is about: its RecordNotFound is
+        :class:`PostGone`."""
         try:
             return await call()
         except (at_errors.BadRequestError, at_errors.UnauthorizedError) as exc:
             if _error_name(exc) != _EXPIRED:
-                raise self._translate(exc, doing) from exc
+                raise self._translate(exc, doing, gone=gone) from exc
             log.info("Bluesky channel %r: the session expired; refreshing it", self.name)
         except (AtProtocolError, httpx.HTTPError) as exc:
-            raise self._translate(exc, doing) from exc
+            raise self._translate(exc, doing, gone=gone) from exc
         try:
             await self.client._refresh_and_set_session()
         except (AtProtocolError, httpx.HTTPError):
@@ -309,7 +305,7 @@ class BlueskyChannel(Channel):
         try:
             return await call()
         except (AtProtocolError, httpx.HTTPError) as exc:
-            raise self._translate(exc, doing) from exc
+            raise self._translate(exc, doing, gone=gone) from exc
 
     # -- facets and card -----------------------------------------------------------------------
 
@@ -374,9 +370,17 @@ class BlueskyChannel(Channel):
 
     # -- errors --------------------------------------------------------------------------------
 
-    def _translate(self, exc: BaseException, doing: str) -> DeliveryError:
+    def _translate(
+        self, exc: BaseException, doing: str, *, gone: str | None = None
+    ) -> DeliveryError:
         """One SDK or transport error → Transient or Permanent, with the PDS's own words."""
         where = f"Bluesky ({doing} at {self.config.pds_url})"
+        if (
+            gone is not None
+            and isinstance(exc, at_errors.BadRequestError)
+            and _error_name(exc) == _NOT_FOUND
+        ):
+            return PostGone(f"{where}: the post {gone} is no longer there ({self._detail(exc)})")
         if isinstance(exc, at_errors.RateLimitExceededError):
             wait = _retry_after(exc)
             return TransientError(

@@ -171,7 +171,7 @@ class ThreadsChannel(Channel):
                 ) from exc
         if not ready:
             await self._until_ready(container)
-        return await self._publish(container, notes)
+        return await self._publish(container, notes, text=post.text)
 
     # -- after publication -------------------------------------------------------------------
 
@@ -194,7 +194,7 @@ class ThreadsChannel(Channel):
         container = str(body.get("id") or "")
         if not container:
             raise PermanentError("Threads made a reply container but answered no id")
-        return await self._publish(container, [])
+        return await self._publish(container, [], text=post.text)
 
     async def _earlier_reply(self, parent: str, text: str) -> Receipt | None:
         """The reply an earlier attempt published with this text, if the post has one."""
@@ -230,14 +230,11 @@ class ThreadsChannel(Channel):
         status = await self._status(container)
         if status == "PUBLISHED":
             log.info("%s: container %s was published by an earlier attempt", self.name, container)
-            return Receipt(
-                remote_id=container,
-                accepted_at=datetime.now(UTC),
-                notes=(
-                    f"published by an earlier attempt whose answer was lost (Threads container "
-                    f"{container} is PUBLISHED); the post's own id was not returned",
-                ),
+            notes.append(
+                f"published by an earlier attempt whose answer was lost (Threads container "
+                f"{container} is PUBLISHED)"
             )
+            return await self._found(container, post.text, notes)
         if status in ("FINISHED", "IN_PROGRESS"):
             notes.append(f"published the container {container} an earlier attempt had made")
             return container, status == "FINISHED"
@@ -303,7 +300,7 @@ class ThreadsChannel(Channel):
             raise PermanentError("Threads made a container but answered no id")
         return str(container)
 
-    async def _publish(self, container: str, notes: list[str]) -> Receipt:
+    async def _publish(self, container: str, notes: list[str], *, text: str = "") -> Receipt:
         try:
             body = await self.graph.call(
                 "POST", f"/{self._user}/threads_publish", {"creation_id": container}
@@ -312,9 +309,7 @@ class ThreadsChannel(Channel):
             error = self.graph.translate(exc)
             if isinstance(error, PermanentError) and await self._status(container) == "PUBLISHED":
                 notes.append("Threads had already published this container")
-                return Receipt(
-                    remote_id=container, accepted_at=datetime.now(UTC), notes=tuple(notes)
-                )
+                return await self._found(container, text, notes)
             raise error from exc
         media = str(body.get("id") or "")
         if not media:
@@ -325,6 +320,29 @@ class ThreadsChannel(Channel):
             accepted_at=datetime.now(UTC),
             notes=tuple(notes),
         )
+
+    async def _found(self, container: str, text: str, notes: list[str]) -> Receipt:
+        """The receipt of a container an earlier attempt published: its post, found among the
+        profile's latest posts by its exact text (an edit, a reply or a delete needs the media
+        id, which only the lost answer had), else the container's id, so noted."""
+        try:
+            body = await self.graph.call(
+                "GET", f"/{self._user}/threads", {"fields": "id,text,permalink", "limit": "25"}
+            )
+        except (GraphError, TransientError):
+            body = {}
+        data = body.get("data")
+        for entry in data if isinstance(data, list) else []:
+            if isinstance(entry, dict) and text and entry.get("text") == text and entry.get("id"):
+                link = entry.get("permalink")
+                return Receipt(
+                    remote_id=str(entry["id"]),
+                    url=str(link) if link else None,
+                    accepted_at=datetime.now(UTC),
+                    notes=tuple(notes),
+                )
+        notes.append("the post's own id could not be found; the receipt names the container")
+        return Receipt(remote_id=container, accepted_at=datetime.now(UTC), notes=tuple(notes))
 
     async def _until_ready(self, container: str) -> None:
         """An image container is processed before it can be published; text is ready at once."""

@@ -15,8 +15,8 @@ the real one, as far as newsbot uses it.
   ``GET /refresh_access_token?grant_type=th_refresh_token`` a new long-lived token.
 - A container with ``reply_to_id`` is a reply to that post (which must exist); publishing it
   adds to ``replies`` (1,000 in 24 hours, a quota apart from the 250 posts).
-  ``GET /v1.0/{media-id}/replies`` lists a post's top-level replies (id, text, username,
-  permalink, timestamp).
+  ``GET /v1.0/{media-id}/replies`` lists a post's top-level replies and ``GET /v1.0/{user}/
+  threads`` the profile's posts, newest first (id, text, username, permalink, timestamp).
 - ``DELETE /v1.0/{media-id}`` deletes a published post or reply (``{"success": true,
   "deleted_id"}``); a container id, an unknown or an already deleted post answer code 100
   "does not exist", and past 100 deletes in 24 hours the profile is refused with code 4.
@@ -126,6 +126,7 @@ class FakeThreads(GraphFake):
         self.refreshed: list[str] = []
         self.route("GET", "/refresh_access_token", self._refresh)
         self.route("POST", "/{version}/{user}/threads", self._create)
+        self.route("GET", "/{version}/{user}/threads", self._list)
         self.route("POST", "/{version}/{user}/threads_publish", self._publish)
         self.route("GET", "/{version}/{user}/threads_publishing_limit", self._limit)
         self.route("GET", "/{version}/{node}", self._node)
@@ -304,18 +305,27 @@ class FakeThreads(GraphFake):
         node = request.match_info["node"]
         if self.published(node) is None:
             return self._missing(request, node)
-        replies = sorted(self.replies_to(node), key=lambda r: r.published_at, reverse=True)
-        data = [
+        return self.ok(request, {"data": self._listing(self.replies_to(node), len(self.replies))})
+
+    async def _list(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        if not self._user_ok(request):
+            return self.refuse(request, 400, 100, "Unsupported get request.")
+        live = [p for p in self.posts if p.id not in self.deleted]
+        return self.ok(request, {"data": self._listing(live, int(params.get("limit") or 25))})
+
+    def _listing(self, posts: list[ThreadsPost], limit: int) -> list[dict[str, str]]:
+        """Newest first, as the API lists a profile's threads and a post's replies."""
+        newest = sorted(posts, key=lambda p: p.published_at, reverse=True)[:limit]
+        return [
             {
-                "id": r.id,
-                "text": r.text,
+                "id": p.id,
+                "text": p.text,
                 "username": self.username,
-                "permalink": r.permalink,
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(r.published_at)),
+                "permalink": p.permalink,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(p.published_at)),
             }
-            for r in replies
+            for p in newest
         ]
-        return self.ok(request, {"data": data})
 
     async def _refresh(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if params.get("grant_type") != "th_refresh_token":
