@@ -38,6 +38,9 @@ A post's life after it is published:
   advanced-guides/posts#replies). The receipt has only the uri, so the parent's cid (and, when
   it is itself a reply, its root) come from ``com.atproto.repo.getRecord``; a record that is not
   there (``RecordNotFound``) is :class:`PostGone`. Facets and the link card are a normal post's.
+  The account's latest records are read first (``com.atproto.repo.listRecords``): a reply to
+  the same post with the same text is an earlier attempt whose answer was lost, taken as the
+  receipt rather than replying twice.
 - **Delete**: ``com.atproto.repo.deleteRecord`` of the post's collection and rkey (1 write
   point). The PDS answers a record already gone with success and no ``commit``, which is
   :class:`PostGone`. Takedowns default to ``delete``.
@@ -73,6 +76,7 @@ MAX_THUMB_BYTES = 1_000_000
 POINTS_PER_POST = 3  # a created record costs 3 of the 5,000 write points an hour
 POST_COLLECTION = "app.bsky.feed.post"
 _NOT_FOUND = "RecordNotFound"
+EARLIER_REPLIES = 50  # the account's latest records read for a reply an earlier attempt made
 MAX_DESCRIPTION = 300
 DEFAULT_RETRY_AFTER = 60.0
 IMAGE_TIMEOUT = 10.0
@@ -170,15 +174,37 @@ class BlueskyChannel(Channel):
         return await self._create(post)
 
     async def reply(self, published: Published, post: Post) -> Receipt:
-        """``post`` in the published post's thread, right under it."""
+        """``post`` in the published post's thread, right under it; a reply this account
+        already made there with this text (an earlier attempt whose answer was lost) is
+        answered instead of a second one."""
         self._check_budget()
         try:
             if self._did is None:
                 await self._login()
             ref = await self._reply_ref(published)
+            earlier = await self._earlier_reply(ref.parent.uri, richtext.display(post.text).text)
         except TransientError as exc:
+            # Nothing was posted yet: the reply itself is not in doubt.
             raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+        if earlier is not None:
+            return self._receipt(earlier, ["replied by an earlier attempt whose answer was lost"])
         return await self._create(post, reply=ref)
+
+    async def _earlier_reply(self, parent: str, text: str) -> str | None:
+        """The uri of this account's latest record replying to ``parent`` with ``text``."""
+        params = models.ComAtprotoRepoListRecords.Params(
+            repo=self._did, collection=POST_COLLECTION, limit=EARLIER_REPLIES
+        )
+        listed = await self._with_session(
+            lambda: self.client.com.atproto.repo.list_records(params), "listRecords"
+        )
+        for record in listed.records:
+            value = record.value
+            reply = getattr(value, "reply", None)
+            above = getattr(getattr(reply, "parent", None), "uri", None)
+            if above == parent and getattr(value, "text", None) == text:
+                return str(record.uri)
+        return None
 
     async def delete(self, published: Published) -> None:
         repo, collection, rkey = _parts(published.remote_id)
@@ -243,9 +269,12 @@ class BlueskyChannel(Channel):
         response = await self._with_session(
             lambda: self.client.app.bsky.feed.post.create(self._did, record), "createRecord"
         )
-        rkey = response.uri.rsplit("/", 1)[-1]
+        return self._receipt(response.uri, notes)
+
+    def _receipt(self, uri: str, notes: list[str]) -> Receipt:
+        rkey = uri.rsplit("/", 1)[-1]
         return Receipt(
-            remote_id=response.uri,
+            remote_id=uri,
             url=f"https://bsky.app/profile/{self._handle}/post/{rkey}",
             accepted_at=datetime.now(UTC),
             notes=tuple(notes),

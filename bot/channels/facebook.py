@@ -29,12 +29,16 @@ post", "Delete a post", and .../graph-api/reference/object/comments):
 - **Delete**: ``DELETE /{page-post-id}`` answers ``{"success": true}``; takedowns default to
   ``delete``.
 - **Reply**: a comment by the Page, ``POST /{page-post-id}/comments`` with ``message``,
-  answering ``{"id": "<post>_<comment>"}``.
+  answering ``{"id": "<post>_<comment>"}``. The post's comments are read first (``GET
+  /{page-post-id}/comments?order=reverse_chronological``, .../graph-api/reference/object/
+  comments): one by the Page with the same text is an earlier attempt whose answer was lost,
+  taken as the receipt rather than commenting twice.
 - A post that is not there any more answers code 100 (subcode 33, "does not exist"):
   :class:`~bot.errors.PostGone`. Permissions (200: ``pages_manage_posts`` for edit and delete,
   ``pages_manage_engagement`` for comments), tokens (190) and throttling as for a post.
   An edit is the same request however often it is sent, so a lost answer to one is simply tried
-  again; a comment whose answer was lost may have been made (``maybe_sent``).
+  again; a comment whose answer was lost may have been made (``maybe_sent``), and its retry
+  finds it.
 """
 
 from __future__ import annotations
@@ -126,15 +130,43 @@ class FacebookChannel(Channel):
         return self._receipt(post_id, [])
 
     async def reply(self, published: Published, post: Post) -> Receipt:
-        """A comment by the Page under the post."""
+        """A comment by the Page under the post; one the Page already made there with this
+        text (an earlier attempt whose answer was lost) is answered instead of a second."""
         post_id = published.remote_id
+        earlier = await self._earlier_comment(post_id, post.text)
+        if earlier is not None:
+            return self._comment_receipt(
+                post_id, earlier, ["commented by an earlier attempt whose answer was lost"]
+            )
         body = await self.graph.request(
             "POST", f"/{post_id}/comments", {"message": post.text}, post=post_id
         )
         comment = str(body.get("id") or "")
         if not comment:
             raise PermanentError("Facebook accepted the comment but answered no id")
-        receipt = self._receipt(comment, [])
+        return self._comment_receipt(post_id, comment, [])
+
+    async def _earlier_comment(self, post_id: str, text: str) -> str | None:
+        body = await self.graph.request(
+            "GET",
+            f"/{post_id}/comments",
+            {"fields": "id,message,from", "order": "reverse_chronological", "limit": "50"},
+            post=post_id,
+        )
+        data = body.get("data")
+        for entry in data if isinstance(data, list) else []:
+            author = entry.get("from") if isinstance(entry, dict) else None
+            if (
+                isinstance(author, dict)
+                and str(author.get("id")) == self.config.page_id
+                and entry.get("message") == text
+                and entry.get("id")
+            ):
+                return str(entry["id"])
+        return None
+
+    def _comment_receipt(self, post_id: str, comment: str, notes: list[str]) -> Receipt:
+        receipt = self._receipt(comment, notes)
         local = comment.rsplit("_", 1)[-1]
         return Receipt(
             remote_id=comment,

@@ -17,7 +17,8 @@ XRPC endpoints newsbot uses: ``com.atproto.server.createSession`` / ``refreshSes
   there, each with the cid the post was created with (stricter than the PDS, which stores a
   dangling reply and leaves the AppView to show "post not found"); replies are kept apart
   from ``posts``, in ``replies``;
-- ``getRecord`` answers ``{uri, cid, value}`` or ``400 RecordNotFound``; ``deleteRecord``
+- ``getRecord`` answers ``{uri, cid, value}`` or ``400 RecordNotFound``; ``listRecords`` the
+  repo's posts and replies, newest rkey first (``reverse=true``: oldest); ``deleteRecord``
   deletes (``{commit}``) and answers a record already gone with success and no commit, as the
   PDS does ("delete a record, or ensure it doesn't exist");
 - write points: 5,000 an hour, 3 per created record and 1 per deletion, with ``ratelimit-*``
@@ -176,6 +177,7 @@ class FakeBluesky(Served):
             "com.atproto.repo.uploadBlob": (self._upload_blob, True),
             "com.atproto.repo.createRecord": (self._create_record, True),
             "com.atproto.repo.getRecord": (self._get_record, False),
+            "com.atproto.repo.listRecords": (self._list_records, False),
             "com.atproto.repo.deleteRecord": (self._delete_record, True),
         }
         for method, (handler, authed) in xrpc.items():
@@ -426,6 +428,21 @@ class FakeBluesky(Served):
             return _error(400, "RecordNotFound", f"Could not locate record: {uri}")
         self._record(request, 200)
         return web.json_response({"uri": found.uri, "cid": found.cid, "value": found.record})
+
+    async def _list_records(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        if (
+            query.get("repo") not in (self.did, self.handle)
+            or query.get("collection") != COLLECTION
+        ):
+            self._record(request, 400, "wrong repo or collection")
+            return _error(400, "InvalidRequest", "Could not find repo or collection")
+        live = [p for p in (*self.posts, *self.replies) if p.deleted_at is None]
+        live.sort(key=lambda p: p.rkey, reverse=query.get("reverse") != "true")
+        limit = int(query.get("limit") or 50)
+        self._record(request, 200)
+        records = [{"uri": p.uri, "cid": p.cid, "value": p.record} for p in live[:limit]]
+        return web.json_response({"records": records})
 
     async def _delete_record(self, request: web.Request) -> web.StreamResponse:
         now = time.time()

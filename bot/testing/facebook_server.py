@@ -10,7 +10,8 @@ real one, as far as newsbot uses it.
 - ``POST /{version}/{post-id}`` with ``message`` edits a post's text in place (``{"success":
   true}``); a ``link`` is refused (a published post's link cannot be changed), as is an empty or
   over-long message. ``DELETE /{version}/{post-id}`` deletes it. ``POST /{version}/{post-id}/
-  comments`` with ``message`` (at most 8,000 characters) comments as the Page. Any of them on a
+  comments`` with ``message`` (at most 8,000 characters) comments as the Page, and ``GET``
+  lists the post's comments (``order=reverse_chronological``: newest first). Any of them on a
   post that is not there (never was, or deleted: a second delete too) answers code 100 subcode
   33, "does not exist".
 
@@ -110,6 +111,7 @@ class FakeFacebook(GraphFake):
         self.route("POST", "/{version}/{page}", self._on_post(self._update))
         self.route("DELETE", "/{version}/{page}", self._on_post(self._delete))
         self.route("POST", "/{version}/{page}/comments", self._on_post(self._comment))
+        self.route("GET", "/{version}/{page}/comments", self._on_post(self._comments))
         self.app.router.add_get("/{name:[^/]+\\.png}", self._image)
 
     @property
@@ -296,6 +298,16 @@ class FakeFacebook(GraphFake):
         comment = FacebookComment(f"{post.id}_{self.next_id()}", post.id, message, time.time())
         self.comments.append(comment)
         return self.ok(request, {"id": comment.id})
+
+    async def _comments(
+        self, request: web.Request, params: dict[str, str], n: int, post: FacebookPost
+    ) -> web.StreamResponse:
+        found = [c for c in self.comments if c.post_id == post.id]
+        if params.get("order") == "reverse_chronological":
+            found.reverse()
+        author = {"id": self.page_id, "name": self.name}
+        data = [{"id": c.id, "message": c.message, "from": author} for c in found]
+        return self.ok(request, {"data": data[: int(params.get("limit") or 25)]})
 
     async def _page(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if not re.fullmatch(r"v\d+\.\d+", request.match_info["version"]):

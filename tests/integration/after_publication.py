@@ -4,12 +4,13 @@ same on every platform."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from bot.channels.base import Channel
-from bot.errors import PostGone
+from bot.errors import PostGone, TransientError
 from bot.model import Post, Published, Receipt
 
 LINK = "https://news.example.tw/article/40001?lang=zh-TW"
@@ -56,3 +57,23 @@ async def gone_once_deleted(
     with pytest.raises(PostGone) as caught:
         await act(published(sent, channel.name))
     return caught.value
+
+
+async def replied_once_after_a_lost_answer(
+    channel: Channel, lose_next: Callable[[], None], replies: Callable[[], list[str]]
+) -> Receipt:
+    """A reply whose answer is lost (``lose_next`` makes the platform answer too late, after
+    carrying it out) is found by the next attempt and answered as its receipt: one reply."""
+    sent = await channel.send(post(FIRST, channel.name))
+    lose_next()
+    with pytest.raises(TransientError) as caught:
+        await channel.reply(published(sent, channel.name), post(NOTICE, channel.name))
+    assert caught.value.maybe_sent
+    for _ in range(60):  # the late reply is made after the client gave up
+        if replies():
+            break
+        await asyncio.sleep(0.05)
+    receipt = await channel.reply(published(sent, channel.name), post(NOTICE, channel.name))
+    assert replies() == [receipt.remote_id]
+    assert "earlier attempt" in receipt.notes[0]
+    return receipt

@@ -29,6 +29,7 @@ from tests.integration.after_publication import (
     gone_once_deleted,
     post,
     published,
+    replied_once_after_a_lost_answer,
 )
 from tests.integration.test_bluesky_mastodon_outcomes import PASSWORD, TOKEN, bsky, masto
 
@@ -206,6 +207,19 @@ async def test_bluesky_reply_holds_strong_refs_and_cjk_facets(
     assert link["index"]["byteStart"] == len(reply.text[:chars].encode("utf-8")) != chars
     assert reply.record["embed"]["external"]["uri"] == LINK
     assert len(bsky.calls("com.atproto.repo.getRecord")) == 1
+
+
+async def test_bluesky_reply_after_a_lost_answer_is_not_made_twice(
+    bsky: FakeBluesky, bluesky: BlueskyChannel
+) -> None:
+    """A reply whose createRecord answer was lost is found among the account's records
+    (listRecords) on the next attempt and answered as the receipt: one reply."""
+    await replied_once_after_a_lost_answer(
+        bluesky,
+        lambda: bsky.fail_next(1, Fault.slow(3.0), method="com.atproto.repo.createRecord"),
+        lambda: [r.uri for r in bsky.replies],
+    )
+    assert len(bsky.calls("com.atproto.repo.createRecord")) == 2  # the post, the one reply
 
 
 async def test_bluesky_reply_to_a_reply_keeps_the_thread_root(

@@ -4,7 +4,6 @@ channels (aiohttp, Graph's error shapes) to the local fakes on 127.0.0.1, whose 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from tests.integration.after_publication import (
     gone_once_deleted,
     post,
     published,
+    replied_once_after_a_lost_answer,
 )
 from tests.integration.test_meta_channels import PAGE_ID, PAGE_TOKEN, THREADS_TOKEN, fb, th
 
@@ -154,6 +154,19 @@ async def test_facebook_replies_with_a_page_comment(
     assert len(fb.posts) == 1
 
 
+async def test_facebook_comment_after_a_lost_answer_is_not_made_twice(
+    fb: FakeFacebook, facebook: FacebookChannel
+) -> None:
+    """A comment whose answer was lost is found among the post's comments on the next attempt
+    and answered as the receipt: one comment."""
+    await replied_once_after_a_lost_answer(
+        facebook,
+        lambda: fb.fail_next(1, GraphFault.slow(3.0), path="/comments", method="POST"),
+        lambda: [c.id for c in fb.comments],
+    )
+    assert [a.method for a in fb.attempts_to("/comments")] == ["GET", "POST", "GET"]
+
+
 async def test_facebook_reply_to_a_missing_post_is_post_gone(
     fb: FakeFacebook, facebook: FacebookChannel
 ) -> None:
@@ -210,22 +223,12 @@ async def test_threads_reply_after_a_lost_answer_is_not_published_twice(
 ) -> None:
     """A reply whose publish answer was lost is found under the post on the next attempt and
     answered as the receipt: one reply, no second container."""
-    sent = await threads.send(post(FIRST, "threads"))
-    th.fail_next(1, GraphFault.slow(3.0), path="/threads_publish")
-    with pytest.raises(TransientError) as caught:
-        await threads.reply(published(sent, "threads"), post(NOTICE, "threads"))
-    assert caught.value.maybe_sent
-    containers = len(th.containers)
-    for _ in range(40):  # the late publish is carried out after the client gave up
-        if th.replies:
-            break
-        await asyncio.sleep(0.05)
-
-    receipt = await threads.reply(published(sent, "threads"), post(NOTICE, "threads"))
-    (reply,) = th.replies
-    assert receipt.remote_id == reply.id
-    assert len(th.containers) == containers
-    assert "earlier attempt" in receipt.notes[0]
+    await replied_once_after_a_lost_answer(
+        threads,
+        lambda: th.fail_next(1, GraphFault.slow(3.0), path="/threads_publish"),
+        lambda: [r.id for r in th.replies],
+    )
+    assert len(th.containers) == 2  # the post's and the one reply's
 
 
 async def test_threads_reply_to_a_deleted_post_is_post_gone(
