@@ -22,6 +22,11 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 TG_TOKEN = "123456:BENCH-token-not-real"
 TG_CHAT = "@newsvision"
+THREADS_TOKEN = "THAAbench-threads-token"
+FB_TOKEN = "EAAGbench-page-token"
+FB_PAGE = "104000000000001"
+BSKY_PASSWORD = "bench-app-password"
+MASTO_TOKEN = "bench-mastodon-token"
 X_KEYS = {
     "consumer_key": "ck-bench",
     "consumer_secret": "cs-bench-secret",
@@ -200,6 +205,10 @@ class ServerSpec:
     delay: float = 0.0  # seconds before every feed answer
     telegram: bool = False
     x: bool = False
+    threads: bool = False
+    facebook: bool = False
+    bluesky: bool = False
+    mastodon: bool = False
 
 
 @dataclass
@@ -207,6 +216,10 @@ class ServerURLs:
     feed: str | None = None
     telegram: str | None = None
     x: str | None = None
+    threads: str | None = None
+    facebook: str | None = None
+    bluesky: str | None = None
+    mastodon: str | None = None
 
 
 def feed_document(index: int, entries: int, *, generation: int = 0) -> str:
@@ -219,7 +232,7 @@ def feed_document(index: int, entries: int, *, generation: int = 0) -> str:
 
 
 class ServerProcess:
-    """The local feed, Telegram and X servers in a separate process, driven over a pipe."""
+    """The local feed server and platform fakes in a separate process, driven over a pipe."""
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
@@ -280,14 +293,8 @@ def _serve(spec: ServerSpec, conn: multiprocessing.connection.Connection) -> Non
 
 
 async def _serve_async(spec: ServerSpec, conn: multiprocessing.connection.Connection) -> None:
-    from bot.testing import x_server
     from bot.testing.feed_server import FeedServer
-    from bot.testing.telegram_server import FakeTelegram
-    from bot.testing.x_server import FakeX
 
-    # Pacing off: the fake's 100-posts-per-15-minutes window would stop a throughput run.
-    x_server.POSTS_PER_WINDOW = 10**9
-    x_server.POSTS_PER_LONG_WINDOW = 10**9
     urls = ServerURLs()
     async with contextlib.AsyncExitStack() as stack:
         feeds = None
@@ -297,22 +304,9 @@ async def _serve_async(spec: ServerSpec, conn: multiprocessing.connection.Connec
             for i in range(spec.feeds):
                 feeds.publish(f"/feed/{i}.xml", feed_document(i, spec.entries))
             urls.feed = feeds.url
-        telegram = None
-        if spec.telegram:
-            telegram = await stack.enter_async_context(
-                FakeTelegram(token=TG_TOKEN, chats=[TG_CHAT])
-            )
-            urls.telegram = telegram.url
-        fake_x = None
-        if spec.x:
-            fake_x = FakeX(
-                consumer_key=X_KEYS["consumer_key"],
-                consumer_secret=X_KEYS["consumer_secret"],
-                access_token=X_KEYS["access_token"],
-                access_token_secret=X_KEYS["access_token_secret"],
-            )
-            await stack.enter_async_context(fake_x)
-            urls.x = fake_x.url
+        platforms = await _platforms(spec, stack)
+        for name, fake in platforms.items():
+            setattr(urls, name, fake.url)
         conn.send((True, urls))
         loop = asyncio.get_running_loop()
         generation = 0
@@ -336,20 +330,16 @@ async def _serve_async(spec: ServerSpec, conn: multiprocessing.connection.Connec
                         )
                     result = generation
                 elif command == "counts":
-                    result = {
-                        "feed_requests": len(feeds.requests) if feeds else 0,
-                        "telegram": len(telegram.messages) if telegram else 0,
-                        "x": len(fake_x.posts) if fake_x else 0,
-                    }
+                    result = {"feed_requests": len(feeds.requests) if feeds else 0}
+                    result.update({name: len(_published(fake)) for name, fake in platforms.items()})
+                    result.setdefault("telegram", 0)
+                    result.setdefault("x", 0)
                     if feeds is not None:
                         feeds.clear_requests()
                 elif command == "clear":
-                    if telegram is not None:
-                        telegram.messages.clear()
-                        telegram.attempts.clear()
-                    if fake_x is not None:
-                        fake_x.posts.clear()
-                        fake_x.attempts.clear()
+                    for fake in platforms.values():
+                        _published(fake).clear()
+                        fake.attempts.clear()
                     if feeds is not None:
                         feeds.clear_requests()
                     result = None
@@ -363,34 +353,100 @@ async def _serve_async(spec: ServerSpec, conn: multiprocessing.connection.Connec
                 conn.send((True, result))
 
 
+def _published(fake: Any) -> list[Any]:
+    """What a fake published: Telegram's messages, the others' posts."""
+    return fake.messages if hasattr(fake, "messages") else fake.posts
+
+
+async def _platforms(spec: ServerSpec, stack: contextlib.AsyncExitStack) -> dict[str, Any]:
+    """The platform fakes the spec asks for, started, with their own pacing lifted: their
+    windows (X's 100 posts per 15 minutes, Threads' 250 a day, Bluesky's write points,
+    Mastodon's 300 calls per 5 minutes) would stop a throughput run."""
+    from bot.testing import bluesky_server, mastodon_server, x_server
+    from bot.testing.bluesky_server import FakeBluesky
+    from bot.testing.facebook_server import FakeFacebook
+    from bot.testing.mastodon_server import FakeMastodon
+    from bot.testing.telegram_server import FakeTelegram
+    from bot.testing.threads_server import FakeThreads
+    from bot.testing.x_server import FakeX
+
+    x_server.POSTS_PER_WINDOW = 10**9
+    x_server.POSTS_PER_LONG_WINDOW = 10**9
+    bluesky_server.POINTS_PER_HOUR = 10**9
+    mastodon_server.CALLS_PER_WINDOW = 10**9
+    fakes: dict[str, Any] = {}
+    if spec.telegram:
+        fakes["telegram"] = FakeTelegram(token=TG_TOKEN, chats=[TG_CHAT])
+    if spec.x:
+        fakes["x"] = FakeX(
+            consumer_key=X_KEYS["consumer_key"],
+            consumer_secret=X_KEYS["consumer_secret"],
+            access_token=X_KEYS["access_token"],
+            access_token_secret=X_KEYS["access_token_secret"],
+        )
+    if spec.threads:
+        threads = FakeThreads(token=THREADS_TOKEN)
+        threads.quota_total = threads.hourly_budget = 10**9
+        fakes["threads"] = threads
+    if spec.facebook:
+        facebook = FakeFacebook(token=FB_TOKEN, page_id=FB_PAGE)
+        facebook.hourly_budget = 10**9
+        fakes["facebook"] = facebook
+    if spec.bluesky:
+        fakes["bluesky"] = FakeBluesky(app_password=BSKY_PASSWORD)
+    if spec.mastodon:
+        fakes["mastodon"] = FakeMastodon(access_token=MASTO_TOKEN)
+    for fake in fakes.values():
+        await stack.enter_async_context(fake)
+    return fakes
+
+
 # ------------------------------------------------------------------------------- configs
 
 
 def channel_configs(urls: ServerURLs, *, pacing: bool = False) -> dict[str, dict[str, Any]]:
-    """Raw config of a Telegram and an X channel pointed at the local fakes; without ``pacing``
-    they post as fast as they can (``rate: off``), else at the platforms' documented pace."""
-    channels: dict[str, dict[str, Any]] = {}
+    """Raw config of a channel for each local fake that runs; without ``pacing`` they post as
+    fast as they can (``rate: off``), else at the platforms' documented pace. Nothing a channel
+    fetches itself (a thumbnail, an image) is turned on: it would leave the loopback."""
     pace: dict[str, Any] = {} if pacing else {"rate": "off"}
-    if urls.telegram:
-        channels["telegram"] = {
-            "kind": "telegram",
-            "token": TG_TOKEN,
-            "chat": TG_CHAT,
-            "template": "telegram.html.j2",
-            "api_url": urls.telegram,
+    # kind: (the fake's URL, the setting it goes in, credentials and options, template)
+    wanted: dict[str, tuple[str | None, str, dict[str, Any], str]] = {
+        "telegram": (urls.telegram, "api_url", {"token": TG_TOKEN, "chat": TG_CHAT}, "html"),
+        "x": (urls.x, "api_url", X_KEYS, "txt"),
+        "threads": (urls.threads, "api_url", {"access_token": THREADS_TOKEN}, "txt"),
+        "facebook": (
+            urls.facebook,
+            "api_url",
+            {"page_id": FB_PAGE, "access_token": FB_TOKEN},
+            "txt",
+        ),
+        "bluesky": (
+            urls.bluesky,
+            "pds_url",
+            {
+                "handle": "newsvision.bsky.social",
+                "app_password": BSKY_PASSWORD,
+                "thumbnail": False,
+            },
+            "txt",
+        ),
+        "mastodon": (urls.mastodon, "instance_url", {"access_token": MASTO_TOKEN}, "txt"),
+    }
+    # load_config names each channel after its key; a Config built directly does not, and a
+    # post's channel is what Threads' in-flight note is filed under.
+    return {
+        kind: {
+            "kind": kind,
+            "name": kind,
+            **fields,
+            "template": f"{kind}.{suffix}.j2",
+            where: url,
             "timeout": "10s",
             **pace,
         }
-    if urls.x:
-        channels["x"] = {
-            "kind": "x",
-            **X_KEYS,
-            "template": "x.txt.j2",
-            "api_url": urls.x,
-            "timeout": "10s",
-            **pace,
-        }
-    return channels
+        for kind, (url, where, fields, suffix) in wanted.items()
+        if url
+    }
 
 
 def repo_root() -> str:

@@ -26,6 +26,24 @@ What Bluesky documents, and how this channel follows it:
 
 Bluesky keeps no idempotency key for ``createRecord``, so a request that left with no answer
 back is *maybe sent*: the delivery becomes uncertain rather than risk a second post.
+
+A post's life after it is published:
+
+- **No edit.** A Bluesky post cannot be edited: the app offers none, and although a repo record
+  could be overwritten (``com.atproto.repo.putRecord``), every reply, like, repost and quote
+  holds a strong reference (uri and cid) to the version it saw, which an overwrite would break.
+  Corrections default to ``reply``.
+- **Reply**: a post whose ``reply`` holds strong refs to the thread's ``root`` and to its
+  ``parent`` (lexicon ``app.bsky.feed.post#replyRef``; https://docs.bsky.app/docs/
+  advanced-guides/posts#replies). The receipt has only the uri, so the parent's cid (and, when
+  it is itself a reply, its root) come from ``com.atproto.repo.getRecord``; a record that is not
+  there (``RecordNotFound``) is :class:`PostGone`. Facets and the link card are a normal post's.
+  The account's latest records are read first (``com.atproto.repo.listRecords``): a reply to
+  the same post with the same text is an earlier attempt whose answer was lost, taken as the
+  receipt rather than replying twice.
+- **Delete**: ``com.atproto.repo.deleteRecord`` of the post's collection and rkey (1 write
+  point). The PDS answers a record already gone with success and no ``commit``, which is
+  :class:`PostGone`. Takedowns default to ``delete``.
 """
 
 from __future__ import annotations
@@ -46,9 +64,9 @@ from bot.channels.base import Channel
 from bot.compose import richtext
 from bot.compose.length import BLUESKY_POST, LengthRule
 from bot.config import BlueskyChannelConfig
-from bot.errors import DeliveryError, PermanentError, TransientError
+from bot.errors import DeliveryError, PermanentError, PostGone, TransientError
 from bot.images import NoImage, download
-from bot.model import Post, Receipt
+from bot.model import Correction, Post, Published, Receipt, Takedown
 from bot.sources.fetch import Fetcher
 from bot.sources.policy import STRICT, FetchPolicy
 
@@ -56,6 +74,9 @@ log = logging.getLogger(__name__)
 
 MAX_THUMB_BYTES = 1_000_000
 POINTS_PER_POST = 3  # a created record costs 3 of the 5,000 write points an hour
+POST_COLLECTION = "app.bsky.feed.post"
+_NOT_FOUND = "RecordNotFound"
+EARLIER_REPLIES = 50  # the account's latest records read for a reply an earlier attempt made
 MAX_DESCRIPTION = 300
 DEFAULT_RETRY_AFTER = 60.0
 IMAGE_TIMEOUT = 10.0
@@ -88,6 +109,11 @@ class _HeaderKeepingRequest(AsyncRequest):  # type: ignore[misc]
 
 class BlueskyChannel(Channel):
     """Posts to one Bluesky account: text with facets, and a link card for the article."""
+
+    can_reply = True
+    can_delete = True
+    default_corrections = Correction.REPLY
+    default_takedowns = Takedown.DELETE
 
     def __init__(
         self,
@@ -145,6 +171,82 @@ class BlueskyChannel(Channel):
         return f"@{session.handle} ({session.did})"
 
     async def send(self, post: Post) -> Receipt:
+        return await self._create(post)
+
+    async def reply(self, published: Published, post: Post) -> Receipt:
+        """``post`` in the published post's thread, right under it; a reply this account
+        already made there with this text (an earlier attempt whose answer was lost) is
+        answered instead of a second one."""
+        self._check_budget()
+        try:
+            if self._did is None:
+                await self._login()
+            ref = await self._reply_ref(published)
+            earlier = await self._earlier_reply(ref.parent.uri, richtext.display(post.text).text)
+        except TransientError as exc:
+            # Nothing was posted yet: the reply itself is not in doubt.
+            raise TransientError(exc.reason, retry_after=exc.retry_after) from exc
+        if earlier is not None:
+            return self._receipt(earlier, ["replied by an earlier attempt whose answer was lost"])
+        return await self._create(post, reply=ref)
+
+    async def _earlier_reply(self, parent: str, text: str) -> str | None:
+        """The uri of this account's latest record replying to ``parent`` with ``text``."""
+        params = models.ComAtprotoRepoListRecords.Params(
+            repo=self._did, collection=POST_COLLECTION, limit=EARLIER_REPLIES
+        )
+        listed = await self._with_session(
+            lambda: self.client.com.atproto.repo.list_records(params), "listRecords"
+        )
+        for record in listed.records:
+            value = record.value
+            reply = getattr(value, "reply", None)
+            above = getattr(getattr(reply, "parent", None), "uri", None)
+            if above == parent and getattr(value, "text", None) == text:
+                return str(record.uri)
+        return None
+
+    async def delete(self, published: Published) -> None:
+        repo, collection, rkey = _parts(published.remote_id)
+        if self._did is None:
+            await self._login()
+        data = models.ComAtprotoRepoDeleteRecord.Data(
+            repo=repo or self._did, collection=collection, rkey=rkey
+        )
+        response = await self._with_session(
+            lambda: self.client.com.atproto.repo.delete_record(data), "deleteRecord"
+        )
+        if response.commit is None:
+            raise PostGone(
+                f"Bluesky ({self.config.pds_url}) has no record {published.remote_id} to delete"
+            )
+
+    async def _reply_ref(self, published: Published) -> models.AppBskyFeedPost.ReplyRef:
+        repo, collection, rkey = _parts(published.remote_id)
+        params = models.ComAtprotoRepoGetRecord.Params(
+            repo=repo or self._did, collection=collection, rkey=rkey
+        )
+        found = await self._with_session(
+            lambda: self.client.com.atproto.repo.get_record(params),
+            "getRecord",
+            gone=published.remote_id,
+        )
+        if not found.cid:
+            raise PermanentError(f"Bluesky answered the post {published.remote_id} without a cid")
+        parent = models.ComAtprotoRepoStrongRef.Main(uri=found.uri, cid=found.cid)
+        value = found.value
+        earlier = getattr(value, "reply", None)
+        if earlier is None and isinstance(value, dict):
+            earlier = value.get("reply")
+        root = getattr(earlier, "root", None) if earlier is not None else None
+        if root is None and isinstance(earlier, dict):
+            raw = earlier.get("root")
+            root = models.ComAtprotoRepoStrongRef.Main(**raw) if isinstance(raw, dict) else None
+        return models.AppBskyFeedPost.ReplyRef(root=root or parent, parent=parent)
+
+    async def _create(
+        self, post: Post, *, reply: models.AppBskyFeedPost.ReplyRef | None = None
+    ) -> Receipt:
         self._check_budget()
         shown = richtext.display(post.text)
         notes: list[str] = []
@@ -162,13 +264,17 @@ class BlueskyChannel(Channel):
             facets=facets or None,
             embed=embed,
             langs=[self.config.language],
+            reply=reply,
         )
         response = await self._with_session(
             lambda: self.client.app.bsky.feed.post.create(self._did, record), "createRecord"
         )
-        rkey = response.uri.rsplit("/", 1)[-1]
+        return self._receipt(response.uri, notes)
+
+    def _receipt(self, uri: str, notes: list[str]) -> Receipt:
+        rkey = uri.rsplit("/", 1)[-1]
         return Receipt(
-            remote_id=response.uri,
+            remote_id=uri,
             url=f"https://bsky.app/profile/{self._handle}/post/{rkey}",
             accepted_at=datetime.now(UTC),
             notes=tuple(notes),
@@ -209,16 +315,18 @@ class BlueskyChannel(Channel):
         if session is not None:
             self._did, self._handle = session.did, session.handle
 
-    async def _with_session(self, call: Any, doing: str) -> Any:
-        """One call; a token the PDS calls expired is refreshed (else a new login) once."""
+    async def _with_session(self, call: Any, doing: str, *, gone: str | None = None) -> Any:
+        """One call; a token the PDS calls expired is refreshed (else a new login) once.
+        ``gone`` names the published record the call is about: its RecordNotFound is
+        :class:`PostGone`."""
         try:
             return await call()
         except (at_errors.BadRequestError, at_errors.UnauthorizedError) as exc:
             if _error_name(exc) != _EXPIRED:
-                raise self._translate(exc, doing) from exc
+                raise self._translate(exc, doing, gone=gone) from exc
             log.info("Bluesky channel %r: the session expired; refreshing it", self.name)
         except (AtProtocolError, httpx.HTTPError) as exc:
-            raise self._translate(exc, doing) from exc
+            raise self._translate(exc, doing, gone=gone) from exc
         try:
             await self.client._refresh_and_set_session()
         except (AtProtocolError, httpx.HTTPError):
@@ -226,7 +334,7 @@ class BlueskyChannel(Channel):
         try:
             return await call()
         except (AtProtocolError, httpx.HTTPError) as exc:
-            raise self._translate(exc, doing) from exc
+            raise self._translate(exc, doing, gone=gone) from exc
 
     # -- facets and card -----------------------------------------------------------------------
 
@@ -291,9 +399,17 @@ class BlueskyChannel(Channel):
 
     # -- errors --------------------------------------------------------------------------------
 
-    def _translate(self, exc: BaseException, doing: str) -> DeliveryError:
+    def _translate(
+        self, exc: BaseException, doing: str, *, gone: str | None = None
+    ) -> DeliveryError:
         """One SDK or transport error → Transient or Permanent, with the PDS's own words."""
         where = f"Bluesky ({doing} at {self.config.pds_url})"
+        if (
+            gone is not None
+            and isinstance(exc, at_errors.BadRequestError)
+            and _error_name(exc) == _NOT_FOUND
+        ):
+            return PostGone(f"{where}: the post {gone} is no longer there ({self._detail(exc)})")
         if isinstance(exc, at_errors.RateLimitExceededError):
             wait = _retry_after(exc)
             return TransientError(
@@ -335,6 +451,14 @@ class BlueskyChannel(Channel):
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
+
+
+def _parts(uri: str) -> tuple[str | None, str, str]:
+    """repo, collection and rkey of an ``at://`` uri (a bare rkey is a post of this account)."""
+    rest = uri.removeprefix("at://").split("/")
+    if len(rest) == 3:
+        return rest[0], rest[1], rest[2]
+    return None, POST_COLLECTION, rest[-1]
 
 
 def _error_name(exc: at_errors.RequestErrorBase) -> str | None:

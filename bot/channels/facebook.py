@@ -18,6 +18,27 @@
   613/80001 throttled, 1/2 and 5xx passing, 506 duplicate. Facebook has no idempotency key, so a
   post whose answer was lost becomes ``uncertain``; a resend of the same message right after is
   refused as a duplicate (506), which then confirms the earlier attempt.
+
+A post's life after it is published (developers.facebook.com/docs/pages-api/posts, "Update a
+post", "Delete a post", and .../graph-api/reference/object/comments):
+
+- **Edit**: ``POST /{page-post-id}`` with ``message`` answers ``{"success": true}``. Only the
+  text of a Page post can be changed: a link post keeps its link and its preview card (Graph
+  takes no ``link`` on an update), a photo post its photo; the new message is the whole text.
+  Edits are in place, so corrections default to ``edit``.
+- **Delete**: ``DELETE /{page-post-id}`` answers ``{"success": true}``; takedowns default to
+  ``delete``.
+- **Reply**: a comment by the Page, ``POST /{page-post-id}/comments`` with ``message``,
+  answering ``{"id": "<post>_<comment>"}``. The post's comments are read first (``GET
+  /{page-post-id}/comments?order=reverse_chronological``, .../graph-api/reference/object/
+  comments): one by the Page with the same text is an earlier attempt whose answer was lost,
+  taken as the receipt rather than commenting twice.
+- A post that is not there any more answers code 100 (subcode 33, "does not exist"):
+  :class:`~bot.errors.PostGone`. Permissions (200: ``pages_manage_posts`` for edit and delete,
+  ``pages_manage_engagement`` for comments), tokens (190) and throttling as for a post.
+  An edit is the same request however often it is sent, so a lost answer to one is simply tried
+  again; a comment whose answer was lost may have been made (``maybe_sent``), and its retry
+  finds it.
 """
 
 from __future__ import annotations
@@ -30,7 +51,7 @@ from bot.channels.graph import GraphClient, GraphError, busiest_usage
 from bot.compose.length import FACEBOOK_POST, LengthRule
 from bot.config import FacebookChannelConfig
 from bot.errors import PermanentError
-from bot.model import Post, Receipt
+from bot.model import Correction, Post, Published, Receipt, Takedown
 
 PHOTO_PROBLEMS = frozenset({100, 324, 1366046})
 USAGE_WARNING = 80
@@ -40,6 +61,12 @@ log = logging.getLogger(__name__)
 
 class FacebookChannel(Channel):
     """Posts to one Facebook Page: a link post, or a photo with the text as its caption."""
+
+    can_edit = True
+    can_reply = True
+    can_delete = True
+    default_corrections = Correction.EDIT
+    default_takedowns = Takedown.DELETE
 
     def __init__(self, config: FacebookChannelConfig) -> None:
         super().__init__(config.name or "facebook")
@@ -93,6 +120,66 @@ class FacebookChannel(Channel):
             params["link"] = post.link
         body = await self.graph.request("POST", f"/{self.config.page_id}/feed", params)
         return self._receipt(str(body.get("id") or ""), notes)
+
+    async def edit(self, published: Published, post: Post) -> Receipt:
+        """The post's message becomes ``post.text``; its link, card or photo stay."""
+        post_id = published.remote_id
+        body = await self.graph.request("POST", f"/{post_id}", {"message": post.text}, post=post_id)
+        if body.get("success") is not True:
+            raise PermanentError(f"Facebook did not confirm the edit of post {post_id}")
+        return self._receipt(post_id, [])
+
+    async def reply(self, published: Published, post: Post) -> Receipt:
+        """A comment by the Page under the post; one the Page already made there with this
+        text (an earlier attempt whose answer was lost) is answered instead of a second."""
+        post_id = published.remote_id
+        earlier = await self._earlier_comment(post_id, post.text)
+        if earlier is not None:
+            return self._comment_receipt(
+                post_id, earlier, ["commented by an earlier attempt whose answer was lost"]
+            )
+        body = await self.graph.request(
+            "POST", f"/{post_id}/comments", {"message": post.text}, post=post_id
+        )
+        comment = str(body.get("id") or "")
+        if not comment:
+            raise PermanentError("Facebook accepted the comment but answered no id")
+        return self._comment_receipt(post_id, comment, [])
+
+    async def _earlier_comment(self, post_id: str, text: str) -> str | None:
+        body = await self.graph.request(
+            "GET",
+            f"/{post_id}/comments",
+            {"fields": "id,message,from", "order": "reverse_chronological", "limit": "50"},
+            post=post_id,
+        )
+        data = body.get("data")
+        for entry in data if isinstance(data, list) else []:
+            author = entry.get("from") if isinstance(entry, dict) else None
+            if (
+                isinstance(author, dict)
+                and str(author.get("id")) == self.config.page_id
+                and entry.get("message") == text
+                and entry.get("id")
+            ):
+                return str(entry["id"])
+        return None
+
+    def _comment_receipt(self, post_id: str, comment: str, notes: list[str]) -> Receipt:
+        receipt = self._receipt(comment, notes)
+        local = comment.rsplit("_", 1)[-1]
+        return Receipt(
+            remote_id=comment,
+            url=f"https://www.facebook.com/{post_id}?comment_id={local}",
+            accepted_at=receipt.accepted_at,
+            notes=receipt.notes,
+        )
+
+    async def delete(self, published: Published) -> None:
+        post_id = published.remote_id
+        body = await self.graph.request("DELETE", f"/{post_id}", post=post_id)
+        if body.get("success") is not True:
+            raise PermanentError(f"Facebook did not confirm the deletion of post {post_id}")
 
     def _receipt(self, post_id: str, notes: list[str]) -> Receipt:
         if not post_id:

@@ -14,10 +14,15 @@ Graph answers every refusal as ``{"error": {"message", "type", "code", "error_su
   over (developers.facebook.com/docs/graph-api/overview/rate-limiting);
 - 1, 2, ``is_transient`` or HTTP 5xx: a passing failure → :class:`TransientError`;
 - 506 "Duplicate status message" → :class:`PermanentError` with ``duplicate`` set;
+- 100 with subcode 33, or a message saying the object "does not exist", on a call about a post
+  already published (an edit, a delete, a reply: ``translate(..., post=...)``) →
+  :class:`PostGone`: Graph answers so for a post deleted since, and for one the token may no
+  longer see, which for newsbot comes to the same;
 - anything else → :class:`PermanentError` with Graph's message.
 
-A request that changes something and got no answer (a read timeout, a connection dropped after
-sending) may have been carried out: ``maybe_sent`` is set. A connection never made is not.
+A request that changes something (``POST``, ``DELETE``) and got no answer (a read timeout, a
+connection dropped after sending) may have been carried out: ``maybe_sent`` is set. A connection
+never made is not.
 The access token travels as the ``access_token`` parameter, as Meta documents, and every
 message is scrubbed of it.
 """
@@ -31,7 +36,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import DeliveryError, PermanentError, TransientError
+from bot.errors import DeliveryError, PermanentError, PostGone, TransientError
 
 RATE_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
 TRANSIENT_CODES = frozenset({1, 2})
@@ -105,13 +110,14 @@ class GraphClient:
         await self.start()
         assert self._session is not None
         fields = {**(params or {}), "access_token": self._token}
-        sending = method.upper() == "POST"
+        verb = method.upper()
+        sending = verb in ("POST", "DELETE")
         url = self.base + path
         try:
-            if sending:
+            if verb == "POST":
                 request = self._session.post(url, data=fields)
             else:
-                request = self._session.get(url, params=fields)
+                request = self._session.request(verb, url, params=fields)
             async with request as response:
                 text = await response.text()
                 headers = dict(response.headers)
@@ -146,19 +152,29 @@ class GraphClient:
         return body
 
     async def request(
-        self, method: str, path: str, params: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        post: str | None = None,
     ) -> dict[str, Any]:
-        """:meth:`call`, a refusal already translated (:meth:`translate`)."""
+        """:meth:`call`, a refusal already translated (:meth:`translate`); ``post`` names the
+        published post the call is about, if any."""
         try:
             return await self.call(method, path, params)
         except GraphError as exc:
-            raise self.translate(exc) from exc
+            raise self.translate(exc, post=post) from exc
 
-    def translate(self, error: GraphError) -> DeliveryError:
-        """Graph's refusal as a :class:`TransientError` or :class:`PermanentError`."""
+    def translate(self, error: GraphError, *, post: str | None = None) -> DeliveryError:
+        """Graph's refusal as a :class:`TransientError` or :class:`PermanentError`; when the
+        call was about the published post ``post`` and Graph says it is not there,
+        :class:`PostGone`."""
         detail = self.scrub(error.message)[:_MAX_DETAIL] or "no detail given"
         where = f"{self.what} (code {error.code}"
         where += f", subcode {error.subcode})" if error.subcode else ")"
+        if post is not None and is_gone(error):
+            return PostGone(f"{where}: the post {post} is no longer there: {detail}")
         if error.code == 190:
             return PermanentError(
                 f"{where} rejected the access token: {detail}. Renew it and set {self.token_hint} "
@@ -179,6 +195,11 @@ class GraphClient:
 
     def scrub(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
+
+
+def is_gone(error: GraphError) -> bool:
+    """Graph's answer for an object that is not there (any more)."""
+    return error.code == 100 and (error.subcode == 33 or "does not exist" in error.message.lower())
 
 
 def _graph_error(status: int, body: object, headers: Mapping[str, str], scrub: Any) -> GraphError:

@@ -21,6 +21,22 @@ What Mastodon documents, and how this channel follows it:
   (https://docs.joinmastodon.org/api/rate-limits/). Each answer carries ``X-RateLimit-Reset``;
   a 429 waits until then (:class:`TransientError` ``retry_after``).
 
+A post's life after it is published (https://docs.joinmastodon.org/methods/statuses/):
+
+- **Edit** (Mastodon 3.5+): ``PUT /api/v1/statuses/:id`` (Mastodon.py ``status_update``) with
+  the new text; the status keeps its id, shows "edited" and followers' servers get the update.
+  An edit replaces the attachments with the ``media_ids`` it carries (none: none), so the
+  status is read first (``GET /api/v1/statuses/:id``) and its attachments sent again; the
+  language stays. Validation is a new status's (``422``, the same character limit).
+  Corrections default to ``edit``.
+- **Delete**: ``DELETE /api/v1/statuses/:id`` (``status_delete``); Mastodon limits deletions to
+  30 per 30 minutes per account (https://docs.joinmastodon.org/api/rate-limits/), a 429 that
+  waits like any other. Takedowns default to ``delete``.
+- **Reply**: ``POST /api/v1/statuses`` with ``in_reply_to_id`` and its own ``Idempotency-Key``
+  (derived from the article and the reply's text, never the post's own key, which the instance
+  would answer with the original status).
+- ``404`` on any of them (the status was deleted, or is not this account's): :class:`PostGone`.
+
 Mastodon.py is synchronous, so each call runs in a worker thread. Its version check is switched
 off (``version_check_mode="none"``) and its idea of the server's version set to 4.0.0, the API
 this channel uses: it never asks the instance for its version behind our back, and never falls
@@ -53,9 +69,9 @@ from mastodon import (
 from bot.channels.base import Channel
 from bot.compose.length import MASTODON_DEFAULT, MASTODON_URL_WEIGHT, LengthRule
 from bot.config import MastodonChannelConfig
-from bot.errors import DeliveryError, PermanentError, TransientError
+from bot.errors import DeliveryError, PermanentError, PostGone, TransientError
 from bot.images import NoImage, download
-from bot.model import Post, Receipt
+from bot.model import Correction, Post, Published, Receipt, Takedown
 from bot.sources.fetch import Fetcher
 from bot.sources.policy import STRICT, FetchPolicy
 
@@ -76,6 +92,11 @@ class MastodonChannel(Channel):
     # Every attempt of one delivery sends the same Idempotency-Key, so the instance answers a
     # resend with the status the unanswered attempt created instead of posting again.
     resend_is_safe = True
+    can_edit = True
+    can_reply = True
+    can_delete = True
+    default_corrections = Correction.EDIT
+    default_takedowns = Takedown.DELETE
 
     def __init__(
         self, config: MastodonChannelConfig, api: Mastodon, *, image_policy: FetchPolicy = STRICT
@@ -152,18 +173,59 @@ class MastodonChannel(Channel):
             language=self.config.language,
             idempotency_key=self.idempotency_key(post),
         )
+        return self._receipt(status, notes)
+
+    def idempotency_key(self, post: Post, *, reply_to: str | None = None) -> str:
+        """The same for every attempt of one delivery: this channel, the source, the article;
+        for a reply, also the status replied to and the reply's text."""
+        what = post.article_key or post.text
+        seed = f"newsbot\x1f{self.name}\x1f{post.source}\x1f{what}"
+        if reply_to is not None:
+            seed += f"\x1freply\x1f{reply_to}\x1f{post.text}"
+        return hashlib.sha256(seed.encode("utf-8")).hexdigest()
+
+    # -- after publication ---------------------------------------------------------------------
+
+    async def edit(self, published: Published, post: Post) -> Receipt:
+        """The status reads ``post.text``, its attachments kept."""
+        status_id = published.remote_id
+        current = await asyncio.to_thread(self._call, self.api.status, status_id, gone=status_id)
+        media = [m["id"] for m in current.get("media_attachments") or ()]
+        status = await asyncio.to_thread(
+            self._call,
+            self.api.status_update,
+            status_id,
+            post.text,
+            media_ids=media or None,
+            gone=status_id,
+        )
+        return self._receipt(status, [])
+
+    async def reply(self, published: Published, post: Post) -> Receipt:
+        status = await asyncio.to_thread(
+            self._call,
+            self.api.status_post,
+            post.text,
+            in_reply_to_id=published.remote_id,
+            visibility=self.config.visibility,
+            language=self.config.language,
+            idempotency_key=self.idempotency_key(post, reply_to=published.remote_id),
+            gone=published.remote_id,
+        )
+        return self._receipt(status, [])
+
+    async def delete(self, published: Published) -> None:
+        await asyncio.to_thread(
+            self._call, self.api.status_delete, published.remote_id, gone=published.remote_id
+        )
+
+    def _receipt(self, status: Any, notes: list[str]) -> Receipt:
         return Receipt(
             remote_id=str(status["id"]),
             url=status.get("url") or status.get("uri"),
             accepted_at=datetime.now(UTC),
             notes=tuple(notes),
         )
-
-    def idempotency_key(self, post: Post) -> str:
-        """The same for every attempt of one delivery: this channel, the source, the article."""
-        what = post.article_key or post.text
-        seed = f"newsbot\x1f{self.name}\x1f{post.source}\x1f{what}"
-        return hashlib.sha256(seed.encode("utf-8")).hexdigest()
 
     # -- in worker threads ---------------------------------------------------------------------
 
@@ -186,8 +248,11 @@ class MastodonChannel(Channel):
             return MASTODON_DEFAULT
         return LengthRule("mastodon", limit, url_weight=url_weight)
 
-    def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """One Mastodon.py call, its errors translated into newsbot's."""
+    def _call(
+        self, method: Callable[..., T], *args: Any, gone: str | None = None, **kwargs: Any
+    ) -> T:
+        """One Mastodon.py call, its errors translated into newsbot's; ``gone`` names the
+        published status the call is about, whose 404 is :class:`PostGone`."""
         where = f"Mastodon at {self.config.instance_url}"
         try:
             return method(*args, **kwargs)
@@ -207,6 +272,10 @@ class MastodonChannel(Channel):
                 f"{where} had a server error ({_status(exc)}): {self._detail(exc)}"
             ) from exc
         except MastodonNotFoundError as exc:
+            if gone is not None:
+                raise PostGone(
+                    f"{where}: the status {gone} is no longer there (404: {self._detail(exc)})"
+                ) from exc
             raise PermanentError(f"{where} answered 404: {self._detail(exc)}") from exc
         except MastodonAPIError as exc:
             status = _status(exc)

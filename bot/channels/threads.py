@@ -28,6 +28,27 @@ container is published); EXPIRED or ERROR means a new container. A container mad
 noted (a crash between the two calls) is never published and expires. Hence
 ``resend_is_safe``: a send whose answer was lost is retried rather than left uncertain.
 
+A post's life after it is published:
+
+- **No edit.** The Threads API has no endpoint that changes a published post (the app lets a
+  person edit for a few minutes; the API documents create, retrieve, reply and delete only:
+  developers.facebook.com/docs/threads/posts), so corrections default to ``reply``.
+- **Delete**: ``DELETE /{threads-media-id}`` with the post's media id (not its container),
+  permission ``threads_delete``, at most 100 deletes per profile in 24 hours; it answers
+  ``{"success": true, "deleted_id": ...}`` (developers.facebook.com/docs/threads/posts/
+  delete-posts). Takedowns default to ``delete``. A post that is not there answers code 100
+  "does not exist": :class:`~bot.errors.PostGone`.
+- **Reply**: the same two steps, the container made with ``reply_to_id`` set to the post's
+  media id, then ``threads_publish`` (developers.facebook.com/documentation/threads/
+  retrieve-and-manage-replies/create-replies). Replies have a quota of their own
+  (``reply_quota_usage``), so the post quota is not consulted.
+  *Never published twice*, without a ledger note (the delivery's row is already sent): a reply
+  container is published right after it is made, and one whose publish never happened (a crash
+  between the two calls) expires unpublished. Before making a container, a reply first reads
+  the post's replies (``GET /{media-id}/replies?fields=id,text,username,permalink``): one by
+  this profile with the same text is an earlier attempt whose answer was lost, and is answered
+  as the receipt instead of replying again.
+
 Long-lived tokens last 60 days and are renewed with ``GET /refresh_access_token
 ?grant_type=th_refresh_token`` (:meth:`ThreadsChannel.refresh_token`; README).
 """
@@ -43,7 +64,7 @@ from bot.channels.graph import GraphClient, GraphError
 from bot.compose.length import THREADS_POST, LengthRule
 from bot.config import ThreadsChannelConfig
 from bot.errors import PermanentError, TransientError
-from bot.model import Post, Receipt
+from bot.model import Correction, Post, Published, Receipt, Takedown
 
 NOTE_PREFIX = "threads-container:"
 QUOTA_RECHECK = 900.0
@@ -57,6 +78,10 @@ class ThreadsChannel(Channel):
     """Posts to one Threads profile: text with a link card, or an image with the text."""
 
     resend_is_safe = True
+    can_reply = True
+    can_delete = True
+    default_corrections = Correction.REPLY
+    default_takedowns = Takedown.DELETE
 
     def __init__(self, config: ThreadsChannelConfig, in_flight: InFlight | None = None) -> None:
         super().__init__(config.name or "threads")
@@ -71,6 +96,7 @@ class ThreadsChannel(Channel):
             token_hint="access_token",
         )
         self._user = config.user_id
+        self._username: str | None = None
 
     @classmethod
     def from_config(
@@ -90,6 +116,7 @@ class ThreadsChannel(Channel):
     async def verify(self) -> str:
         """The profile's username and its publishing quota, without posting."""
         me = await self.graph.request("GET", "/me", {"fields": "id,username"})
+        self._username = str(me.get("username") or "") or None
         who = f"@{me.get('username', '?')} (id {me.get('id', '?')})"
         usage = await self._quota()
         if usage is not None:
@@ -144,7 +171,54 @@ class ThreadsChannel(Channel):
                 ) from exc
         if not ready:
             await self._until_ready(container)
-        return await self._publish(container, notes)
+        return await self._publish(container, notes, text=post.text)
+
+    # -- after publication -------------------------------------------------------------------
+
+    async def delete(self, published: Published) -> None:
+        media = published.remote_id
+        body = await self.graph.request("DELETE", f"/{media}", post=media)
+        if body.get("success") is not True:
+            raise PermanentError(f"Threads did not confirm the deletion of post {media}")
+
+    async def reply(self, published: Published, post: Post) -> Receipt:
+        """``post`` as a reply under the published post (text, with its link card)."""
+        parent = published.remote_id
+        earlier = await self._earlier_reply(parent, post.text)
+        if earlier is not None:
+            return earlier
+        params = {"media_type": "TEXT", "text": post.text, "reply_to_id": parent}
+        if self.config.link_attachment and post.link:
+            params["link_attachment"] = post.link
+        body = await self.graph.request("POST", f"/{self._user}/threads", params, post=parent)
+        container = str(body.get("id") or "")
+        if not container:
+            raise PermanentError("Threads made a reply container but answered no id")
+        return await self._publish(container, [], text=post.text)
+
+    async def _earlier_reply(self, parent: str, text: str) -> Receipt | None:
+        """The reply an earlier attempt published with this text, if the post has one."""
+        body = await self.graph.request(
+            "GET", f"/{parent}/replies", {"fields": "id,text,username,permalink"}, post=parent
+        )
+        data = body.get("data")
+        if self._username is None and isinstance(data, list) and data:
+            me = await self.graph.request("GET", "/me", {"fields": "id,username"})
+            self._username = str(me.get("username") or "") or None
+        for entry in data if isinstance(data, list) else []:
+            if (
+                isinstance(entry, dict)
+                and entry.get("text") == text
+                and entry.get("username") == self._username
+                and entry.get("id")
+            ):
+                return Receipt(
+                    remote_id=str(entry["id"]),
+                    url=str(entry["permalink"]) if entry.get("permalink") else None,
+                    accepted_at=datetime.now(UTC),
+                    notes=("replied by an earlier attempt whose answer was lost",),
+                )
+        return None
 
     async def _resume(self, post: Post, notes: list[str]) -> tuple[str, bool] | Receipt | None:
         """What an earlier attempt left: a receipt when its container went out, the container
@@ -156,14 +230,11 @@ class ThreadsChannel(Channel):
         status = await self._status(container)
         if status == "PUBLISHED":
             log.info("%s: container %s was published by an earlier attempt", self.name, container)
-            return Receipt(
-                remote_id=container,
-                accepted_at=datetime.now(UTC),
-                notes=(
-                    f"published by an earlier attempt whose answer was lost (Threads container "
-                    f"{container} is PUBLISHED); the post's own id was not returned",
-                ),
+            notes.append(
+                f"published by an earlier attempt whose answer was lost (Threads container "
+                f"{container} is PUBLISHED)"
             )
+            return await self._found(container, post.text, notes)
         if status in ("FINISHED", "IN_PROGRESS"):
             notes.append(f"published the container {container} an earlier attempt had made")
             return container, status == "FINISHED"
@@ -229,7 +300,7 @@ class ThreadsChannel(Channel):
             raise PermanentError("Threads made a container but answered no id")
         return str(container)
 
-    async def _publish(self, container: str, notes: list[str]) -> Receipt:
+    async def _publish(self, container: str, notes: list[str], *, text: str = "") -> Receipt:
         try:
             body = await self.graph.call(
                 "POST", f"/{self._user}/threads_publish", {"creation_id": container}
@@ -238,9 +309,7 @@ class ThreadsChannel(Channel):
             error = self.graph.translate(exc)
             if isinstance(error, PermanentError) and await self._status(container) == "PUBLISHED":
                 notes.append("Threads had already published this container")
-                return Receipt(
-                    remote_id=container, accepted_at=datetime.now(UTC), notes=tuple(notes)
-                )
+                return await self._found(container, text, notes)
             raise error from exc
         media = str(body.get("id") or "")
         if not media:
@@ -251,6 +320,29 @@ class ThreadsChannel(Channel):
             accepted_at=datetime.now(UTC),
             notes=tuple(notes),
         )
+
+    async def _found(self, container: str, text: str, notes: list[str]) -> Receipt:
+        """The receipt of a container an earlier attempt published: its post, found among the
+        profile's latest posts by its exact text (an edit, a reply or a delete needs the media
+        id, which only the lost answer had), else the container's id, so noted."""
+        try:
+            body = await self.graph.call(
+                "GET", f"/{self._user}/threads", {"fields": "id,text,permalink", "limit": "25"}
+            )
+        except (GraphError, TransientError):
+            body = {}
+        data = body.get("data")
+        for entry in data if isinstance(data, list) else []:
+            if isinstance(entry, dict) and text and entry.get("text") == text and entry.get("id"):
+                link = entry.get("permalink")
+                return Receipt(
+                    remote_id=str(entry["id"]),
+                    url=str(link) if link else None,
+                    accepted_at=datetime.now(UTC),
+                    notes=tuple(notes),
+                )
+        notes.append("the post's own id could not be found; the receipt names the container")
+        return Receipt(remote_id=container, accepted_at=datetime.now(UTC), notes=tuple(notes))
 
     async def _until_ready(self, container: str) -> None:
         """An image container is processed before it can be published; text is ready at once."""

@@ -2,8 +2,8 @@
 
 XRPC endpoints newsbot uses: ``com.atproto.server.createSession`` / ``refreshSession`` /
 ``getSession``, ``com.atproto.identity.resolveHandle``, ``com.atproto.repo.uploadBlob`` and
-``com.atproto.repo.createRecord`` (``app.bsky.feed.post``). What it enforces, measured here
-independently of ``bot.compose``:
+``com.atproto.repo.createRecord`` (``app.bsky.feed.post``), ``getRecord`` and
+``deleteRecord``. What it enforces, measured here independently of ``bot.compose``:
 
 - sessions: a Bearer access JWT it issued and that has not expired (``400 ExpiredToken`` once it
   has, as the PDS answers), an app password at login (``401 AuthenticationRequired``);
@@ -13,9 +13,18 @@ independently of ``bot.compose``:
   which would store a wrong range and show it garbled — the bytes of a link facet must read as
   its URI or as the app's short form of it, a tag's as ``#tag``, a mention's as ``@handle``;
 - the card: a thumb that is a blob uploaded here, an image, at most 1,000,000 bytes;
-- write points: 5,000 an hour, 3 per record, with ``ratelimit-*`` headers on every answer and
-  ``429 RateLimitExceeded`` past them. Scripted faults (:class:`~bot.testing.faults.Fault`) add
-  rate limits, 5xx answers, dropped connections and late answers.
+- a reply: ``reply.root`` and ``reply.parent`` strong refs to posts of this repo that are still
+  there, each with the cid the post was created with (stricter than the PDS, which stores a
+  dangling reply and leaves the AppView to show "post not found"); replies are kept apart
+  from ``posts``, in ``replies``;
+- ``getRecord`` answers ``{uri, cid, value}`` or ``400 RecordNotFound``; ``listRecords`` the
+  repo's posts and replies, newest rkey first (``reverse=true``: oldest); ``deleteRecord``
+  deletes (``{commit}``) and answers a record already gone with success and no commit, as the
+  PDS does ("delete a record, or ensure it doesn't exist");
+- write points: 5,000 an hour, 3 per created record and 1 per deletion, with ``ratelimit-*``
+  headers on every answer and ``429 RateLimitExceeded`` past them. Scripted faults
+  (:class:`~bot.testing.faults.Fault`) add rate limits, 5xx answers, dropped connections and
+  late answers.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +56,8 @@ MAX_BYTES = 3000
 MAX_THUMB = 1_000_000
 POINTS_PER_HOUR = 5000
 POINTS_PER_CREATE = 3
+POINTS_PER_DELETE = 1
+COLLECTION = "app.bsky.feed.post"
 ACCESS_SECONDS = 2 * 3600
 _GRAPHEME = regex.compile(r"\X")
 
@@ -62,6 +73,12 @@ class BskyPost:
     graphemes: int
     size: int
     received_at: float
+    cid: str = ""
+    deleted_at: float | None = None
+
+    @property
+    def rkey(self) -> str:
+        return self.uri.rsplit("/", 1)[-1]
 
     @property
     def text(self) -> str:
@@ -139,6 +156,9 @@ class FakeBluesky(Served):
         self.handles = {handle: did, **(known_handles or {})}
         self.access_seconds = access_seconds
         self.posts: list[BskyPost] = []
+        self.replies: list[BskyPost] = []
+        self.deletions: list[str] = []
+        self._writes: list[tuple[float, int]] = []
         self.blobs: dict[str, tuple[str, int]] = {}
         self.attempts: list[Attempt] = []
         self.images: dict[str, tuple[bytes, str]] = {}
@@ -156,6 +176,9 @@ class FakeBluesky(Served):
             "com.atproto.identity.resolveHandle": (self._resolve_handle, True),
             "com.atproto.repo.uploadBlob": (self._upload_blob, True),
             "com.atproto.repo.createRecord": (self._create_record, True),
+            "com.atproto.repo.getRecord": (self._get_record, False),
+            "com.atproto.repo.listRecords": (self._list_records, False),
+            "com.atproto.repo.deleteRecord": (self._delete_record, True),
         }
         for method, (handler, authed) in xrpc.items():
             app.router.add_route("*", f"/xrpc/{method}", self._guarded(handler, authed=authed))
@@ -195,10 +218,18 @@ class FakeBluesky(Served):
     def _record(self, request: web.Request, status: int | None, reason: str = "") -> None:
         self.attempts.append(Attempt(request.path, status, time.time(), reason))
 
+    def record(self, uri: str) -> BskyPost | None:
+        """A post or reply as it stands (with its deletion time), if it was ever created."""
+        return next((p for p in (*self.posts, *self.replies) if p.uri == uri), None)
+
+    def _live(self, uri: str) -> BskyPost | None:
+        found = self.record(uri)
+        return found if found is not None and found.deleted_at is None else None
+
     def _rate_headers(self, now: float) -> dict[str, str]:
-        recent = [p for p in self.posts if p.received_at > now - 3600]
-        used = POINTS_PER_CREATE * len(recent)
-        reset = (recent[0].received_at if recent else now) + 3600
+        recent = [(t, cost) for t, cost in self._writes if t > now - 3600]
+        used = sum(cost for _, cost in recent)
+        reset = (recent[0][0] if recent else now) + 3600
         return {
             "ratelimit-limit": str(POINTS_PER_HOUR),
             "ratelimit-remaining": str(max(0, POINTS_PER_HOUR - used)),
@@ -369,16 +400,73 @@ class FakeBluesky(Served):
             text = record["text"]
             rkey = f"3l{next(self._ids):011d}"
             post = BskyPost(
-                f"at://{self.did}/app.bsky.feed.post/{rkey}",
+                f"at://{self.did}/{COLLECTION}/{rkey}",
                 record,
                 len(_GRAPHEME.findall(text)),
                 len(text.encode("utf-8")),
                 now,
+                cid=_cid(json.dumps(record, sort_keys=True).encode()),
             )
-            self.posts.append(post)
+            (self.replies if "reply" in record else self.posts).append(post)
+            self._writes.append((now, POINTS_PER_CREATE))
         self._record(request, 200)
-        cid = _cid(json.dumps(record, sort_keys=True).encode())
-        return web.json_response({"uri": post.uri, "cid": cid}, headers=self._rate_headers(now))
+        return web.json_response(
+            {"uri": post.uri, "cid": post.cid}, headers=self._rate_headers(now)
+        )
+
+    def _at_uri(self, body: dict[str, Any]) -> str | None:
+        repo = body.get("repo")
+        if repo not in (self.did, self.handle) or body.get("collection") != COLLECTION:
+            return None
+        return f"at://{self.did}/{COLLECTION}/{body.get('rkey')}"
+
+    async def _get_record(self, request: web.Request) -> web.StreamResponse:
+        uri = self._at_uri(dict(request.query))
+        found = self._live(uri) if uri else None
+        if found is None:
+            self._record(request, 400, "record not found")
+            return _error(400, "RecordNotFound", f"Could not locate record: {uri}")
+        self._record(request, 200)
+        return web.json_response({"uri": found.uri, "cid": found.cid, "value": found.record})
+
+    async def _list_records(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        if (
+            query.get("repo") not in (self.did, self.handle)
+            or query.get("collection") != COLLECTION
+        ):
+            self._record(request, 400, "wrong repo or collection")
+            return _error(400, "InvalidRequest", "Could not find repo or collection")
+        live = [p for p in (*self.posts, *self.replies) if p.deleted_at is None]
+        live.sort(key=lambda p: p.rkey, reverse=query.get("reverse") != "true")
+        limit = int(query.get("limit") or 50)
+        self._record(request, 200)
+        records = [{"uri": p.uri, "cid": p.cid, "value": p.record} for p in live[:limit]]
+        return web.json_response({"records": records})
+
+    async def _delete_record(self, request: web.Request) -> web.StreamResponse:
+        now = time.time()
+        body = await self._json(request) or {}
+        uri = self._at_uri(body)
+        if uri is None:
+            self._record(request, 400, "wrong repo or collection")
+            return _error(400, "InvalidRequest", "Input/repo must be the session's own repo")
+        with self._lock:
+            headers = self._rate_headers(now)
+            if int(headers["ratelimit-remaining"]) < POINTS_PER_DELETE:
+                self._record(request, 429, "write points spent")
+                return _error(429, "RateLimitExceeded", "Rate Limit Exceeded", headers)
+            found = self._live(uri)
+            if found is None:
+                self._record(request, 200, "nothing to delete")
+                return web.json_response({}, headers=headers)
+            listed = self.replies if "reply" in found.record else self.posts
+            listed[listed.index(found)] = replace(found, deleted_at=now)
+            self.deletions.append(uri)
+            self._writes.append((now, POINTS_PER_DELETE))
+        self._record(request, 200)
+        commit = {"cid": _cid(f"commit:{uri}:{now}".encode()), "rev": f"3l{next(self._ids):011d}"}
+        return web.json_response({"commit": commit}, headers=self._rate_headers(now))
 
     def _invalid_post(self, record: dict[str, Any]) -> str | None:
         text = record.get("text")
@@ -397,9 +485,25 @@ class FakeBluesky(Served):
             problem = self._invalid_facet(data, facet)
             if problem:
                 return f"Record/facets/{n}: {problem}"
+        if "reply" in record:
+            problem = self._invalid_reply(record["reply"])
+            if problem:
+                return problem
         embed = record.get("embed")
         if embed is not None:
             return self._invalid_embed(embed)
+        return None
+
+    def _invalid_reply(self, reply: Any) -> str | None:
+        for part in ("root", "parent"):
+            ref = reply.get(part) if isinstance(reply, dict) else None
+            if not isinstance(ref, dict) or not ref.get("uri") or not ref.get("cid"):
+                return f"Record/reply/{part} must be a strong ref (uri and cid)"
+            found = self._live(str(ref["uri"]))
+            if found is None:
+                return f"Record/reply/{part}: no post {ref['uri']} in this repo"
+            if found.cid != ref["cid"]:
+                return f"Record/reply/{part}: cid {ref['cid']} is not that of {ref['uri']}"
         return None
 
     def _invalid_facet(self, data: bytes, facet: Any) -> str | None:

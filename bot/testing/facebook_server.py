@@ -7,6 +7,13 @@ real one, as far as newsbot uses it.
 - ``POST /{version}/{page-id}/photos`` with ``url`` and ``caption`` answers ``{"id", "post_id"}``;
   the fake fetches the image itself, as Facebook does, and refuses one it cannot get (code 324).
 - ``GET /{version}/{page-id}?fields=id,name`` and ``GET /{version}/me`` answer the Page.
+- ``POST /{version}/{post-id}`` with ``message`` edits a post's text in place (``{"success":
+  true}``); a ``link`` is refused (a published post's link cannot be changed), as is an empty or
+  over-long message. ``DELETE /{version}/{post-id}`` deletes it. ``POST /{version}/{post-id}/
+  comments`` with ``message`` (at most 8,000 characters) comments as the Page, and ``GET``
+  lists the post's comments (``order=reverse_chronological``: newest first). Any of them on a
+  post that is not there (never was, or deleted: a second delete too) answers code 100 subcode
+  33, "does not exist".
 
 Only the Page access token is accepted (code 190 otherwise); a Page whose token lost
 ``pages_manage_posts`` answers code 200. Every answer carries ``X-App-Usage`` and
@@ -21,16 +28,22 @@ import argparse
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
 import aiohttp
 from aiohttp import web
 
-from bot.testing.graph_server import GraphFake, GraphFault, serve_until_stopped
+from bot.testing.graph_server import GraphFake, GraphFault, Handler, serve_until_stopped
 from bot.testing.server import LOOPBACK
 from bot.testing.x_server import sniff_image, tiny_png
 
+PostHandler = Callable[
+    [web.Request, dict[str, str], int, "FacebookPost"], Awaitable[web.StreamResponse]
+]
+
 FACEBOOK_LIMIT = 63_206
+COMMENT_LIMIT = 8_000
 DEFAULT_TOKEN = "EAAGpage-test-token-0123456789"
 DEFAULT_PAGE = "104000000000001"
 
@@ -45,10 +58,31 @@ class FacebookPost:
     photo_url: str | None
     length: int
     created_at: float
+    deleted_at: float | None = None
 
     @property
     def permalink(self) -> str:
         return f"https://www.facebook.com/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class FacebookEdit:
+    """One accepted edit: the post, its text before and after."""
+
+    post_id: str
+    before: str
+    after: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FacebookComment:
+    """One comment the Page made under one of its posts."""
+
+    id: str
+    post_id: str
+    message: str
+    created_at: float
 
 
 class FakeFacebook(GraphFake):
@@ -67,10 +101,17 @@ class FakeFacebook(GraphFake):
         self.page_id = page_id
         self.name = name
         self.posts: list[FacebookPost] = []
+        self.edits: list[FacebookEdit] = []
+        self.deletions: list[str] = []
+        self.comments: list[FacebookComment] = []
         self.images: dict[str, bytes] = {"/test-image.png": tiny_png()}
         self.route("POST", "/{version}/{page}/feed", self._feed)
         self.route("POST", "/{version}/{page}/photos", self._photos)
         self.route("GET", "/{version}/{page}", self._page)
+        self.route("POST", "/{version}/{page}", self._on_post(self._update))
+        self.route("DELETE", "/{version}/{page}", self._on_post(self._delete))
+        self.route("POST", "/{version}/{page}/comments", self._on_post(self._comment))
+        self.route("GET", "/{version}/{page}/comments", self._on_post(self._comments))
         self.app.router.add_get("/{name:[^/]+\\.png}", self._image)
 
     @property
@@ -80,6 +121,14 @@ class FakeFacebook(GraphFake):
     def revoke_permission(self) -> None:
         """The token no longer carries pages_manage_posts: posting answers code 200."""
         self.permissions_revoked = True
+
+    def post(self, post_id: str) -> FacebookPost | None:
+        """The post as it stands now (edited text, deletion time), if it was ever made."""
+        return next((p for p in self.posts if p.id == post_id), None)
+
+    def live(self) -> list[FacebookPost]:
+        """The posts still on the Page."""
+        return [p for p in self.posts if p.deleted_at is None]
 
     def business_usage(self, percent: int, regain_minutes: int) -> dict[str, str]:
         usage = {
@@ -170,6 +219,96 @@ class FakeFacebook(GraphFake):
         except aiohttp.ClientError:
             return False
 
+    def _existing(self, request: web.Request) -> tuple[int, FacebookPost] | web.Response:
+        """The post the path names, or Graph's refusal of an object it cannot see."""
+        node = request.match_info["page"]
+        for n, found in enumerate(self.posts):
+            if found.id == node and found.deleted_at is None:
+                return n, found
+        return self.refuse(
+            request,
+            400,
+            100,
+            f"Unsupported post request. Object with ID '{node}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation",
+            subcode=33,
+        )
+
+    def _on_post(self, handler: PostHandler) -> Handler:
+        """``handler`` for the published post the path names, once Graph would let it through."""
+
+        async def checked(request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+            if not re.fullmatch(r"v\d+\.\d+", request.match_info["version"]):
+                return self.refuse(request, 400, 2635, "(#2635) Unknown Graph API version")
+            if self.permissions_revoked:
+                return self.refuse(
+                    request,
+                    403,
+                    200,
+                    "(#200) Requires pages_manage_posts permission to manage the object",
+                )
+            found = self._existing(request)
+            if isinstance(found, web.Response):
+                return found
+            return await handler(request, params, *found)
+
+        return checked
+
+    def _message_refused(
+        self, request: web.Request, message: str, limit: int
+    ) -> web.Response | None:
+        if not message.strip():
+            return self.refuse(request, 400, 100, "(#100) Missing message or attachment")
+        if len(message) > limit:
+            return self.refuse(
+                request, 400, 100, f"(#100) The message is longer than {limit} characters"
+            )
+        return None
+
+    async def _update(
+        self, request: web.Request, params: dict[str, str], n: int, post: FacebookPost
+    ) -> web.StreamResponse:
+        if "link" in params:
+            return self.refuse(
+                request, 400, 100, "(#100) The link of a published post cannot be changed"
+            )
+        message = params.get("message", "")
+        refused = self._message_refused(request, message, FACEBOOK_LIMIT)
+        if refused is not None:
+            return refused
+        now = time.time()
+        self.posts[n] = replace(post, message=message, length=len(message))
+        self.edits.append(FacebookEdit(post.id, post.message, message, now))
+        return self.ok(request, {"success": True})
+
+    async def _delete(
+        self, request: web.Request, params: dict[str, str], n: int, post: FacebookPost
+    ) -> web.StreamResponse:
+        self.posts[n] = replace(post, deleted_at=time.time())
+        self.deletions.append(post.id)
+        return self.ok(request, {"success": True})
+
+    async def _comment(
+        self, request: web.Request, params: dict[str, str], n: int, post: FacebookPost
+    ) -> web.StreamResponse:
+        message = params.get("message", "")
+        refused = self._message_refused(request, message, COMMENT_LIMIT)
+        if refused is not None:
+            return refused
+        comment = FacebookComment(f"{post.id}_{self.next_id()}", post.id, message, time.time())
+        self.comments.append(comment)
+        return self.ok(request, {"id": comment.id})
+
+    async def _comments(
+        self, request: web.Request, params: dict[str, str], n: int, post: FacebookPost
+    ) -> web.StreamResponse:
+        found = [c for c in self.comments if c.post_id == post.id]
+        if params.get("order") == "reverse_chronological":
+            found.reverse()
+        author = {"id": self.page_id, "name": self.name}
+        data = [{"id": c.id, "message": c.message, "from": author} for c in found]
+        return self.ok(request, {"data": data[: int(params.get("limit") or 25)]})
+
     async def _page(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if not re.fullmatch(r"v\d+\.\d+", request.match_info["version"]):
             return self.refuse(request, 400, 2635, "(#2635) Unknown Graph API version")
@@ -196,4 +335,12 @@ def serve(argv: list[str]) -> int:
     return serve_until_stopped(fake, f"Facebook fake (page {args.page})")
 
 
-__all__ = ["DEFAULT_PAGE", "DEFAULT_TOKEN", "FacebookPost", "FakeFacebook", "GraphFault"]
+__all__ = [
+    "DEFAULT_PAGE",
+    "DEFAULT_TOKEN",
+    "FacebookComment",
+    "FacebookEdit",
+    "FacebookPost",
+    "FakeFacebook",
+    "GraphFault",
+]

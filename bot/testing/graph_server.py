@@ -100,6 +100,7 @@ class _Queued:
     fault: GraphFault
     remaining: int
     path: str | None
+    method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +157,13 @@ class GraphFake(Served):
     def url(self) -> str:
         return self._server.url
 
-    def fail_next(self, n: int, fault: GraphFault, *, path: str | None = None) -> None:
-        """The next ``n`` requests (whose path ends with ``path`` when given) meet ``fault``."""
+    def fail_next(
+        self, n: int, fault: GraphFault, *, path: str | None = None, method: str | None = None
+    ) -> None:
+        """The next ``n`` requests (whose path ends with ``path`` and whose method is
+        ``method``, when given) meet ``fault``."""
         with self._lock:
-            self._faults.append(_Queued(fault, n, path))
+            self._faults.append(_Queued(fault, n, path, method))
 
     def expire_token(self) -> None:
         """From now on the token is expired: every call answers code 190 subcode 463."""
@@ -176,10 +180,14 @@ class GraphFake(Served):
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.app.router.add_route(method, path, self._guarded(handler))
 
-    def _take_fault(self, path: str) -> GraphFault | None:
+    def _take_fault(self, method: str, path: str) -> GraphFault | None:
         with self._lock:
             for queued in self._faults:
-                if queued.remaining > 0 and (queued.path is None or path.endswith(queued.path)):
+                if (
+                    queued.remaining > 0
+                    and (queued.path is None or path.endswith(queued.path))
+                    and queued.method in (None, method)
+                ):
                     queued.remaining -= 1
                     return queued.fault
         return None
@@ -214,7 +222,7 @@ class GraphFake(Served):
                         params.update({k: str(v) for k, v in body.items()})
                 else:
                     params.update({k: str(v) for k, v in (await request.post()).items()})
-            fault = self._take_fault(request.path)
+            fault = self._take_fault(request.method, request.path)
             if fault is not None:
                 refused = await self._apply(fault, request)
                 if refused is not None:

@@ -1,7 +1,8 @@
 """A local Mastodon instance on 127.0.0.1 that accepts, refuses and fails like the real one.
 
 Endpoints newsbot uses: ``GET /api/v2/instance``, ``GET /api/v1/accounts/verify_credentials``,
-``POST /api/v2/media`` and ``POST /api/v1/statuses``. What it enforces, measured here
+``POST /api/v2/media``, ``POST /api/v1/statuses`` (``in_reply_to_id`` for a reply), and
+``GET`` / ``PUT`` (edit) / ``DELETE /api/v1/statuses/:id``. What it enforces, measured here
 independently of ``bot.compose``:
 
 - a Bearer access token (``401 The access token is invalid``);
@@ -11,6 +12,12 @@ independently of ``bot.compose``:
 - ``visibility`` and ``language`` values, media ids uploaded here;
 - ``Idempotency-Key``: a second request with a key already used returns the status the first
   created, never a new one (Mastodon keeps keys for an hour);
+- a reply's ``in_reply_to_id``, an edited, shown or deleted status must be a status that is
+  still there (``404 Record not found`` otherwise: a second delete too); an edit is validated
+  as a new status is (``422``), keeps the media ids it is given (none given: none kept, as
+  Mastodon's ``UpdateStatusService`` does) and sets ``edited_at``;
+- 30 deletions per 30 minutes per account (Mastodon's own limit on ``DELETE``), ``429`` past
+  them;
 - 300 calls per 5 minutes with ``X-RateLimit-*`` headers on every answer and ``429`` past them.
   Scripted faults add rate limits, 5xx, dropped connections and late answers; a late answer
   carries the request out first, as a server whose reply is lost on the way does.
@@ -26,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +47,8 @@ from bot.testing.server import LOOPBACK, LocalServer, Served, serve_until_signal
 
 CALLS_PER_WINDOW = 300
 WINDOW_SECONDS = 300
+DELETES_PER_WINDOW = 30
+DELETE_WINDOW_SECONDS = 1800
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 # ISO 639-1 codes a newsroom might use, plus the regional variants Mastodon lists.
 LANGUAGES = frozenset({"zh", "zh-TW", "zh-CN", "zh-HK", "en", "ja", "ko", "de", "fr", "es"})
@@ -61,6 +70,19 @@ class Status:
     idempotency_key: str | None
     length: int
     received_at: float
+    in_reply_to_id: str | None = None
+    edited_at: float | None = None
+    deleted_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One accepted edit of a status: its text before and after."""
+
+    status_id: str
+    before: str
+    after: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +129,9 @@ class FakeMastodon(Served):
         self.max_characters = max_characters
         self.url_weight = url_weight
         self.statuses: list[Status] = []
+        self.replies: list[Status] = []
+        self.edits: list[Edit] = []
+        self.deletions: list[str] = []
         self.media: dict[str, tuple[str, int, str | None]] = {}
         self.attempts: list[Attempt] = []
         self.images: dict[str, tuple[bytes, str]] = {}
@@ -122,6 +147,9 @@ class FakeMastodon(Served):
         )
         app.router.add_post("/api/v2/media", self._guarded(self._upload, authed=True))
         app.router.add_post("/api/v1/statuses", self._guarded(self._status, authed=True))
+        app.router.add_get("/api/v1/statuses/{id}", self._guarded(self._show, authed=True))
+        app.router.add_put("/api/v1/statuses/{id}", self._guarded(self._edit, authed=True))
+        app.router.add_delete("/api/v1/statuses/{id}", self._guarded(self._destroy, authed=True))
         app.router.add_get("/img/{name}", self._image)
 
     @property
@@ -139,6 +167,10 @@ class FakeMastodon(Served):
     def serve_image(self, name: str, body: bytes, content_type: str = "image/png") -> str:
         self.images[name] = (body, content_type)
         return f"{self.url}/img/{name}"
+
+    def status(self, status_id: str) -> Status | None:
+        """A status or reply as it stands now (edited text, deletion time)."""
+        return next((s for s in (*self.statuses, *self.replies) if s.id == status_id), None)
 
     def calls(self, path: str) -> list[Attempt]:
         return [a for a in self.attempts if a.path == path]
@@ -265,36 +297,53 @@ class FakeMastodon(Served):
             }
         )
 
-    async def _status(self, request: web.Request) -> web.StreamResponse:
-        now = time.time()
+    async def _fields(self, request: web.Request) -> tuple[dict[str, Any], list[str]]:
         if request.content_type == "application/json":
             body = await request.json()
             fields = body if isinstance(body, dict) else {}
-            media_ids = [str(i) for i in fields.get("media_ids") or ()]
-        else:
-            form = await request.post()
-            fields = dict(form)
-            media_ids = [str(v) for k, v in form.items() if k in ("media_ids[]", "media_ids")]
+            return fields, [str(i) for i in fields.get("media_ids") or ()]
+        form = await request.post()
+        media_ids = [str(v) for k, v in form.items() if k in ("media_ids[]", "media_ids")]
+        return dict(form), media_ids
+
+    def _invalid(
+        self, text: str, media_ids: list[str], visibility: str, language: object
+    ) -> str | None:
+        if not text.strip() and not media_ids:
+            return "Validation failed: Text can't be blank"
+        if countable_length(text, self.url_weight) > self.max_characters:
+            return f"Validation failed: Text character limit of {self.max_characters} exceeded"
+        if visibility not in VISIBILITIES:
+            return f"Validation failed: Visibility is not included in the list ({visibility})"
+        if language is not None and str(language) not in LANGUAGES:
+            return f"Validation failed: Language is not a valid language code ({language})"
+        if any(m not in self.media for m in media_ids):
+            return "Validation failed: media id unknown"
+        return None
+
+    def _not_found(self, request: web.Request) -> web.Response:
+        self._record(request, 404, "no such status")
+        return web.json_response({"error": "Record not found"}, status=404)
+
+    def _live(self, status_id: str | None) -> Status | None:
+        found = self.status(status_id) if status_id else None
+        return found if found is not None and found.deleted_at is None else None
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        now = time.time()
+        fields, media_ids = await self._fields(request)
         text = str(fields.get("status") or "")
         visibility = str(fields.get("visibility") or "public")
         language = fields.get("language")
+        reply_to = str(fields.get("in_reply_to_id") or "") or None
         key = request.headers.get("Idempotency-Key")
         with self._lock:
             if key and key in self._keys:
                 self._record(request, 200, "idempotent replay")
                 return web.json_response(self._json(self._keys[key]))
-        problem = None
-        length = countable_length(text, self.url_weight)
-        if not text.strip() and not media_ids:
-            problem = "Validation failed: Text can't be blank"
-        elif length > self.max_characters:
-            problem = f"Validation failed: Text character limit of {self.max_characters} exceeded"
-        elif visibility not in VISIBILITIES:
-            problem = f"Validation failed: Visibility is not included in the list ({visibility})"
-        elif language is not None and str(language) not in LANGUAGES:
-            problem = f"Validation failed: Language is not a valid language code ({language})"
-        elif any(m not in self.media for m in media_ids):
-            problem = "Validation failed: media id unknown"
+        if reply_to is not None and self._live(reply_to) is None:
+            return self._not_found(request)
+        problem = self._invalid(text, media_ids, visibility, language)
         if problem:
             self._record(request, 422, problem)
             return web.json_response({"error": problem}, status=422)
@@ -308,14 +357,80 @@ class FakeMastodon(Served):
                 str(language) if language else None,
                 tuple(media_ids),
                 key,
-                length,
+                countable_length(text, self.url_weight),
                 now,
+                in_reply_to_id=reply_to,
             )
-            self.statuses.append(status)
+            (self.replies if reply_to else self.statuses).append(status)
             if key:
                 self._keys[key] = status
         self._record(request, 200)
         return web.json_response(self._json(status))
+
+    def _replace(self, old: Status, new: Status) -> None:
+        listed = self.replies if old.in_reply_to_id else self.statuses
+        listed[listed.index(old)] = new
+
+    async def _show(self, request: web.Request) -> web.StreamResponse:
+        status = self._live(request.match_info["id"])
+        if status is None:
+            return self._not_found(request)
+        self._record(request, 200)
+        return web.json_response(self._json(status))
+
+    async def _edit(self, request: web.Request) -> web.StreamResponse:
+        fields, media_ids = await self._fields(request)
+        with self._lock:
+            status = self._live(request.match_info["id"])
+            if status is None:
+                return self._not_found(request)
+            text = str(fields.get("status") or "")
+            language = fields.get("language", status.language)
+            problem = self._invalid(text, media_ids, status.visibility, language)
+            if problem:
+                self._record(request, 422, problem)
+                return web.json_response({"error": problem}, status=422)
+            edited = replace(
+                status,
+                text=text,
+                language=str(language) if language else None,
+                media_ids=tuple(media_ids),
+                length=countable_length(text, self.url_weight),
+                edited_at=time.time(),
+            )
+            self._replace(status, edited)
+            self.edits.append(Edit(status.id, status.text, text, edited.edited_at or 0.0))
+        self._record(request, 200)
+        return web.json_response(self._json(edited))
+
+    async def _destroy(self, request: web.Request) -> web.StreamResponse:
+        now = time.time()
+        with self._lock:
+            status = self._live(request.match_info["id"])
+            if status is None:
+                return self._not_found(request)
+            recent = [
+                s.deleted_at
+                for s in (*self.statuses, *self.replies)
+                if s.deleted_at and s.deleted_at > now - DELETE_WINDOW_SECONDS
+            ]
+            if len(recent) >= DELETES_PER_WINDOW:
+                self._record(request, 429, "deletions limited")
+                reset = datetime.fromtimestamp(min(recent) + DELETE_WINDOW_SECONDS, UTC)
+                headers = {
+                    "X-RateLimit-Limit": str(DELETES_PER_WINDOW),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": reset.isoformat(),
+                }
+                return web.json_response(
+                    {"error": "Too many requests"}, status=429, headers=headers
+                )
+            gone = replace(status, deleted_at=now)
+            self._replace(status, gone)
+            self.deletions.append(status.id)
+        self._record(request, 200)
+        # Mastodon answers the deleted status with its source text, for "delete and redraft".
+        return web.json_response({**self._json(gone), "text": gone.text})
 
     def _json(self, status: Status) -> dict[str, Any]:
         return {
@@ -326,6 +441,12 @@ class FakeMastodon(Served):
             "visibility": status.visibility,
             "language": status.language,
             "created_at": datetime.fromtimestamp(status.received_at, UTC).isoformat(),
+            "edited_at": (
+                datetime.fromtimestamp(status.edited_at, UTC).isoformat()
+                if status.edited_at
+                else None
+            ),
+            "in_reply_to_id": status.in_reply_to_id,
             "account": self._account(),
             "media_attachments": [{"id": m, "type": "image"} for m in status.media_ids],
         }
@@ -355,4 +476,4 @@ def serve(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["Attempt", "FakeMastodon", "Fault", "Status", "countable_length", "serve"]
+__all__ = ["Attempt", "Edit", "FakeMastodon", "Fault", "Status", "countable_length", "serve"]

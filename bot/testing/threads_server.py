@@ -13,6 +13,14 @@ the real one, as far as newsbot uses it.
 - ``GET /v1.0/{user}/threads_publishing_limit`` answers ``quota_usage`` and
   ``config.quota_total`` / ``quota_duration``; ``GET /v1.0/me`` the profile;
   ``GET /refresh_access_token?grant_type=th_refresh_token`` a new long-lived token.
+- A container with ``reply_to_id`` is a reply to that post (which must exist); publishing it
+  adds to ``replies`` (1,000 in 24 hours, a quota apart from the 250 posts).
+  ``GET /v1.0/{media-id}/replies`` lists a post's top-level replies and ``GET /v1.0/{user}/
+  threads`` the profile's posts, newest first (id, text, username, permalink, timestamp).
+- ``DELETE /v1.0/{media-id}`` deletes a published post or reply (``{"success": true,
+  "deleted_id"}``); a container id, an unknown or an already deleted post answer code 100
+  "does not exist", and past 100 deletes in 24 hours the profile is refused with code 4.
+  There is no edit: Threads has no such endpoint, so a ``POST`` to a post is refused.
 
 The fake measures text with its own reading of Threads' rule (grapheme clusters with an emoji
 or pictograph weigh their UTF-8 bytes, other text one per code point), not with
@@ -37,6 +45,8 @@ from bot.testing.server import LOOPBACK
 
 THREADS_LIMIT = 500
 QUOTA_TOTAL = 250
+REPLY_QUOTA = 1000
+DELETES_PER_DAY = 100
 QUOTA_DURATION = 86_400
 CONTAINER_LIFETIME = 86_400
 MAX_LINKS = 5
@@ -72,6 +82,7 @@ class Container:
     ready_at: float
     status: Status = "IN_PROGRESS"
     media_id: str | None = None
+    reply_to_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,7 @@ class ThreadsPost:
     length: int
     published_at: float
     permalink: str
+    reply_to_id: str | None = None
 
 
 class FakeThreads(GraphFake):
@@ -108,19 +120,34 @@ class FakeThreads(GraphFake):
         self.image_processing = image_processing
         self.containers: dict[str, Container] = {}
         self.posts: list[ThreadsPost] = []
+        self.replies: list[ThreadsPost] = []
+        self.deleted: dict[str, float] = {}
         self.quota_total = QUOTA_TOTAL
         self.refreshed: list[str] = []
         self.route("GET", "/refresh_access_token", self._refresh)
         self.route("POST", "/{version}/{user}/threads", self._create)
+        self.route("GET", "/{version}/{user}/threads", self._list)
         self.route("POST", "/{version}/{user}/threads_publish", self._publish)
         self.route("GET", "/{version}/{user}/threads_publishing_limit", self._limit)
         self.route("GET", "/{version}/{node}", self._node)
+        self.route("DELETE", "/{version}/{node}", self._delete)
+        self.route("POST", "/{version}/{node}", self._no_edit)
+        self.route("GET", "/{version}/{node}/replies", self._replies)
 
     # -- what tests call ---------------------------------------------------------------------
 
     def expire(self, container_id: str) -> None:
         """The container was not published within 24 hours."""
         self.containers[container_id].status = "EXPIRED"
+
+    def published(self, media_id: str) -> ThreadsPost | None:
+        """A published post or reply that is still up."""
+        if media_id in self.deleted:
+            return None
+        return next((p for p in (*self.posts, *self.replies) if p.id == media_id), None)
+
+    def replies_to(self, media_id: str) -> list[ThreadsPost]:
+        return [r for r in self.replies if r.reply_to_id == media_id and r.id not in self.deleted]
 
     def published_containers(self) -> list[str]:
         return [post.container_id for post in self.posts]
@@ -167,9 +194,13 @@ class FakeThreads(GraphFake):
         links = set(_LINK.findall(text)) | ({link} if link else set())
         if len(links) > MAX_LINKS:
             return self.refuse(request, 400, 100, "THREADS_API__LINK_LIMIT_EXCEEDED")
+        reply_to = params.get("reply_to_id") or None
+        if reply_to is not None and self.published(reply_to) is None:
+            return self._missing(request, reply_to)
         now = time.time()
         ready = now + (self.image_processing if media_type == "IMAGE" else 0.0)
         container = Container(self.next_id(), media_type, text, link, image, now, ready)
+        container.reply_to_id = reply_to
         self.containers[container.id] = container
         return self.ok(request, {"id": container.id})
 
@@ -191,7 +222,12 @@ class FakeThreads(GraphFake):
             return self.refuse(
                 request, 400, 100, f"(#100) The media container is {status}, not FINISHED"
             )
-        if self._quota_usage(now) >= self.quota_total:
+        if container.reply_to_id is not None:
+            if self.published(container.reply_to_id) is None:
+                return self._missing(request, container.reply_to_id)
+            if sum(1 for r in self.replies if r.published_at > now - QUOTA_DURATION) >= REPLY_QUOTA:
+                return self.refuse(request, 400, 4, "(#4) Threads reply limit reached")
+        elif self._quota_usage(now) >= self.quota_total:
             return self.refuse(
                 request, 400, 4, "(#4) Threads publishing limit reached for this profile"
             )
@@ -208,8 +244,9 @@ class FakeThreads(GraphFake):
             length=threads_count(container.text),
             published_at=now,
             permalink=f"https://www.threads.net/@{self.username}/post/{media_id}",
+            reply_to_id=container.reply_to_id,
         )
-        self.posts.append(post)
+        (self.replies if post.reply_to_id else self.posts).append(post)
         return self.ok(request, {"id": media_id})
 
     def _quota_usage(self, now: float) -> int:
@@ -231,16 +268,64 @@ class FakeThreads(GraphFake):
             return self.ok(
                 request, {"id": container.id, "status": self._status(container, time.time())}
             )
-        for post in self.posts:
-            if post.id == node:
-                return self.ok(request, {"id": post.id, "permalink": post.permalink})
+        post = self.published(node)
+        if post is not None:
+            return self.ok(request, {"id": post.id, "permalink": post.permalink})
+        return self._missing(request, node)
+
+    def _missing(self, request: web.Request, node: str) -> web.Response:
         return self.refuse(
             request,
             400,
             100,
-            f"Unsupported get request. Object with ID '{node}' does not exist",
+            f"Unsupported {request.method.lower()} request. Object with ID '{node}' does not "
+            "exist, cannot be loaded due to missing permissions, or does not support this "
+            "operation",
             subcode=33,
         )
+
+    async def _delete(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        node = request.match_info["node"]
+        if not self._version_ok(request) or self.published(node) is None:
+            return self._missing(request, node)
+        now = time.time()
+        if sum(1 for t in self.deleted.values() if t > now - QUOTA_DURATION) >= DELETES_PER_DAY:
+            return self.refuse(
+                request, 400, 4, "(#4) Threads delete limit reached for this profile"
+            )
+        self.deleted[node] = now
+        return self.ok(request, {"success": True, "deleted_id": node})
+
+    async def _no_edit(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        return self.refuse(
+            request, 400, 100, "Unsupported post request. Threads posts cannot be edited"
+        )
+
+    async def _replies(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        node = request.match_info["node"]
+        if self.published(node) is None:
+            return self._missing(request, node)
+        return self.ok(request, {"data": self._listing(self.replies_to(node), len(self.replies))})
+
+    async def _list(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        if not self._user_ok(request):
+            return self.refuse(request, 400, 100, "Unsupported get request.")
+        live = [p for p in self.posts if p.id not in self.deleted]
+        return self.ok(request, {"data": self._listing(live, int(params.get("limit") or 25))})
+
+    def _listing(self, posts: list[ThreadsPost], limit: int) -> list[dict[str, str]]:
+        """Newest first, as the API lists a profile's threads and a post's replies."""
+        newest = sorted(posts, key=lambda p: p.published_at, reverse=True)[:limit]
+        return [
+            {
+                "id": p.id,
+                "text": p.text,
+                "username": self.username,
+                "permalink": p.permalink,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(p.published_at)),
+            }
+            for p in newest
+        ]
 
     async def _refresh(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if params.get("grant_type") != "th_refresh_token":

@@ -456,7 +456,8 @@ async def test_threads_lost_answer_after_publishing_is_not_published_again(
     tmp_path: Path, th: FakeThreads, fb: FakeFacebook, templates: Path
 ) -> None:
     """Threads published but its answer came too late: the retry sees the container PUBLISHED
-    and records the delivery sent without a second publish."""
+    and records the delivery sent without a second publish, under the post's own media id
+    (found among the profile's threads by its text), which an edit, reply or delete needs."""
     th.fail_next(1, GraphFault.slow(1.0), path="/threads_publish")
     async with open_world(tmp_path, th, fb, threads={"timeout": "300ms"}) as world:
         await world.publish(article(1))
@@ -469,7 +470,7 @@ async def test_threads_lost_answer_after_publishing_is_not_published_again(
         row = world.only("threads")
         assert row.state is DeliveryState.SENT
         assert len(th.posts) == 1 and len(th.attempts_to("/threads_publish")) == 1
-        assert row.remote_id == th.posts[0].container_id
+        assert (row.remote_id, row.remote_url) == (th.posts[0].id, th.posts[0].permalink)
 
 
 async def test_threads_crash_between_container_and_publish_then_retry_uncertain(
@@ -484,7 +485,7 @@ async def test_threads_crash_between_container_and_publish_then_retry_uncertain(
         assert isinstance(channel, ThreadsChannel)
         real_publish = channel._publish
 
-        async def die(container: str, notes: list[str]) -> Any:
+        async def die(container: str, notes: list[str], **_: Any) -> Any:
             raise SystemExit("killed")
 
         channel._publish = die  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.channels.graph import GraphClient, GraphError, busiest_usage
-from bot.errors import PermanentError, TransientError
+from bot.errors import PermanentError, PostGone, TransientError
 
 TOKEN = "EAAG-unit-secret-token"
 
@@ -96,3 +96,27 @@ def test_busiest_usage_reads_both_headers() -> None:
     }
     assert busiest_usage(usage) == 85
     assert busiest_usage({"X-App-Usage": "bad"}) == 0
+
+
+@pytest.mark.parametrize(
+    ("subcode", "message"),
+    [
+        (33, "Unsupported post request. Object with ID '104_9' does not exist"),
+        (None, "(#100) Object with ID '104_9' does not exist, cannot be loaded"),
+    ],
+)
+def test_a_published_post_graph_no_longer_has_is_gone(subcode: int | None, message: str) -> None:
+    """Code 100 'does not exist' on a call about a published post is PostGone; the same answer
+    to a call about no post (a new post to a wrong Page) stays a plain refusal."""
+    error = GraphError(400, 100, subcode, message)
+    gone = client().translate(error, post="104_9")
+    assert isinstance(gone, PostGone) and "104_9 is no longer there" in gone.reason
+    plain = client().translate(error)
+    assert isinstance(plain, PermanentError) and not isinstance(plain, PostGone)
+
+
+def test_an_invalid_parameter_on_a_published_post_is_not_gone() -> None:
+    """Code 100 for a bad parameter (a too long message) is a refusal, not a gone post."""
+    error = GraphError(400, 100, None, "(#100) The message is longer than 63206 characters")
+    refused = client().translate(error, post="104_9")
+    assert isinstance(refused, PermanentError) and not isinstance(refused, PostGone)
