@@ -239,7 +239,7 @@ class Renderer:
     """Compiles the templates of one folder and renders posts fitted to a length rule.
 
     ``locale`` (a CLDR name, ``zh_Hant_TW``) is what the ``datetime`` filter writes dates in;
-    ``slack`` is the share of the excerpt's budget a stronger cut may give away (see
+    ``slack`` is the share of the excerpt's budget a sentence or clause end may give away (see
     :mod:`bot.compose.excerpt`)."""
 
     def __init__(
