@@ -699,9 +699,9 @@ class Config(_Strict):
     timezone: str = "Asia/Taipei"
     # The CLDR locale the templates' datetime filter writes dates in.
     locale: str = "zh_Hant_TW"
-    # The share of an excerpt's budget a cut may give away to end at a stronger boundary (a
-    # sentence over a clause, a clause over a phrase): see bot/compose/excerpt.py.
-    excerpt_slack: float = Field(default=0.09, ge=0, le=1)
+    # The share of an excerpt's budget a cut may give away to end at a sentence or clause end
+    # rather than inside a clause: bot/compose/excerpt.py (DEFAULT_SLACK, the same value).
+    excerpt_slack: float = Field(default=0.25, ge=0, le=1)
     database: str = "sqlite:///var/newsbot.db"
     templates: Path = Path("../templates")
     sources: Mapping[str, AnySource]

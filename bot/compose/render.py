@@ -20,6 +20,7 @@ template again. Any other template is rendered for real every time.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import math
@@ -238,7 +239,7 @@ class Renderer:
     """Compiles the templates of one folder and renders posts fitted to a length rule.
 
     ``locale`` (a CLDR name, ``zh_Hant_TW``) is what the ``datetime`` filter writes dates in;
-    ``slack`` is the share of the excerpt's budget a stronger cut may give away (see
+    ``slack`` is the share of the excerpt's budget a sentence or clause end may give away (see
     :mod:`bot.compose.excerpt`)."""
 
     def __init__(
@@ -427,12 +428,12 @@ class Renderer:
             fillable=self._is_fillable(name),
             escape=_autoescape(name),
         )
-        budget = _deadline.set(time.monotonic() + RENDER_SECONDS)
+        token = _budget.set(_Budget(RENDER_SECONDS))
         try:
             fitter = _Fitter(job, rule, self._run, slack=self.slack, max_chars=max_chars)
             text, length = fitter.fit(article.title, excerpt)
         finally:
-            _deadline.reset(budget)
+            _budget.reset(token)
         post = Post(
             channel=channel,
             text=text,
@@ -521,9 +522,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 # ------------------------------------------------------------------------------ render budget
 
-#: Wall time one post may take to render, all fitting attempts together. A teaser renders in
-#: milliseconds; the budget stops a template that loops a billion times long before the
-#: daemon notices anything.
+#: CPU time one post may take to render, all fitting attempts together, counted on the
+#: rendering thread's own clock (:class:`_Budget`). A teaser renders in milliseconds; the budget
+#: stops a template that loops a billion times long before the daemon notices anything.
 RENDER_SECONDS = 0.5
 #: The most text one render may produce: no platform takes a post of more than a few
 #: thousand characters.
@@ -531,9 +532,6 @@ MAX_OUTPUT = 100_000
 #: The widest ``%10s`` / ``{:>10}`` / ``center(10)`` padding a template may ask for.
 MAX_WIDTH = 1000
 
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "newsbot_render_deadline", default=None
-)
 _BUDGET_FILTER = "_newsbot_budgeted"
 
 
@@ -541,12 +539,72 @@ class _OverBudget(SecurityError):
     """The render ran past RENDER_SECONDS."""
 
 
+class _Budget:
+    """What is left of one post's RENDER_SECONDS, in the CPU time of the thread composing it.
+
+    Wall time would charge the template for time it did not run: waiting for a core on a
+    loaded machine or for the GIL held by another thread (the pipeline composes in a worker
+    thread). CPU time counts only what the thread did, so a legitimate render is never refused
+    for the machine being busy, while a template that loops still stops within its budget.
+    The fitter's own work (cutting the excerpt, loading the word segmenter on first use) is
+    not the template's and runs :meth:`paused`.
+
+    Reading the thread's CPU clock is a system call, ten times the cost of the monotonic
+    clock, and checks run on every loop step, call and attribute lookup. A thread's CPU time
+    never advances faster than wall time, so while the wall clock is within ``_wall`` the CPU
+    budget cannot be spent either; only past it is the CPU clock read, and ``_wall`` moved on
+    by the CPU time still left.
+    """
+
+    __slots__ = ("_cpu", "_wall")
+
+    def __init__(self, seconds: float) -> None:
+        self._cpu = time.thread_time() + seconds
+        self._wall = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() <= self._wall:
+            return
+        left = self._cpu - time.thread_time()
+        if left < 0:
+            raise _OverBudget(
+                f"the template took more than {RENDER_SECONDS:g} s to render (a loop too large?)."
+            )
+        self._wall = time.monotonic() + left
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Run the body without charging it to the budget."""
+        cpu, wall = time.thread_time(), time.monotonic()
+        try:
+            yield
+        finally:
+            self._cpu += time.thread_time() - cpu
+            self._wall += time.monotonic() - wall
+
+
+# The budget of the post being composed in this context; the checks in the sandbox find it
+# here, as Jinja gives them no way to reach the renderer.
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "newsbot_render_budget", default=None
+)
+
+
 def _on_budget() -> None:
-    deadline = _deadline.get()
-    if deadline is not None and time.monotonic() > deadline:
-        raise _OverBudget(
-            f"the template took more than {RENDER_SECONDS:g} s to render (a loop too large?)."
-        )
+    budget = _budget.get()
+    if budget is not None:
+        budget.check()
+
+
+@contextlib.contextmanager
+def _outside_budget() -> Iterator[None]:
+    """Run the body without charging it to the current render's budget, if there is one."""
+    budget = _budget.get()
+    if budget is None:
+        yield
+    else:
+        with budget.paused():
+            yield
 
 
 def _budgeted(iterable: Iterable[Any]) -> Iterator[Any]:
@@ -798,16 +856,17 @@ class _Fitter:
         self, text: str, weights: list[int], budget: int, place: Callable[[str], tuple[str, str]]
     ) -> tuple[str, str, int]:
         platform = self.rule.platform
-        found = cut(
-            text,
-            budget,
-            weights,
-            _ELLIPSIS,
-            ellipsis_weight=self.ellipsis_weight,
-            weigh=lambda s: total_weight(s, platform),
-            slack=self.slack,
-            max_chars=self.max_chars,
-        )
+        with _outside_budget():
+            found = cut(
+                text,
+                budget,
+                weights,
+                _ELLIPSIS,
+                ellipsis_weight=self.ellipsis_weight,
+                weigh=lambda s: total_weight(s, platform),
+                slack=self.slack,
+                max_chars=self.max_chars,
+            )
         self.kind = found.kind
         self._last_excerpt = found.text
         rendered = self.render(*place(found.text))

@@ -10,7 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.compose.excerpt import cut, excerpt_source, html_to_text, one_line, stored_excerpt
+from bot.compose.excerpt import (
+    DEFAULT_SLACK,
+    cut,
+    excerpt_source,
+    html_to_text,
+    one_line,
+    stored_excerpt,
+)
 from bot.compose.length import TELEGRAM_MESSAGE, X_POST, prefix_weights, x_weighted_length
 from bot.compose.render import ComposedPost, Renderer
 from bot.compose.sample import SAMPLE_ARTICLE
@@ -106,6 +113,38 @@ def test_no_budget_cuts_inside_a_number_word_url_handle_or_tag(platform: str) ->
         for span in PROTECTED:
             start = NUMBERS_TEXT.find(span)
             assert not start < len(kept) < start + len(span), (budget, kept[-15:], span)
+
+
+BODIES = ["臺灣半導體產業協會", "國家發展委員會", "格丁尼亞資訊中心"]
+BODIES_TEXT = (
+    "The delegation met representatives of 臺灣半導體產業協會 to discuss start-up exchanges 並拜會"
+    "國家發展委員會與格丁尼亞資訊中心討論雙方新創團隊的交流"
+)
+
+
+def test_no_budget_cuts_inside_the_name_of_a_body() -> None:
+    """A phrase cut never splits the name of an institution (臺灣|半導體產業協會), though jieba
+    finds a word boundary inside it."""
+    for budget in range(4, len(BODIES_TEXT)):
+        kept = cut(BODIES_TEXT, budget).text.removesuffix("…")
+        for body in BODIES:
+            start = BODIES_TEXT.find(body)
+            assert not start < len(kept) < start + len(body), (budget, kept[-15:], body)
+
+
+def test_an_x_post_ends_at_the_last_clause_end_rather_than_mid_clause() -> None:
+    """On X the excerpt ends at the last clause end even when it lies a sixth of the excerpt's
+    budget back (some 18 characters), and keeps the most text among the ends in reach."""
+    excerpt = (
+        "高雄市副市長羅達生率領市府團隊，於波蘭時間9月14日與格丁尼亞市政府正式簽署經濟合作備忘錄，"
+        "並參訪格丁尼亞港與當地新創團隊。"
+        "此次合作涵蓋波美拉尼亞科技園區、格丁尼亞資訊中心等單位，"
+        "未來雙方將在智慧港口與綠色航運新創事業人才交流與產業媒合等領域持續深化合作並互設辦公室"
+    )
+    composed = _compose("x.txt.j2", excerpt, title="高雄格丁尼亞簽署備忘錄")
+    assert composed.cut == "clause"
+    assert composed.excerpt.endswith("格丁尼亞資訊中心等單位…")
+    assert composed.post.length <= 280
 
 
 def test_a_cut_does_not_split_a_chinese_word() -> None:
@@ -247,7 +286,7 @@ def test_config_locale_and_slack_are_validated(tmp_path: Path) -> None:
     }
     config = Config.model_validate(base)
     assert config.locale == "zh_Hant_TW"
-    assert 0 < config.excerpt_slack < 0.2
+    assert config.excerpt_slack == DEFAULT_SLACK
     for bad in ({"locale": "xx_NOPE"}, {"excerpt_slack": 2}):
         with pytest.raises((ConfigError, ValueError)):
             Config.model_validate({**base, **bad})

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.compose.excerpt import build_excerpt, html_to_text, shorten
+from bot.compose.excerpt import Cut, build_excerpt, cut, html_to_text, shorten
 from bot.compose.length import prefix_weights, x_weighted_length
 
 BYLINE = r"新聞視界時報\s*記者\s*\S+\s*整理報導"
@@ -178,3 +179,84 @@ def test_fast_cluster_path_refuses_what_combines() -> None:
 
     for text in ["e\u0301", "👨\u200d👩", "👍🏽", "🇹🇼", "か\u3099", "\r\n", "ｶﾞ"]:
         assert not _ONE_CODE_POINT_CLUSTERS.fullmatch(text), repr(text)
+
+
+# ------------------------------------------------------- which end wins: the latest in reach
+
+
+def test_the_latest_end_in_reach_wins_over_an_earlier_sentence_end() -> None:
+    """Within the slack the cut keeps the most text: a clause end well past a sentence end
+    beats the sentence end (the old score took the strongest kind, however early)."""
+    text = (
+        "高雄與格丁尼亞今天正式簽署港灣城市合作備忘錄。"  # a sentence end at 23
+        "雙方將在智慧港口、綠色航運與新創事業上合作，"  # clause ends at 29, 34 and 44
+        "並於明年互設辦公室以深化交流與產業媒合"
+    )
+    result = cut(text, 56)
+    assert result == Cut(
+        "高雄與格丁尼亞今天正式簽署港灣城市合作備忘錄。雙方將在智慧港口、綠色航運與新創事業上合作…",
+        "clause",
+    )
+
+
+def test_a_sentence_end_wins_over_a_clause_end_only_a_few_characters_later() -> None:
+    """A sentence end is preferred to a clause end that keeps just a few characters more (up to
+    a quarter of the slack)."""
+    sentence = "高雄與格丁尼亞今天正式簽署港灣城市合作備忘錄。"
+    text = (
+        sentence
+        + "雙方共同合作，並於明年互設辦公室以深化交流與產業媒合並擴大人才培育計畫與數位轉型"
+    )
+    assert cut(text, 40, slack=0.75) == Cut(sentence, "sentence")  # the clause keeps 7 more
+    assert cut(text, 40, slack=0.75 * 6 / 8).kind == "clause"  # a preference below 7
+
+
+def test_a_clause_end_a_fifth_of_the_budget_back_beats_a_phrase_cut() -> None:
+    """By default a clause end that gives away a fifth of the budget is still taken rather than
+    cutting mid-clause (the old default reached only 9% back)."""
+    text = (
+        "臺灣港務公司預計明年啟用第二座自動化貨櫃碼頭，並同步擴充冷鏈倉儲與轉運設施以服務中南部產業"
+    )
+    result = cut(text, 28)
+    assert result == Cut("臺灣港務公司預計明年啟用第二座自動化貨櫃碼頭…", "clause")
+
+
+def test_a_clause_mark_that_only_opens_a_sentence_is_no_clause_end() -> None:
+    """`經發局指出，` opens the next sentence and says nothing: the cut ends at the sentence
+    before it or runs on past it, never at `…經發局指出…`."""
+    text = (
+        "根據統計，今年新創事業相關產值達 412.5 億元，創下歷史新高。"
+        "經發局指出，桃園不僅能協助本地新創團隊前進歐洲市場，也能引進德勒斯登的創新思維"
+    )
+    for budget in range(40, 60):
+        result = cut(text, budget)
+        assert not result.text.endswith("經發局指出…"), budget
+    assert cut(text, 48).kind in ("sentence", "phrase")
+
+
+@pytest.mark.parametrize(
+    ("text", "budget", "expected"),
+    [
+        ("智慧城市交流 —— 格丁尼亞市副市長率領代表團來訪並參觀高雄港", 9, "智慧城市交流…"),
+        ("海洋經濟媒合——此次合作涵蓋波美拉尼亞科技園區等單位與機構", 9, "海洋經濟媒合…"),
+        ("新創事業新篇章　激盪創新火花並從波羅的海連結國際", 10, "新創事業新篇章…"),
+    ],
+    ids=["spaced dash", "dash", "full-width space"],
+)
+def test_a_dash_or_a_full_width_space_between_phrases_is_a_clause_end(
+    text: str, budget: int, expected: str
+) -> None:
+    """A dash and a full-width space set phrases apart as a comma does: a cut may end there."""
+    assert cut(text, budget) == Cut(expected, "clause")
+
+
+def test_a_latin_full_stop_before_chinese_text_ends_a_sentence() -> None:
+    """An English quotation ending `."` right before Chinese text is a sentence end."""
+    text = (
+        'Smith said: "We will keep working with partners such as 臺灣半導體產業協會."'
+        "經發局指出，未來將持續推動雙方新創團隊交流"
+    )
+    result = cut(text, 84)
+    assert result == Cut(
+        'Smith said: "We will keep working with partners such as 臺灣半導體產業協會."', "sentence"
+    )

@@ -3,6 +3,8 @@ is a TemplateError naming the file and line, raised quickly."""
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,8 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.compose import excerpt as excerpt_module
+from bot.compose import render as render_module
 from bot.compose.length import X_POST
-from bot.compose.render import Renderer
+from bot.compose.render import RENDER_SECONDS, Renderer
 from bot.errors import TemplateError
 from bot.model import Article
 
@@ -25,13 +29,13 @@ ARTICLE = Article(
 )
 
 
-def render(tmp_path: Path, template: str) -> str:
+def render(tmp_path: Path, template: str, excerpt: str = "高雄市府表示，擴建工程如期完成。") -> str:
     (tmp_path / "t.txt.j2").write_text(template, encoding="utf-8")
     renderer = Renderer(tmp_path, ZoneInfo("Asia/Taipei"))
     post = renderer.render(
         "t.txt.j2",
         article=ARTICLE,
-        excerpt="高雄市府表示，擴建工程如期完成。",
+        excerpt=excerpt,
         source="nv",
         channel="x",
         link=ARTICLE.url,
@@ -102,3 +106,72 @@ def test_ordinary_formatting_and_loops_still_render(tmp_path: Path) -> None:
         "{% for c in article.categories %}#{{ c }} {% endfor %}{{ link }}",
     )
     assert text.startswith("nv    |   7 高雄港") and "#地方 #產業" in text
+
+
+def test_time_the_render_thread_spends_waiting_is_not_charged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render whose thread waits on a lock (as for the GIL or a core on a loaded machine)
+    longer than the whole budget still renders: the budget is the thread's CPU time."""
+    held = threading.Lock()
+    held.acquire()
+    releaser = threading.Timer(RENDER_SECONDS * 1.6, held.release)
+
+    def waiting_summary(html: str) -> str:
+        with held:
+            return "記者 王秉程／高雄報導"
+
+    monkeypatch.setattr(render_module, "_summary_text", waiting_summary)
+    started = time.monotonic()
+    releaser.start()
+    try:
+        text = render(tmp_path, "{{ article.summary }}\n{{ article.title }}", "擴建。")
+    finally:
+        releaser.join()
+    assert time.monotonic() - started > RENDER_SECONDS * 1.5  # it did wait past the budget
+    assert text == "記者 王秉程／高雄報導\n高雄港擴建第一期完工，年吞吐量增加 120 萬 TEU 🚢"
+
+
+def test_a_template_that_waits_and_then_loops_is_still_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting does not buy a loop more time: after it, a busy template stops once it has run
+    for the budget in CPU time, not long after."""
+
+    def sleeping_summary(html: str) -> str:
+        time.sleep(0.3)
+        return ""
+
+    monkeypatch.setattr(render_module, "_summary_text", sleeping_summary)
+    started = time.thread_time()
+    with pytest.raises(TemplateError, match="to render"):
+        render(
+            tmp_path,
+            "{{ article.summary }}{% for a in range(1000) %}{% for b in range(1000) %}"
+            "{% for c in range(1000) %}{% endfor %}{% endfor %}{% endfor %}",
+            "擴建。",
+        )
+    assert RENDER_SECONDS <= time.thread_time() - started < RENDER_SECONDS + 1
+
+
+def test_loading_the_word_segmenter_is_not_charged_to_the_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first phrase cut of a process loads the segmenter (about a second of CPU); that
+    one-off work is the fitter's, so the template rendered after it is not refused."""
+    loaded = excerpt_module._tokenizer
+
+    @functools.lru_cache(maxsize=1)
+    def slow_first_load() -> object:
+        spin_until = time.thread_time() + RENDER_SECONDS * 1.5
+        while time.thread_time() < spin_until:
+            pass
+        return loaded()
+
+    monkeypatch.setattr(excerpt_module, "_tokenizer", slow_first_load)
+    # No clause end in reach, and a window the segmenter has not seen: a phrase cut, with the
+    # segmenter asked; `|trim` makes the template run again after the cut.
+    excerpt = "臺灣港務公司預計明年啟用第二座自動化貨櫃碼頭並同步擴充冷鏈倉儲與轉運設施" * 8
+    text = render(tmp_path, "{{ article.title }}\n{{ article.excerpt|trim }}", excerpt)
+    assert slow_first_load.cache_info().misses == 1
+    assert text.startswith("高雄港擴建第一期完工") and text.endswith("…")
