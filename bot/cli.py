@@ -320,12 +320,13 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _check(config: Config, args: argparse.Namespace) -> int:
-    from bot.wiring import build_channel, build_renderer, sample_post
+    from bot.wiring import build_channel, build_renderer, check_policies, sample_post
 
     renderer = build_renderer(config)
     problems: list[str] = []
+    channels = {name: build_channel(settings) for name, settings in config.channels.items()}
     for name, settings in config.channels.items():
-        channel = build_channel(settings)
+        channel = channels[name]
         try:
             post = sample_post(renderer, settings, channel)
         except ConfigError as exc:
@@ -350,6 +351,11 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
                 problems.append(f"channel {name}: {exc.reason}")
             finally:
                 await channel.close()
+    if not problems:
+        try:
+            check_policies(config, renderer, channels)
+        except ConfigError as exc:
+            problems.append(str(exc))
     for warning in retention_warnings(config):
         print(f"warn {warning}")
     print(
