@@ -326,6 +326,7 @@ class Pipeline:
                 excerpt=excerpt,
                 digest=digest,
                 title_override=stored_article.title_override,
+                enriched=settings.enrich,
             )
             if revision is None:
                 digests[article_id] = digest

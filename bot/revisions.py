@@ -100,12 +100,18 @@ def source_revision(
     excerpt: str,
     digest: str,
     title_override: str | None,
+    enriched: bool = False,
 ) -> Revision | None:
     """The revision a source's new content makes, or ``None`` when no post would change: a
-    new title under an editor's override shows nowhere (the override wins, and stays)."""
+    new title under an editor's override shows nowhere (the override wins, and stays).
+    ``enriched``: the source fills fields in from the article's page, so a field that is now
+    empty may only be a page that could not be read this time, not a correction."""
     changes = changed_fields(before, after)
     if title_override is not None:
         changes = tuple(name for name in changes if name != "title")
+    if enriched:
+        now = normalised(after)
+        changes = tuple(name for name in changes if now[name])
     if not changes:
         return None
     return Revision(

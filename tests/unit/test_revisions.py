@@ -179,3 +179,13 @@ def test_policy_refusal_names_the_key() -> None:
         )
         is None
     )
+
+
+def test_a_page_that_could_not_be_read_is_no_correction() -> None:
+    """On an enriching source, an image or summary missing this time (the page failed) is not a
+    revision; on a plain feed the same removal is one."""
+    bare = dataclasses.replace(ARTICLE, image=None, summary_html="")
+    common = {"origin": "sitemap", "excerpt": "", "digest": "d", "title_override": None}
+    assert source_revision(1, before=ARTICLE, after=bare, enriched=True, **common) is None  # type: ignore[arg-type]
+    plain = source_revision(1, before=ARTICLE, after=bare, **common)  # type: ignore[arg-type]
+    assert plain is not None and plain.changes == ("summary", "image")
