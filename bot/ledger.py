@@ -881,7 +881,8 @@ class Ledger:
                 if row is None:
                     continue  # pruned meanwhile: no post is left to act on
                 retracted = row["retracted_at"] is not None
-                self._revise_article(conn, row["source"], revision, now)
+                if not self._revise_article(conn, row["source"], revision, now):
+                    continue  # another instance recorded this very change first
                 revision_id = int(
                     conn.execute(
                         sa.insert(revisions)
@@ -970,7 +971,10 @@ class Ledger:
 
     def _revise_article(
         self, conn: Connection, source: str, revision: Revision, now: datetime
-    ) -> None:
+    ) -> bool:
+        """The article row brought to the revision; false when a source's revision was
+        already recorded (the row has its digest: two pollers, or a push and a poll, saw the
+        same change; the row lock makes the second one find that out)."""
         values: dict[str, Any] = {}
         new = revision.article
         if new is not None:
@@ -996,10 +1000,12 @@ class Ledger:
             values["title_override"] = revision.title_override
         if revision.kind is RevisionKind.DELETE:
             values["retracted_at"] = sa.func.coalesce(articles.c.retracted_at, now)
-        if values:
-            conn.execute(
-                sa.update(articles).where(articles.c.id == revision.article_id).values(**values)
-            )
+        if not values:
+            return True
+        update = sa.update(articles).where(articles.c.id == revision.article_id)
+        if revision.digest is not None:
+            update = update.where(articles.c.content_digest.is_distinct_from(revision.digest))
+        return bool(conn.execute(update.values(**values)).rowcount)
 
     def history(self, article_id: int) -> list[RevisionRecord]:
         """Every revision of an article, oldest first, each with what it did to each post."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot import revisions
 from bot.compose.length import TELEGRAM_MESSAGE, X_POST
 from bot.compose.render import Renderer
 from bot.config import Config, load_config
@@ -207,3 +208,25 @@ async def test_an_article_from_before_revisions_only_gets_its_digest(world: Worl
     assert stored.digest is not None and world.ledger.history(stored.id) == []
     await world.poll(article(1, title="再改一次（1）"))
     assert len(world.ledger.history(stored.id)) == 1
+
+
+async def test_the_same_change_seen_twice_is_one_revision(world: World) -> None:
+    """Two pollers (or a push and a poll) that saw the same change: the second record of it
+    finds the digest already there and adds no revision and no action."""
+    await world.cycle(article(1))
+    stored = world.ledger.find_articles("nv-1")[0]
+    changed = article(1, title="高雄捷運黃線動工！更正（1）")
+    revision = revisions.source_revision(
+        stored.id,
+        before=stored.article,
+        after=changed,
+        origin="feed",
+        excerpt="",
+        digest=revisions.content_digest(changed),
+        title_override=None,
+    )
+    assert revision is not None
+    first = world.ledger.revise([revision], world.pipeline.policies, now=world.now)
+    second = world.ledger.revise([revision], world.pipeline.policies, now=world.now)
+    assert (first.revisions, second.revisions) == (1, 0)
+    assert len(world.actions()) == 3
