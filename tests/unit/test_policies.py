@@ -25,7 +25,7 @@ sources:
 channels:
   x:
     kind: console
-    template: x.txt.j2
+    template: {template}
 {extra}
 """
 
@@ -40,9 +40,10 @@ class ReplyOnly(MemoryChannel):
     default_takedowns = Takedown.OFF
 
 
-def check(tmp_path: Path, extra: str) -> None:
+def check(tmp_path: Path, extra: str, template: str = "x.txt.j2") -> None:
     path = tmp_path / "newsbot.yaml"
-    path.write_text(CONFIG.format(templates=REPO / "templates", extra=extra), encoding="utf-8")
+    text = CONFIG.format(templates=REPO / "templates", extra=extra, template=template)
+    path.write_text(text, encoding="utf-8")
     config = load_config(path, environ={})
     check_policies(config, Renderer(config.templates, config.tz), {"x": ReplyOnly("x", X_POST)})
 
@@ -72,6 +73,10 @@ def test_a_policy_the_platform_cannot_follow_is_refused(
     assert caught.value.key == key and words in caught.value.message
 
 
-def test_the_default_reply_renders_the_default_correction_template(tmp_path: Path) -> None:
-    """The platform's default (reply) passes with the default plain-text correction template."""
-    check(tmp_path, "")
+@pytest.mark.parametrize("template", ["x.txt.j2", "telegram.html.j2"])
+def test_the_default_reply_renders_the_default_correction_template(
+    tmp_path: Path, template: str
+) -> None:
+    """The platform's default (reply) passes with the default correction template of the
+    post's format (plain text, Telegram HTML)."""
+    check(tmp_path, "", template)
