@@ -422,8 +422,21 @@ class Daemon:
         policy = FetchPolicy.for_source(settings).without_files()
         enricher = Enricher(self.runtime.fetcher.scoped(policy), timezone=self.config.tz)
         return WebhookReceiver(
-            settings, self._accept, timezone=self.config.tz, enrich=enricher.fill
+            settings,
+            self._accept,
+            timezone=self.config.tz,
+            enrich=enricher.fill,
+            withdraw=self._withdraw,
         )
+
+    async def _withdraw(self, name: str, key: str, reason: str | None) -> bool:
+        """A webhook ``delete``: a takedown of the article on every channel; false when the
+        ledger keeps no such article of this source."""
+        assert self.runtime is not None
+        report = await self.runtime.pipeline.withdraw(name, key, reason=reason)
+        if report is not None and report.queued:
+            self.wake()
+        return report is not None
 
     async def _accept(self, name: str, articles: Sequence[Article]) -> str:
         """A push (webhook, WebSub): recorded at once, and the delivery job woken for it."""
