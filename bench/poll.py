@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,15 @@ def run(*, smoke: bool = False) -> Report:
                 "s",
             )
             report.add(f"cycle {phase} {cycle_size} feeds: peak RSS", got["peak_rss_mb"], "MB")
+        reread = cycle["reread"]
+        report.add(
+            f"cycle re-read {cycle_size} feeds (200, content unchanged): wall",
+            reread["wall"],
+            "s",
+            note="every entry known: revision detection (digest per entry, one lookup per poll)"
+            + (f"; {reread['errors']} polls FAILED" if reread.get("errors") else ""),
+        )
+        report.add(f"cycle re-read {cycle_size} feeds: CPU", reread["cpu"], "s")
         # The ledger's share of a cycle, as a ratio in this one run (absolute figures move
         # with the machine's load): the cycle against the same feeds polled without a ledger.
         alone = report.details.get(f"sources_{cycle_size}") or run_in_process(
@@ -292,9 +302,19 @@ def poll_cycle(urls: list[str], folder: str) -> dict[str, Any]:
                 again = await runtime.pipeline.poll_all()
             warm_failed = [r.error for r in again if not r.ok]
             not_modified = sum(1 for r in again if r.not_modified)
+            # Re-read: the validators forgotten, every feed answers 200 with what it had, so
+            # every entry is known and its content digest checked (revision detection's cost).
+            from bot.sources.base import SourceState
+
+            for name in config.sources:
+                runtime.ledger.record_poll(name, now=datetime.now(UTC), state=SourceState())
+            with measured() as reread:
+                third = await runtime.pipeline.poll_all()
+            reread_failed = [r.error for r in third if not r.ok]
         return {
             "cold": {**_span(cold), **_failed(cold_failed)},
             "warm": {**_span(warm), **_failed(warm_failed), "not_modified": not_modified},
+            "reread": {**_span(reread), **_failed(reread_failed)},
             "articles": articles,
         }
 

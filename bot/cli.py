@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -30,7 +30,8 @@ from bot.logs import setup_logging
 from bot.model import ActionState, DeliveryState
 
 if TYPE_CHECKING:
-    from bot.ledger import Ledger, SourceRecord
+    from bot.ledger import Ledger, SourceRecord, StoredArticle
+    from bot.revisions import Revision
 
 log = logging.getLogger("newsbot")
 
@@ -127,6 +128,24 @@ def _parser() -> argparse.ArgumentParser:
         "--id", type=_delivery_id, action="append", dest="ids", help="only this delivery"
     )
     retry.add_argument("--channel")
+    correct = commands.add_parser(
+        "correct",
+        parents=[common],
+        help="re-render an article's posts from its current text, or under a corrected title",
+    )
+    correct.add_argument("article", metavar="ARTICLE", help=_ARTICLE_HELP)
+    correct.add_argument("--title", help="the corrected title (it wins over the source's)")
+    correct.add_argument("--reason", help="why, kept in the ledger and shown by history")
+    retract = commands.add_parser(
+        "retract", parents=[common], help="withdraw an article: take its posts down everywhere"
+    )
+    retract.add_argument("article", metavar="ARTICLE", help=_ARTICLE_HELP)
+    retract.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    history = commands.add_parser(
+        "history", parents=[common], help="an article's revisions and what each did to each post"
+    )
+    history.add_argument("article", metavar="ARTICLE", help=_ARTICLE_HELP)
+    history.add_argument("--json", action="store_true", help="JSON for machines")
     db = commands.add_parser("db", parents=[common], help="the ledger's schema")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
     db_commands.required = True
@@ -139,7 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-LEDGER_ONLY = frozenset({"status", "retry", "db"})
+_ARTICLE_HELP = "the article's key, its URL, or a delivery id (see `newsbot status`)"
+
+LEDGER_ONLY = frozenset({"status", "retry", "db", "correct", "retract", "history"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -305,12 +326,13 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _check(config: Config, args: argparse.Namespace) -> int:
-    from bot.wiring import build_channel, build_renderer, sample_post
+    from bot.wiring import build_channel, build_renderer, check_policies, sample_post
 
     renderer = build_renderer(config)
     problems: list[str] = []
+    channels = {name: build_channel(settings) for name, settings in config.channels.items()}
     for name, settings in config.channels.items():
-        channel = build_channel(settings)
+        channel = channels[name]
         try:
             post = sample_post(renderer, settings, channel)
         except ConfigError as exc:
@@ -335,6 +357,11 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
                 problems.append(f"channel {name}: {exc.reason}")
             finally:
                 await channel.close()
+    if not problems:
+        try:
+            check_policies(config, renderer, channels)
+        except ConfigError as exc:
+            problems.append(str(exc))
     for warning in retention_warnings(config):
         print(f"warn {warning}")
     print(
@@ -359,6 +386,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
         rows = ledger.deliveries(
             states=args.state, source=args.source, channel=args.channel, limit=args.limit
         )
+        marks = ledger.revision_marks([d.id for d in rows])
         counts = ledger.counts()
         actions = ledger.action_counts()
         spend = _x_spend(config, ledger)
@@ -377,7 +405,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
                     "revision_actions": actions,
                     "x_month": spend,
                     "sources": [_problem(record) for record in problems],
-                    "deliveries": [d.as_dict() for d in rows],
+                    "deliveries": [d.as_dict() | {"revised": marks.get(d.id)} for d in rows],
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -399,7 +427,7 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
             problem = _problem(record)
             print(f"source {record.name}: {problem['state']}: {problem['problem']}")
         if rows:
-            print(status_table(rows, config.tz))
+            print(status_table(rows, config.tz, marks))
     return EXIT_OK
 
 
@@ -443,6 +471,74 @@ async def _retry(config: Config, args: argparse.Namespace) -> int:
             f"{acted} correction{'' if acted == 1 else 's'} or takedown"
             f"{'' if acted == 1 else 's'} back in the queue: they are applied to the posts again"
         )
+    return EXIT_OK
+
+
+async def _correct(config: Config, args: argparse.Namespace) -> int:
+    from bot import editor
+
+    def revision(stored: StoredArticle) -> Revision:
+        return editor.correction(stored, title=args.title, reason=args.reason)
+
+    return _revise(config, args, revision, "correction")
+
+
+async def _retract(config: Config, args: argparse.Namespace) -> int:
+    from bot import editor
+
+    def revision(stored: StoredArticle) -> Revision:
+        return editor.takedown(stored, reason=args.reason)
+
+    return _revise(config, args, revision, "takedown")
+
+
+def _revise(
+    config: Config,
+    args: argparse.Namespace,
+    make: Callable[[StoredArticle], Revision],
+    what: str,
+) -> int:
+    """One editor's revision of ARTICLE recorded, with an action per post under each channel's
+    policy; the running daemon (or the next `newsbot once`) applies them."""
+    from bot import editor
+    from bot.channels.kinds import policies
+    from bot.ledger import Ledger
+
+    chosen = policies(config)
+    ledger = Ledger.open(config.database, redactor=args.redactor)
+    try:
+        stored = editor.resolve(ledger, args.article)
+        revision = make(stored)
+        report = ledger.revise([revision], chosen, now=datetime.now(UTC))
+        record = ledger.history(stored.id)[-1]
+    finally:
+        ledger.close()
+    print(f"revision {record.id} of {stored.source} {stored.article.key!r} 「{record.title}」")
+    for act in record.actions:
+        note = f" ({act.reason})" if act.reason else ""
+        print(f"  delivery {act.delivery_id} on {act.channel}: {act.action} {act.state}{note}")
+    stopped = f", {report.stopped} unsent post(s) stopped" if report.stopped else ""
+    print(
+        f"{what}: {report.queued} action(s) queued, {report.skipped} skipped{stopped}; the "
+        "running daemon or the next `newsbot once` applies them (`newsbot history` shows how)"
+    )
+    return EXIT_OK
+
+
+async def _history(config: Config, args: argparse.Namespace) -> int:
+    from bot import editor
+    from bot.ledger import Ledger
+    from bot.report import history_text
+
+    ledger = Ledger.open(config.database, redactor=args.redactor)
+    try:
+        found = editor.history(ledger, editor.resolve(ledger, args.article))
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+    else:
+        print(history_text(found, config.tz))
     return EXIT_OK
 
 
@@ -557,5 +653,8 @@ _COMMANDS = {
     "check": _check,
     "status": _status,
     "retry": _retry,
+    "correct": _correct,
+    "retract": _retract,
+    "history": _history,
     "db": _db,
 }

@@ -398,6 +398,14 @@ class ChannelConfig(_Strict):
     correction_template: str | None = None
 
     @property
+    def correction_template_name(self) -> str:
+        """The template of a correction posted as a reply: the configured one, else the
+        default for the post's format (Telegram's HTML or plain text)."""
+        if self.correction_template:
+            return self.correction_template
+        return "correction.html.j2" if self.template.endswith(".html.j2") else "correction.txt.j2"
+
+    @property
     def default_rates(self) -> tuple[Rate, ...]:
         return ()
 
@@ -713,6 +721,9 @@ class Config(_Strict):
     stop_timeout: Window = timedelta(seconds=30)
     # Environment values put into a URL (a private feed's key): secret, though no key says so.
     _secrets_in_urls: tuple[str, ...] = PrivateAttr(default=())
+    # The line of every key in the file, for rules checked after loading (a channel's policy
+    # that its platform cannot follow) to name the place that must change.
+    _lines: Mapping[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -777,6 +788,14 @@ class Config(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def where(self, *at: str) -> str:
+        """``file:line`` of the key at ``at`` (or the nearest enclosing key that has a line)."""
+        for end in range(len(at), 0, -1):
+            line = self._lines.get(at[:end])
+            if line is not None:
+                return f"{self.path}:{line}"
+        return str(self.path)
 
     def routes(self, source: str) -> tuple[str, ...]:
         """The channels a source posts to: its list, or every channel when it names none."""
@@ -873,6 +892,7 @@ def load_config(
     except ValidationError as exc:
         raise lines.explain(exc) from None
     config._secrets_in_urls = tuple(sorted(lines.in_urls))
+    config._lines = dict(lines.lines)
     return config
 
 

@@ -278,7 +278,10 @@ class Daemon:
             raise
         finally:
             self._polls.pop(name, None)
-        if report.ingest is not None and report.ingest.queued:
+        if (report.ingest is not None and report.ingest.queued) or (
+            report.revised is not None and report.revised.queued
+        ):
+            # New posts, or corrections and takedowns of published ones, to make now.
             self.wake()
         # A failing source backs off (doubling up to a cap) and recovers by itself.
         wanted = self._poll_interval(name, report.errors)
@@ -422,8 +425,21 @@ class Daemon:
         policy = FetchPolicy.for_source(settings).without_files()
         enricher = Enricher(self.runtime.fetcher.scoped(policy), timezone=self.config.tz)
         return WebhookReceiver(
-            settings, self._accept, timezone=self.config.tz, enrich=enricher.fill
+            settings,
+            self._accept,
+            timezone=self.config.tz,
+            enrich=enricher.fill,
+            withdraw=self._withdraw,
         )
+
+    async def _withdraw(self, name: str, key: str, reason: str | None) -> bool:
+        """A webhook ``delete``: a takedown of the article on every channel; false when the
+        ledger keeps no such article of this source."""
+        assert self.runtime is not None
+        report = await self.runtime.pipeline.withdraw(name, key, reason=reason)
+        if report is not None and report.queued:
+            self.wake()
+        return report is not None
 
     async def _accept(self, name: str, articles: Sequence[Article]) -> str:
         """A push (webhook, WebSub): recorded at once, and the delivery job woken for it."""
@@ -434,7 +450,9 @@ class Daemon:
         for warning in refused:
             log.warning("source %s: %s", name, warning, extra={"source": name})
         report = await self.runtime.pipeline.accept(name, articles)
-        if report.ingest is not None and report.ingest.queued:
+        if (report.ingest is not None and report.ingest.queued) or (
+            report.revised is not None and report.revised.queued
+        ):
             self.wake()
         return articles[0].key if articles else ""
 

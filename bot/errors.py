@@ -9,6 +9,7 @@ translated at the edge where the library is used (``raise ... from exc``)::
     ├── SourceError          a source could not be read this time (recorded, retried next poll)
     │   └── FetchRefused     the outbound-fetch policy forbids that URL; nothing was sent
     ├── LedgerError          the ledger database refused an operation
+    ├── ArticleError         an editor's command names no article, or several (it lists them)
     └── DeliveryError        a post could not be delivered
         ├── TransientError   try again later, not before ``retry_after`` seconds
         └── PermanentError   never try again; ``reason`` says why
@@ -61,6 +62,11 @@ class FetchRefused(SourceError):
 
 class LedgerError(BotError):
     """The ledger database refused an operation."""
+
+
+class ArticleError(BotError):
+    """An editor's command names an article the ledger does not keep, or one that several
+    sources have (the message lists them), or asks what cannot be done to it."""
 
 
 class DeliveryError(BotError):

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +49,7 @@ from bot.model import (
 from bot.outcome import ActionOutcome, Outcome
 from bot.pacing import Window
 from bot.redact import Redactor, redact_url
+from bot.revisions import DeliveryRow, Policies, Revision, plan_actions
 from bot.sources.base import SourceState
 
 # The schema's revision number (bot/migrations/versions/000N_*.py); newsbot_meta keeps it too.
@@ -388,6 +389,8 @@ class NewArticle:
     excerpt: str
     skip_reason: str | None = None
     priority: int = 0
+    #: :func:`bot.revisions.content_digest` of the article, kept to notice a later change.
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +465,80 @@ class IngestReport:
     articles: int
     queued: int
     skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the ledger knows of a poll's entries: the keys and URLs ever seen (pruned or not),
+    and for each key whose article is still kept, its id and content digest."""
+
+    known: set[str]
+    stored: dict[str, tuple[int, str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """One article as the ledger keeps it: the source's last content, an editor's title, and
+    whether it was withdrawn."""
+
+    id: int
+    source: str
+    article: Article
+    excerpt: str
+    digest: str | None
+    title_override: str | None
+    retracted_at: datetime | None
+    seen_at: datetime
+
+    @property
+    def shown_title(self) -> str:
+        """The title every post shows: the editor's, else the source's."""
+        return self.title_override or self.article.title
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionReport:
+    """What :meth:`Ledger.revise` recorded."""
+
+    revisions: int = 0
+    queued: int = 0
+    skipped: int = 0
+    superseded: int = 0
+    #: Deliveries not yet posted that a takedown stopped.
+    stopped: int = 0
+    ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One revision's action on one post, as ``history`` shows it."""
+
+    id: int
+    delivery_id: int
+    channel: str
+    action: str
+    state: str
+    reason: str | None
+    text: str | None
+    remote_id: str | None
+    remote_url: str | None
+    attempts: int
+    created_at: datetime
+    done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRecord:
+    """One recorded revision and what it did to each post."""
+
+    id: int
+    kind: str
+    origin: str
+    changes: tuple[str, ...]
+    reason: str | None
+    title: str | None
+    created_at: datetime
+    actions: tuple[ActionRecord, ...]
 
 
 class Ledger:
@@ -753,6 +830,310 @@ class Ledger:
             )
         return found
 
+    def lookup(self, source: str, keys: Collection[str], urls: Collection[str]) -> Lookup:
+        """:meth:`known`, and in the same transaction the id and content digest of each known
+        key's article still kept: one query more per poll, whatever its number of entries,
+        and none when nothing is known (a first sight)."""
+        if not keys and not urls:
+            return Lookup(set(), {})
+        wanted = {seen_digest("key", key): key for key in keys}
+        wanted |= {seen_digest("url", url): url for url in urls}
+        with self._tx() as conn:
+            present = {wanted[digest] for digest in self._seen(conn, source, wanted)}
+            known_keys = [key for key in keys if key in present]
+            stored: dict[str, tuple[int, str | None]] = {}
+            for chunk in _chunks(sorted(set(known_keys)), 500):
+                rows = conn.execute(
+                    sa.select(articles.c.key, articles.c.id, articles.c.content_digest).where(
+                        articles.c.source == source, articles.c.key.in_(chunk)
+                    )
+                )
+                stored.update({row.key: (int(row.id), row.content_digest) for row in rows})
+        return Lookup(present, stored)
+
+    def stored_articles(self, ids: Collection[int]) -> dict[int, StoredArticle]:
+        """The articles with these ids, as kept."""
+        found: dict[int, StoredArticle] = {}
+        if not ids:
+            return found
+        with self._tx() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = sorted(ids)[start : start + 500]
+                rows = conn.execute(sa.select(articles).where(articles.c.id.in_(chunk)))
+                found.update({int(row["id"]): _stored(row) for row in rows.mappings()})
+        return found
+
+    def find_articles(self, text: str, *, source: str | None = None) -> list[StoredArticle]:
+        """The articles ``text`` may name: its key, its canonical URL (in any source), or a
+        delivery id; several when a key or URL is in more than one source. With ``source``,
+        only that source's article of that key or URL."""
+        text = text.strip()
+        match = sa.or_(articles.c.key == text, articles.c.url == text)
+        if source is not None:
+            match = sa.and_(match, articles.c.source == source)
+        elif text.isascii() and text.isdigit() and len(text) <= 18:
+            by_delivery = sa.select(deliveries.c.article_id).where(deliveries.c.id == int(text))
+            match = sa.or_(match, articles.c.id.in_(by_delivery))
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(articles).where(match).order_by(articles.c.id))
+            return [_stored(row) for row in rows.mappings()]
+
+    def revise(
+        self,
+        revised: Sequence[Revision],
+        policies: Mapping[str, Policies],
+        *,
+        now: datetime,
+        digests: Mapping[int, str] | None = None,
+    ) -> RevisionReport:
+        """Record revisions, in one transaction: each article's row brought to its current
+        content (so a delivery still queued posts the corrected text), an editor's title kept,
+        a withdrawal's time set; one ``revisions`` row each; and for each delivery of the
+        article the action :func:`bot.revisions.plan_actions` decides under ``policies``
+        (channel → policies). Queued actions of earlier revisions for the same posts are
+        ``superseded`` (a newer one renders from the current content anyway; only a takedown
+        supersedes a queued delete). A takedown skips the deliveries not yet posted.
+        ``digests``: articles (id → digest) whose content digest is only to be stored, such as
+        those kept before revisions were (no digest yet): no revision."""
+        report = RevisionReport()
+        if not revised and not digests:
+            return report
+        queued = skipped = superseded = stopped = 0
+        ids: list[int] = []
+        with self._tx() as conn:
+            self._check_identity(conn)
+            for article_id, digest in (digests or {}).items():
+                conn.execute(
+                    sa.update(articles)
+                    .where(articles.c.id == article_id)
+                    .values(content_digest=digest)
+                )
+            for revision in revised:
+                row = (
+                    conn.execute(
+                        sa.select(articles.c.source, articles.c.retracted_at).where(
+                            articles.c.id == revision.article_id
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    continue  # pruned meanwhile: no post is left to act on
+                retracted = row["retracted_at"] is not None
+                if not self._revise_article(conn, row["source"], revision, now):
+                    continue  # another instance recorded this very change first
+                revision_id = int(
+                    conn.execute(
+                        sa.insert(revisions)
+                        .values(
+                            article_id=revision.article_id,
+                            kind=str(revision.kind),
+                            origin=revision.origin,
+                            changes=json.dumps(list(revision.changes)),
+                            reason=self.redactor.redact_optional(revision.reason),
+                            title=revision.title,
+                            created_at=now,
+                        )
+                        .returning(revisions.c.id)
+                    ).scalar_one()
+                )
+                ids.append(revision_id)
+                found = conn.execute(
+                    sa.select(deliveries.c.id, deliveries.c.channel, deliveries.c.state)
+                    .where(deliveries.c.article_id == revision.article_id)
+                    .order_by(deliveries.c.id)
+                ).all()
+                rows = [DeliveryRow(int(d.id), d.channel, DeliveryState(d.state)) for d in found]
+                plan = plan_actions(
+                    revision.kind,
+                    rows,
+                    policies,
+                    reason=revision.reason,
+                    retracted=retracted and revision.kind is RevisionKind.UPDATE,
+                )
+                if rows:
+                    earlier = sa.and_(
+                        revision_actions.c.delivery_id.in_([d.id for d in rows]),
+                        revision_actions.c.state == str(ActionState.QUEUED),
+                        revision_actions.c.revision_id < revision_id,
+                    )
+                    if revision.kind is not RevisionKind.DELETE:
+                        earlier = sa.and_(earlier, revision_actions.c.action != "delete")
+                    superseded += int(
+                        conn.execute(
+                            sa.update(revision_actions)
+                            .where(earlier)
+                            .values(
+                                state=str(ActionState.SUPERSEDED),
+                                reason=f"superseded by revision {revision_id}",
+                                updated_at=now,
+                                done_at=now,
+                            )
+                        ).rowcount
+                    )
+                values = [
+                    {
+                        "revision_id": revision_id,
+                        "delivery_id": action.delivery_id,
+                        "channel": action.channel,
+                        "action": str(action.action),
+                        "state": str(ActionState.QUEUED if action.queued else ActionState.SKIPPED),
+                        "reason": action.reason,
+                        "due_at": now,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                        "done_at": None if action.queued else now,
+                    }
+                    for action in plan.actions
+                ]
+                if values:
+                    conn.execute(sa.insert(revision_actions), values)
+                queued += sum(1 for a in plan.actions if a.queued)
+                skipped += sum(1 for a in plan.actions if not a.queued)
+                if plan.skip:
+                    stopped += int(
+                        conn.execute(
+                            sa.update(deliveries)
+                            .where(
+                                deliveries.c.id.in_(list(plan.skip)),
+                                deliveries.c.state == str(DeliveryState.QUEUED),
+                            )
+                            .values(
+                                state=str(DeliveryState.SKIPPED),
+                                reason=self.redactor.redact_optional(plan.skip_reason),
+                                updated_at=now,
+                            )
+                        ).rowcount
+                    )
+        return RevisionReport(len(ids), queued, skipped, superseded, stopped, tuple(ids))
+
+    def _revise_article(
+        self, conn: Connection, source: str, revision: Revision, now: datetime
+    ) -> bool:
+        """The article row brought to the revision; false when a source's revision was
+        already recorded (the row has its digest: two pollers, or a push and a poll, saw the
+        same change; the row lock makes the second one find that out)."""
+        values: dict[str, Any] = {}
+        new = revision.article
+        if new is not None:
+            values |= {
+                "url": new.url,
+                "title": new.title,
+                "summary_html": new.summary_html,
+                "author": new.author,
+                "categories": json.dumps(list(new.categories), ensure_ascii=False),
+                "image": new.image,
+            }
+            if revision.excerpt is not None:
+                values["excerpt"] = revision.excerpt
+            # The article's new address is known too: pushed or polled under it, it is this one.
+            conn.execute(
+                self._insert(seen)
+                .values(source=source, digest=seen_digest("url", new.url))
+                .on_conflict_do_nothing()
+            )
+        if revision.digest is not None:
+            values["content_digest"] = revision.digest
+        if revision.title_override is not None:
+            values["title_override"] = revision.title_override
+        if revision.kind is RevisionKind.DELETE:
+            values["retracted_at"] = sa.func.coalesce(articles.c.retracted_at, now)
+        if not values:
+            return True
+        update = sa.update(articles).where(articles.c.id == revision.article_id)
+        if revision.digest is not None:
+            update = update.where(articles.c.content_digest.is_distinct_from(revision.digest))
+        return bool(conn.execute(update.values(**values)).rowcount)
+
+    def history(self, article_id: int) -> list[RevisionRecord]:
+        """Every revision of an article, oldest first, each with what it did to each post."""
+        with self._tx() as conn:
+            revs = (
+                conn.execute(
+                    sa.select(revisions)
+                    .where(revisions.c.article_id == article_id)
+                    .order_by(revisions.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            acts = (
+                conn.execute(
+                    sa.select(revision_actions)
+                    .join(revisions, revisions.c.id == revision_actions.c.revision_id)
+                    .where(revisions.c.article_id == article_id)
+                    .order_by(revision_actions.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        by_revision: dict[int, list[ActionRecord]] = {}
+        for act in acts:
+            by_revision.setdefault(int(act["revision_id"]), []).append(
+                ActionRecord(
+                    id=int(act["id"]),
+                    delivery_id=int(act["delivery_id"]),
+                    channel=act["channel"],
+                    action=act["action"],
+                    state=act["state"],
+                    reason=self.redactor.redact_optional(act["reason"]),
+                    text=act["text"],
+                    remote_id=act["remote_id"],
+                    remote_url=act["remote_url"],
+                    attempts=int(act["attempts"]),
+                    created_at=act["created_at"],
+                    done_at=act["done_at"],
+                )
+            )
+        return [
+            RevisionRecord(
+                id=int(rev["id"]),
+                kind=rev["kind"],
+                origin=rev["origin"],
+                changes=tuple(json.loads(rev["changes"] or "[]")),
+                reason=self.redactor.redact_optional(rev["reason"]),
+                title=rev["title"],
+                created_at=rev["created_at"],
+                actions=tuple(by_revision.get(int(rev["id"]), ())),
+            )
+            for rev in revs
+        ]
+
+    def article_deliveries(self, article_id: int) -> list[Delivery]:
+        """Every delivery of one article, by id."""
+        query = _delivery_select().where(deliveries.c.article_id == article_id)
+        with self._tx() as conn:
+            rows = conn.execute(query.order_by(deliveries.c.id)).mappings()
+            return [_delivery(row) for row in rows]
+
+    def revision_marks(self, delivery_ids: Collection[int]) -> dict[int, str]:
+        """``corrected`` / ``retracted`` for the deliveries whose article was, for ``status``."""
+        if not delivery_ids:
+            return {}
+        corrected = (
+            sa.select(revisions.c.id)
+            .where(
+                revisions.c.article_id == articles.c.id,
+                revisions.c.kind == str(RevisionKind.UPDATE),
+            )
+            .exists()
+        )
+        query = (
+            sa.select(deliveries.c.id, articles.c.retracted_at, corrected.label("corrected"))
+            .join(articles, articles.c.id == deliveries.c.article_id)
+            .where(deliveries.c.id.in_(sorted(delivery_ids)))
+        )
+        marks: dict[int, str] = {}
+        with self._tx() as conn:
+            for row in conn.execute(query):
+                if row.retracted_at is not None:
+                    marks[int(row.id)] = "retracted"
+                elif row.corrected:
+                    marks[int(row.id)] = "corrected"
+        return marks
+
     def ingest(
         self, source: str, items: Sequence[NewArticle], routes: Sequence[str], *, now: datetime
     ) -> IngestReport:
@@ -791,6 +1172,7 @@ class Ledger:
                         "categories": json.dumps(list(article.categories), ensure_ascii=False),
                         "image": article.image,
                         "seen_at": now,
+                        "content_digest": item.digest,
                     }
                 )
             if not values:
@@ -2058,8 +2440,8 @@ def _article_columns() -> tuple[Any, ...]:
         articles.c.source,
         articles.c.key.label("article_key"),
         articles.c.url,
-        articles.c.title,
-        articles.c.title_override,
+        # An editor's title (`newsbot correct --title`) wins over the source's in every post.
+        sa.func.coalesce(articles.c.title_override, articles.c.title).label("title"),
         articles.c.summary_html,
         articles.c.excerpt,
         articles.c.published_at,
@@ -2113,7 +2495,7 @@ def _claimed_action(row: sa.RowMapping) -> ClaimedAction:
         attempts=row["attempts"],
         kind=RevisionKind(row["kind"]),
         source=row["source"],
-        article=_article(row),
+        article=_article(row, key="article_key"),
         excerpt=row["excerpt"],
         retracted=row["retracted_at"] is not None,
         published=Published(
@@ -2127,12 +2509,12 @@ def _claimed_action(row: sa.RowMapping) -> ClaimedAction:
     )
 
 
-def _article(row: sa.RowMapping) -> Article:
-    """The article as it reads now: an editor's title (``newsbot correct --title``) wins."""
+def _article(row: sa.RowMapping, *, key: str = "key") -> Article:
+    """The article of an ``articles`` row (its key under the column name ``key``)."""
     return Article(
-        key=row["article_key"],
+        key=row[key],
         url=row["url"],
-        title=row["title_override"] or row["title"],
+        title=row["title"],
         summary_html=row["summary_html"],
         published=row["published_at"],
         author=row["author"],
@@ -2141,13 +2523,27 @@ def _article(row: sa.RowMapping) -> Article:
     )
 
 
+def _stored(row: sa.RowMapping) -> StoredArticle:
+    return StoredArticle(
+        id=int(row["id"]),
+        source=row["source"],
+        article=_article(row),
+        excerpt=row["excerpt"],
+        digest=row["content_digest"],
+        title_override=row["title_override"],
+        retracted_at=row["retracted_at"],
+        seen_at=row["seen_at"],
+    )
+
+
 def _delivery(row: sa.RowMapping) -> Delivery:
+    article = _article(row, key="article_key")
     return Delivery(
         id=row["id"],
         source=row["source"],
         channel=row["channel"],
         state=DeliveryState(row["state"]),
-        article=_article(row),
+        article=article,
         excerpt=row["excerpt"],
         due_at=row["due_at"],
         attempts=row["attempts"],

@@ -18,15 +18,32 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot import outcome as outcome_rules
+from bot import revisions
+from bot.channels import kinds
 from bot.channels.base import Channel
 from bot.compose.excerpt import DEFAULT_EXCERPT_LENGTH, one_line, stored_excerpt
 from bot.compose.post import compose_post
 from bot.compose.render import ComposedPost, Renderer
-from bot.config import ChannelConfig, Config, XChannelConfig
+from bot.config import (
+    ChannelConfig,
+    Config,
+    SitemapSourceConfig,
+    WebhookSourceConfig,
+    XChannelConfig,
+)
 from bot.errors import BotError, PermanentError, SourceError, TemplateError
 from bot.filters import ArticleFilter
-from bot.ledger import Delivery, IngestReport, Ledger, NewArticle, Pace, offload
-from bot.model import MAX_TITLE, Article, DeliveryState, Post, Receipt
+from bot.ledger import (
+    Delivery,
+    IngestReport,
+    Ledger,
+    Lookup,
+    NewArticle,
+    Pace,
+    RevisionReport,
+    offload,
+)
+from bot.model import MAX_TITLE, Article, DeliveryState, Post, Receipt, RevisionKind
 from bot.outcome import ActionOutcome, Outcome
 from bot.pacing import Window
 from bot.redact import Redactor
@@ -105,6 +122,7 @@ class PollReport:
     not_modified: bool = False
     seen: int = 0
     ingest: IngestReport | None = None
+    revised: RevisionReport | None = None
     error: str | None = None
     #: Failed polls in a row, this one included (0 after a good poll): the back-off's input.
     errors: int = 0
@@ -139,6 +157,8 @@ class Pipeline:
         # Set by the daemon on SIGTERM: no new send starts; claimed ones go back to the queue.
         self.stopping = False
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
+        # What a correction and a takedown do on each channel (its config, else its platform's).
+        self.policies = kinds.policies(config, channels)
         # Source errors quote URLs, which may carry a key; the ledger keeps them masked.
         self.redactor = redactor or Redactor(config.secrets())
         self.reviser = Reviser(self)
@@ -161,6 +181,7 @@ class Pipeline:
         self.sources = sources
         self.channels = channels
         self.filters = {name: ArticleFilter(cfg.filters) for name, cfg in config.sources.items()}
+        self.policies = kinds.policies(config, channels)
         self.redactor.update(config.secrets())
 
     # -- poll and ingest ---------------------------------------------------------------------
@@ -205,33 +226,127 @@ class Pipeline:
             ):
                 await offload(self.ledger.record_poll, name, now=now, state=result.state)
             return PollReport(name, ok=True, not_modified=True)
-        report = await offload(
+        report, revised = await offload(
             self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
         )
         await offload(self.ledger.record_poll, name, now=now, state=result.state, note=note)
-        return PollReport(name, ok=True, seen=len(result.articles), ingest=report)
+        return PollReport(name, ok=True, seen=len(result.articles), ingest=report, revised=revised)
 
     async def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
         """Articles pushed to us (a CMS webhook, a WebSub hub): recorded at once, no backlog
         rule, since a push is news by definition. Idempotent like a poll."""
-        report = await offload(self._ingest, name, articles, first_sight=False, now=self.clock())
-        return PollReport(name, ok=True, seen=len(articles), ingest=report)
+        report, revised = await offload(
+            self._ingest, name, articles, first_sight=False, now=self.clock()
+        )
+        return PollReport(name, ok=True, seen=len(articles), ingest=report, revised=revised)
+
+    async def withdraw(
+        self, name: str, key: str, *, reason: str | None = None, origin: str = "webhook"
+    ) -> RevisionReport | None:
+        """A source says an article is withdrawn (a webhook ``delete``): a takedown on every
+        channel. ``key`` is the article's key or canonical URL; ``None`` when the ledger keeps
+        no such article of this source."""
+        return await offload(self._withdraw, name, key, reason=reason, origin=origin)
+
+    def _withdraw(
+        self, name: str, key: str, *, reason: str | None, origin: str
+    ) -> RevisionReport | None:
+        found = self.ledger.find_articles(key, source=name)
+        if not found:
+            return None
+        takedowns = [
+            revisions.Revision(
+                article_id=stored.id,
+                kind=RevisionKind.DELETE,
+                origin=origin,
+                title=stored.shown_title,
+                reason=reason or f"withdrawn by source {name}",
+            )
+            for stored in found
+        ]
+        report = self.ledger.revise(takedowns, self.policies, now=self.clock())
+        log.info(
+            "source %s: %s withdrawn: %d takedown(s) queued, %d skipped, %d unsent post(s) stopped",
+            name,
+            key,
+            report.queued,
+            report.skipped,
+            report.stopped,
+            extra={"source": name, "article": key},
+        )
+        return report
 
     def _ingest(
         self, name: str, articles: Sequence[Article], *, first_sight: bool, now: datetime
-    ) -> IngestReport:
+    ) -> tuple[IngestReport, RevisionReport | None]:
         # Every source's text passes here: whatever a CMS push or a scraped page sent, a title
         # reaches the ledger on one line, without control or invisible characters.
         articles = [tidy_article(article) for article in articles]
-        known = self.ledger.known(name, [a.key for a in articles], [a.url for a in articles])
+        lookup = self.ledger.lookup(name, [a.key for a in articles], [a.url for a in articles])
+        known = lookup.known
         fresh = [a for a in articles if a.key not in known and a.url not in known]
         items = self._decide(name, fresh, first_sight=first_sight, now=now)
         report = self.ledger.ingest(name, items, self.config.routes(name), now=now)
+        revised = self._revise(name, articles, lookup, now=now) if lookup.stored else None
         if report.articles:
             log.info(
                 "source %s: %d new article(s), %d deliveries queued, %d skipped",
                 name,
                 report.articles,
+                report.queued,
+                report.skipped,
+                extra={"source": name},
+            )
+        return report, revised
+
+    def _revise(
+        self, name: str, articles: Sequence[Article], lookup: Lookup, *, now: datetime
+    ) -> RevisionReport | None:
+        """Known articles whose content a post would show differently are revisions: each
+        article's row is brought up to date and each of its posts gets its channel's action.
+        An article kept with no digest yet (from before revisions) only has its digest stored."""
+        changed: dict[int, tuple[Article, str]] = {}
+        digests: dict[int, str] = {}
+        for article in articles:
+            entry = lookup.stored.get(article.key)
+            if entry is None:
+                continue
+            article_id, stored = entry
+            digest = revisions.content_digest(article)
+            if stored is None:
+                digests.setdefault(article_id, digest)
+            elif digest != stored:
+                changed.setdefault(article_id, (article, digest))
+        if not changed and not digests:
+            return None
+        decided = []
+        settings = self.config.sources[name]
+        origin = _origin(settings)
+        for article_id, stored_article in self.ledger.stored_articles(changed).items():
+            article, digest = changed[article_id]
+            excerpt = stored_excerpt(
+                article.summary_html, strip=settings.strip, length=settings.excerpt_length
+            )
+            revision = revisions.source_revision(
+                article_id,
+                before=stored_article.article,
+                after=article,
+                origin=origin,
+                excerpt=excerpt,
+                digest=digest,
+                title_override=stored_article.title_override,
+                enriched=settings.enrich,
+            )
+            if revision is None:
+                digests[article_id] = digest
+            else:
+                decided.append(revision)
+        report = self.ledger.revise(decided, self.policies, now=now, digests=digests)
+        if report.revisions:
+            log.info(
+                "source %s: %d article(s) revised, %d correction(s) queued, %d skipped",
+                name,
+                report.revisions,
                 report.queued,
                 report.skipped,
                 extra={"source": name},
@@ -270,6 +385,7 @@ class Pipeline:
                     excerpt=excerpt,
                     skip_reason=reason,
                     priority=self._priority(name, article),
+                    digest=revisions.content_digest(article),
                 )
             )
         # Oldest first into the ledger, so deliveries of one poll leave in publication order.
@@ -640,6 +756,15 @@ def _rejections(rejected: Sequence[str]) -> str:
     shown = "; ".join(rejected[:_MAX_REJECTIONS_SHOWN])
     more = len(rejected) - _MAX_REJECTIONS_SHOWN
     return f"{shown}; and {more} more" if more > 0 else shown
+
+
+def _origin(settings: object) -> str:
+    """A revision's origin (``revisions.origin``) for what a source of this kind said."""
+    if isinstance(settings, WebhookSourceConfig):
+        return "webhook"
+    if isinstance(settings, SitemapSourceConfig):
+        return "sitemap"
+    return "feed"
 
 
 def tidy_article(article: Article) -> Article:

@@ -209,12 +209,8 @@ class Reviser:
         )
         if action.action is not Action.REPLY:
             return post, None
-        template = pipeline.config.channels[action.channel].correction_template
-        if template is None:
-            raise PermanentError(
-                f"channel {action.channel!r} posts corrections as replies but has no "
-                "correction_template"
-            )
+        # The channel's correction_template, or the default notice for its kind of template.
+        template = pipeline.config.channels[action.channel].correction_template_name
         notice = pipeline.compose_post(
             article=action.article,
             excerpt=action.excerpt,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.channels import kinds
 from bot.channels.base import Channel
 from bot.compose.post import compose
 from bot.compose.render import Renderer
@@ -39,9 +40,10 @@ from bot.config import (
 from bot.errors import ConfigError, DeliveryError, PermanentError
 from bot.instances import InstanceKeeper
 from bot.ledger import Ledger
-from bot.model import Post
+from bot.model import Correction, Post
 from bot.pipeline import Observer, Pipeline, utc_now
 from bot.redact import Redactor
+from bot.revisions import policy_refusal
 from bot.sources.base import PollResult, Source, SourceState
 from bot.sources.enrich import Enricher
 from bot.sources.fetch import Fetcher
@@ -172,6 +174,8 @@ async def open_runtime(
     broken: dict[str, str] = {}
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(ledger.close)
+        # A policy the platform cannot follow is the config's mistake: said before any work.
+        check_policies(config, renderer, built)
         fetcher = await stack.enter_async_context(Fetcher())
         sources = {name: build_source(cfg, fetcher, config) for name, cfg in config.sources.items()}
         for source in sources.values():
@@ -230,11 +234,44 @@ def sample_post(renderer: Renderer, settings: ChannelConfig, channel: Channel) -
 def check_channels(
     config: Config, renderer: Renderer, channels: Mapping[str, Channel]
 ) -> dict[str, Post]:
-    """:func:`sample_post` for every channel; raises ConfigError naming the one at fault."""
+    """:func:`sample_post` for every channel, and :func:`check_policies`; raises ConfigError
+    naming the one at fault."""
     posts = {}
     for name, settings in config.channels.items():
         try:
             posts[name] = sample_post(renderer, settings, channels[name])
         except PermanentError as exc:
             raise ConfigError(f"channel {name}: {exc.reason}") from None
+    check_policies(config, renderer, channels)
     return posts
+
+
+def check_policies(config: Config, renderer: Renderer, channels: Mapping[str, Channel]) -> None:
+    """Each channel's correction and takedown policies are ones its platform can follow, and a
+    correction posted as a reply has a template that renders the sample article within the
+    channel's limit; else ConfigError at the key to change."""
+    chosen = kinds.policies(config, channels)
+    classes = kinds.classes(config, channels)
+    for name, settings in config.channels.items():
+        cls = classes[name]
+        refusal = policy_refusal(
+            chosen[name], can_edit=cls.can_edit, can_reply=cls.can_reply, can_delete=cls.can_delete
+        )
+        if refusal is not None:
+            key, why = refusal
+            where = config.where("channels", name, key)
+            raise ConfigError(why, where=where, key=f"channels.{name}.{key}")
+        wanted = chosen[name].corrections is Correction.REPLY or settings.correction_template
+        if not wanted or name not in channels:
+            continue
+        template = settings.correction_template_name
+        reply = settings.model_copy(update={"template": template})
+        try:
+            sample_post(renderer, reply, channels[name])
+        except (PermanentError, ConfigError) as exc:
+            why = exc.reason if isinstance(exc, PermanentError) else str(exc)
+            raise ConfigError(
+                f"the correction template {template} cannot be used: {why}",
+                where=config.where("channels", name, "correction_template"),
+                key=f"channels.{name}.correction_template",
+            ) from None

@@ -19,7 +19,7 @@ from bot.compose.length import (
     LengthRule,
 )
 from bot.config import ConsoleChannelConfig
-from bot.model import Post, Receipt
+from bot.model import Correction, Post, Published, Receipt, Takedown
 
 _RULES = {
     "telegram": TELEGRAM_MESSAGE,
@@ -32,7 +32,15 @@ _RULES = {
 
 
 class ConsoleChannel(Channel):
-    """Writes posts to a stream (standard output by default)."""
+    """Writes posts to a stream (standard output by default). It can do to a post whatever any
+    platform can, so an editor trying corrections and takedowns on the runnable default
+    config sees what each would do."""
+
+    can_edit = True
+    can_reply = True
+    can_delete = True
+    default_corrections = Correction.EDIT
+    default_takedowns = Takedown.DELETE
 
     def __init__(self, config: ConsoleChannelConfig, stream: TextIO | None = None) -> None:
         super().__init__(config.name)
@@ -44,11 +52,26 @@ class ConsoleChannel(Channel):
         return _RULES[self.config.rules]
 
     async def send(self, post: Post) -> Receipt:
-        stream = self.stream or sys.stdout
         remote_id = f"{self.name}-{next(self._ids)}"
-        stream.write(format_post(post, rules=self.config.rules) + "\n")
-        stream.flush()
+        self._write(format_post(post, rules=self.config.rules))
         return Receipt(remote_id=remote_id, accepted_at=datetime.now(UTC))
+
+    async def edit(self, published: Published, post: Post) -> Receipt:
+        self._write(f"[edit {published.remote_id}]\n" + format_post(post, rules=self.config.rules))
+        return Receipt(remote_id=published.remote_id, accepted_at=datetime.now(UTC))
+
+    async def reply(self, published: Published, post: Post) -> Receipt:
+        receipt = await self.send(post)
+        self._write(f"[the post above replies to {published.remote_id}]")
+        return receipt
+
+    async def delete(self, published: Published) -> None:
+        self._write(f"[deleted {published.remote_id}]")
+
+    def _write(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
 
 
 def format_post(post: Post, *, rules: str) -> str:

@@ -13,6 +13,13 @@ The request
      "summary": "<p>…</p>", "published": "2025-09-16T18:00:00+08:00",
      "categories": ["地方", "國際交流"], "image": "https://…/20051.jpg", "id": "20051"}
 
+``action`` says what happened to the article: ``"create"`` (the default: it was published),
+``"update"`` (it was corrected: recorded as a revision, and each post gets what its channel's
+correction policy says) or ``"delete"`` (it was withdrawn: a takedown on every channel; only
+``id`` or ``url`` is needed, and ``reason`` is kept in the ledger and ``history``)::
+
+    {"action": "delete", "id": "20051", "reason": "當事人要求撤下"}
+
 Only ``url`` is required. ``title`` may be left out when the source can fetch the page to fill
 it in (the ``enrich`` callable); ``summary`` is HTML; ``published`` is ISO 8601 and a time
 without an offset is taken as UTC (or the zone given to the receiver); ``author`` is accepted
@@ -32,8 +39,9 @@ logged.
 Answers
 -------
 ``202 {"key": "..."}`` recorded (or already known: pushes are idempotent); ``400 {"error": ...}``
-the body is not what is described above; ``401 {"error": ...}`` not authentic; ``502`` the page
-could not be fetched to fill in a missing title (try again).
+the body is not what is described above (an unknown ``action`` too); ``404 {"error": ...}`` a
+``delete`` for an article this source never sent; ``401 {"error": ...}`` not authentic; ``502``
+the page could not be fetched to fill in a missing title (try again).
 """
 
 from __future__ import annotations
@@ -47,8 +55,9 @@ import logging
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 from bot.config import WebhookSourceConfig
@@ -62,8 +71,10 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "BadPush",
+    "Push",
     "WebhookReceiver",
     "parse_article",
+    "parse_push",
     "sign",
     "signed_headers",
 ]
@@ -74,6 +85,11 @@ SIGNATURE_HEADER = "X-Newsbot-Signature"
 TIMESTAMP_HEADER = "X-Newsbot-Timestamp"
 
 Enrich = Callable[[Article], Awaitable[Article]]
+#: Records that source ``name`` withdrew the article of this key or URL, with the reason given;
+#: false when no such article is known (the daemon passes ``Pipeline.withdraw``).
+Withdraw = Callable[[str, str, str | None], Awaitable[bool]]
+
+ACTIONS = ("create", "update", "delete")
 
 _NO_TITLE = "title is required unless the page can be fetched"
 
@@ -113,12 +129,14 @@ class WebhookReceiver(PushReceiver):
         *,
         clock: Callable[[], datetime] = _utc_now,
         enrich: Enrich | None = None,
+        withdraw: Withdraw | None = None,
         timezone: tzinfo = UTC,
         max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         super().__init__(config.name, max_body=max_body)
         self.config = config
         self._accept = accept
+        self._withdraw = withdraw
         self._clock = clock
         self._enrich = enrich
         self._timezone = timezone
@@ -141,10 +159,13 @@ class WebhookReceiver(PushReceiver):
             return PushResponse.problem(401, refusal)
         signature = self._remember(request)
         try:
-            article = parse_article(request.body, timezone=self._timezone)
+            push = parse_push(request.body, timezone=self._timezone)
         except BadPush as exc:
             log.warning("webhook %s: bad push: %s", self.name, exc, extra=context)
             return PushResponse.problem(400, str(exc))
+        if push.article is None:
+            return await self._delete(push, signature)
+        article = push.article
         refused = link_refusal(article.url, self._policy)
         if refused is not None:
             log.warning("webhook %s: refused a push: %s", self.name, refused, extra=context)
@@ -184,6 +205,25 @@ class WebhookReceiver(PushReceiver):
             raise
         log.info("webhook %s: accepted %s", self.name, key, extra={**context, "article": key})
         return PushResponse.json(202, {"key": key}, outcome="accepted")
+
+    async def _delete(self, push: Push, signature: str) -> PushResponse:
+        context = {"source": self.name, "article": push.key}
+        if self._withdraw is None:
+            return PushResponse.problem(400, "this source does not take deletes")
+        try:
+            found = await self._withdraw(self.name, push.key, push.reason)
+        except Exception:
+            self._forget(signature)
+            raise
+        if not found:
+            log.warning(
+                "webhook %s: delete of an unknown article %s", self.name, push.key, extra=context
+            )
+            return PushResponse.problem(
+                404, f"no article {push.key!r} of source {self.name!r} is known: nothing to delete"
+            )
+        log.info("webhook %s: withdrawn %s", self.name, push.key, extra=context)
+        return PushResponse.json(202, {"key": push.key, "action": "delete"}, outcome="accepted")
 
     # -- authentication ------------------------------------------------------------------------
 
@@ -242,11 +282,47 @@ def sign_bytes(secret: bytes, timestamp: str, body: bytes) -> bytes:
 # ------------------------------------------------------------------------------------- the body
 
 
+@dataclass(frozen=True, slots=True)
+class Push:
+    """What a push asks: an article published or corrected (``article``), or one withdrawn
+    (``article`` ``None``; ``key`` is its ``id``, else its canonical URL; ``reason`` why)."""
+
+    action: Literal["create", "update", "delete"]
+    key: str
+    article: Article | None = None
+    reason: str | None = None
+
+
+def parse_push(body: bytes, *, timezone: tzinfo = UTC) -> Push:
+    """What the push's body asks; :class:`BadPush` says what is wrong with it."""
+    document = _document(body)
+    action = document.get("action", "create")
+    if action == "delete":
+        key = _key(document)
+        if not key:
+            url = _http_url(document, "url", required=False)
+            if url is None:
+                raise BadPush("a delete needs the article's id or url")
+            key = canonical_url(url)
+        reason = _plain(_string(document, "reason")) or None
+        return Push("delete", key, reason=reason)
+    if action not in ("create", "update"):
+        raise BadPush(
+            f'action must be "create", "update" or "delete", got {json.dumps(action)[:80]}'
+        )
+    article = _article(document, timezone)
+    return Push("create" if action == "create" else "update", article.key, article)
+
+
 def parse_article(body: bytes, *, timezone: tzinfo = UTC) -> Article:
     """The article a push describes; :class:`BadPush` says what is wrong with the body.
 
     The title may come back empty (the caller fetches the page or refuses the push), and
     ``published`` ``None`` (the page may say; else the caller takes the time of the push)."""
+    return _article(_document(body), timezone)
+
+
+def _document(body: bytes) -> dict[str, object]:
     try:
         document = json.loads(body.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
@@ -257,16 +333,24 @@ def parse_article(body: bytes, *, timezone: tzinfo = UTC) -> Article:
         raise BadPush("the body is nested too deeply for an article") from exc
     if not isinstance(document, dict):
         raise BadPush('the body must be a JSON object such as {"url": "https://..."}')
-    url = _http_url(document, "url", required=True)
-    if url is None:  # pragma: no cover - _http_url raised already
-        raise BadPush("url is required")
-    link = canonical_url(url)
+    return document
+
+
+def _key(document: Mapping[str, object]) -> str:
     identifier = document.get("id")
     if identifier is not None and (
         isinstance(identifier, bool) or not isinstance(identifier, str | int)
     ):
         raise BadPush("id must be a string or a number")
-    key = str(identifier).strip() if identifier is not None else ""
+    return str(identifier).strip() if identifier is not None else ""
+
+
+def _article(document: Mapping[str, object], timezone: tzinfo) -> Article:
+    url = _http_url(document, "url", required=True)
+    if url is None:  # pragma: no cover - _http_url raised already
+        raise BadPush("url is required")
+    link = canonical_url(url)
+    key = _key(document)
     published = _published(document.get("published"), timezone)
     return Article(
         key=key or link,

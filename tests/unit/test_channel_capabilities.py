@@ -3,6 +3,7 @@ when a channel's config names none; a channel that cannot edit refuses before an
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -10,10 +11,11 @@ import pytest
 
 from bot.channels.base import Channel
 from bot.channels.bluesky import BlueskyChannel
+from bot.channels.console import ConsoleChannel
 from bot.channels.facebook import FacebookChannel
 from bot.channels.mastodon import MastodonChannel
 from bot.channels.threads import ThreadsChannel
-from bot.config import BlueskyChannelConfig, ThreadsChannelConfig
+from bot.config import BlueskyChannelConfig, ConsoleChannelConfig, ThreadsChannelConfig
 from bot.errors import PermanentError, PostGone
 from bot.model import Correction, Post, Published, Takedown
 
@@ -73,3 +75,27 @@ async def test_no_edit_is_refused_without_a_request(make: Callable[[], Channel])
     with pytest.raises(PermanentError, match="cannot edit") as caught:
         await channel.edit(published, post)
     assert not isinstance(caught.value, PostGone)
+
+
+async def test_console_shows_an_edit_a_reply_and_a_delete_of_a_post() -> None:
+    """The console channel (the runnable default) prints what a correction and a takedown do."""
+    stream = io.StringIO()
+    channel = ConsoleChannel(
+        ConsoleChannelConfig.model_validate({"kind": "console", "template": "t.j2", "name": "c"}),
+        stream=stream,
+    )
+    assert (channel.default_corrections, channel.default_takedowns) == (
+        Correction.EDIT,
+        Takedown.DELETE,
+    )
+    post = Post(channel="c", text="更正：颱風假標準", length=8, limit=280, link="https://a.tw/1")
+    sent = await channel.send(post)
+    published = Published("c", sent.remote_id, None, datetime.now(UTC), post.text)
+    edited = await channel.edit(published, post)
+    reply = await channel.reply(published, post)
+    await channel.delete(published)
+    shown = stream.getvalue()
+    assert edited.remote_id == sent.remote_id != reply.remote_id
+    assert f"[edit {sent.remote_id}]" in shown
+    assert f"replies to {sent.remote_id}" in shown
+    assert f"[deleted {sent.remote_id}]" in shown
