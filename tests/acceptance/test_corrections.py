@@ -13,7 +13,8 @@ from bot.testing.feed_server import FeedItem, FeedServer, rss
 from tests.acceptance.conftest import Newsbot
 
 # Two sources read the same feed, so one key is in both (ARTICLE may be ambiguous); the console
-# channels can neither edit nor delete, so their policies are off and the actions skipped.
+# channels' policies are off, so the actions are recorded skipped (test_corrections_run.py has
+# them applied on the local Telegram and X).
 CONFIG = """\
 timezone: Asia/Taipei
 database: sqlite:///ledger.db
@@ -27,8 +28,8 @@ sources:
     backlog: 0
     channels: [x]
 channels:
-  telegram: {{kind: console, template: telegram.html.j2}}
-  x: {{kind: console, template: x.txt.j2}}
+  telegram: {{kind: console, template: telegram.html.j2, corrections: "off", takedowns: "off"}}
+  x: {{kind: console, template: x.txt.j2, corrections: "off", takedowns: "off"}}
 """
 
 TITLE = "颱風山陀兒逼近！高雄今（3）日停班停課"
