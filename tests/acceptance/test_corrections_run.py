@@ -13,7 +13,6 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ import yaml
 
 from bot.sources.webhook import signed_headers
 from bot.testing.feed_server import FeedItem, rss
-from bot.testing.telegram_server import FakeTelegram
 from tests.acceptance.conftest import Newsbot
 from tests.acceptance.test_platforms import (
     CHAT_ID,
@@ -32,11 +30,6 @@ from tests.acceptance.test_platforms import (
     write_config,
 )
 from tests.integration.test_crash import wait_for
-
-pytestmark = pytest.mark.skipif(
-    not hasattr(FakeTelegram, "edits_of") or find_spec("bot.editor") is None,
-    reason="needs the fakes' edits and replies (chan1) and revisions in with history (rin)",
-)
 
 __all__ = ["platforms"]  # the fixture: the strict Telegram and X fakes and a feed server
 
