@@ -434,12 +434,121 @@ class IngestReport:
     skipped: int
 
 
+class _JSONList(sa.types.TypeDecorator[list[Any]]):
+    """A Python list bound as one JSON text parameter (SQLite reads it with ``json_each``)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else json.dumps(value)
+
+
+_ARTICLE_COLUMNS = (
+    "source",
+    "key",
+    "url",
+    "title",
+    "summary_html",
+    "excerpt",
+    "published_at",
+    "author",
+    "categories",
+    "image",
+    "seen_at",
+)
+
+
+class _Statements:
+    """The ingest's statements, built once per ledger: building and keying a statement cost
+    more CPU than running it on a poll of 50 items. A list goes as one parameter, an array on
+    PostgreSQL and JSON text on SQLite, never one parameter an item: an IN of hundreds of
+    parameters is a new statement to convert and plan each time, and cost PostgreSQL over a
+    second for the seen digests of a 1,000-item poll (30 ms as ``= ANY(array)``)."""
+
+    def __init__(self, *, postgres: bool) -> None:
+        self.postgres = postgres
+        insert: Any = postgresql.insert if postgres else sqlite.insert
+        source = sa.bindparam("source", type_=sa.String)
+        self.seen_query = sa.select(seen.c.digest).where(
+            seen.c.source == source, self._among(seen.c.digest, "digests", sa.String)
+        )
+        digests = self._listed("digests", sa.String)
+        # WHERE: SQLite would read the upsert's ON as a join's without one.
+        self.seen_insert = (
+            insert(seen)
+            .from_select(["source", "digest"], sa.select(source, digests.c.value).where(sa.true()))
+            .on_conflict_do_nothing()
+        )
+        if postgres:
+            arrays = sa.func.unnest(
+                *(
+                    sa.bindparam(name, type_=postgresql.ARRAY(articles.c[name].type))
+                    for name in _ARTICLE_COLUMNS
+                )
+            )
+            table = arrays.table_valued(*_ARTICLE_COLUMNS).render_derived()
+            articles_insert = insert(articles).from_select(
+                list(_ARTICLE_COLUMNS), sa.select(*table.c)
+            )
+        else:
+            articles_insert = insert(articles)
+        self.articles_insert = articles_insert.on_conflict_do_nothing().returning(
+            articles.c.id, articles.c.key
+        )
+        routes = self._listed("routes", sa.String)
+        now = sa.bindparam("now", type_=UTCDateTime)
+        rows = (
+            sa.select(
+                articles.c.id,
+                routes.c.value,
+                sa.bindparam("state", type_=sa.String),
+                sa.bindparam("reason", type_=sa.Text),
+                now,
+                sa.bindparam("priority", type_=sa.Integer),
+                sa.literal(0),
+                now,
+                now,
+            )
+            .select_from(articles.join(routes, sa.true()))
+            .where(self._among(articles.c.id, "ids", sa.Integer))
+            .order_by(articles.c.id, routes.c.rank)
+        )
+        columns = ["article_id", "channel", "state", "reason", "due_at", "priority", "attempts"]
+        self.deliveries_insert = (
+            insert(deliveries)
+            .from_select([*columns, "created_at", "updated_at"], rows)
+            .on_conflict_do_nothing()
+        )
+
+    def _listed(self, name: str, type_: type[sa.types.TypeEngine[Any]]) -> Any:
+        """The list parameter ``name`` as a table of (value, rank), in the list's order."""
+        if self.postgres:
+            array = sa.bindparam(name, type_=postgresql.ARRAY(type_()))
+            unnested = sa.func.unnest(array).table_valued("value", with_ordinality="rank")
+            return unnested.render_derived()
+        table = sa.func.json_each(sa.bindparam(name, type_=_JSONList())).table_valued(
+            "value", "key"
+        )
+        return sa.select(
+            sa.cast(table.c.value, type_()).label("value"), table.c.key.label("rank")
+        ).subquery()
+
+    def _among(self, column: Any, name: str, type_: type[sa.types.TypeEngine[Any]]) -> Any:
+        """``column`` is one of the list parameter ``name``; on PostgreSQL ``= ANY(array)``,
+        which the planner turns into index lookups."""
+        if self.postgres:
+            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(type_())))
+        return column.in_(sa.select(self._listed(name, type_).c.value))
+
+
 class Ledger:
     """The ledger on one database. Construct with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, engine: Engine, *, redactor: Redactor | None = None) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._statements = _Statements(postgres=self._postgres)
         self.schema_change: migrations.SchemaChange | None = None
         # Every reason and error text is masked on its way in and out (see bot.redact).
         self.redactor = redactor or Redactor()
@@ -714,30 +823,8 @@ class Ledger:
     def _seen(self, conn: Connection, source: str, digests: Collection[str]) -> set[str]:
         if not digests:
             return set()
-        query = sa.select(seen.c.digest).where(
-            seen.c.source == source, self._among(seen.c.digest, digests, sa.String)
-        )
-        return set(conn.execute(query).scalars())
-
-    def _among(
-        self, column: Any, values: Collection[Any], type_: type[sa.types.TypeEngine[Any]]
-    ) -> Any:
-        """``column IN values``, the values bound as one parameter (see :meth:`_listed`); on
-        PostgreSQL as ``= ANY(array)``, which the planner turns into index lookups."""
-        if self._postgres:
-            return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(type_())))
-        return column.in_(self._listed(values, type_))
-
-    def _listed(self, values: Collection[Any], type_: type[sa.types.TypeEngine[Any]]) -> Any:
-        """``SELECT value FROM`` a list bound as one parameter (a PostgreSQL array, a JSON list
-        on SQLite). One parameter, not one each: an IN of hundreds of parameters is a new
-        statement to convert and plan every time, and cost PostgreSQL over a second for the
-        seen digests of a 1,000-item poll (30 ms this way)."""
-        if self._postgres:
-            array = sa.literal(list(values), postgresql.ARRAY(type_()))
-            return sa.select(sa.func.unnest(array).label("value"))
-        listed = sa.func.json_each(json.dumps(list(values))).table_valued("value")
-        return sa.select(sa.cast(listed.c.value, type_()).label("value"))
+        params = {"source": source, "digests": list(digests)}
+        return set(conn.execute(self._statements.seen_query, params).scalars())
 
     def ingest(
         self, source: str, items: Sequence[NewArticle], routes: Sequence[str], *, now: datetime
@@ -788,17 +875,11 @@ class Ledger:
             inserted_ids = sorted((int(row[0]), by_key[row[1]][0]) for row in returned)
             new_seen = [digest for row in returned for digest in by_key[row[1]][1:]]
             if new_seen:
-                listed = self._listed(new_seen, sa.String).subquery()
-                # WHERE: SQLite would read the upsert's ON as a join's without one.
-                rows = sa.select(sa.literal(source), listed.c.value).where(sa.true())
-                conn.execute(
-                    self._insert(seen)
-                    .from_select(["source", "digest"], rows)
-                    .on_conflict_do_nothing()
-                )
+                conn.execute(self._statements.seen_insert, {"source": source, "digests": new_seen})
             # One INSERT ... SELECT per decision (usually one or two a poll: queued, or
             # skipped for the backlog), crossing its articles with the routes in SQL: no
-            # parameters per delivery to bind, the timestamps bound once.
+            # parameters per delivery to bind, the timestamps bound once. Ids follow the
+            # articles' order, then the routes', so a channel's posts leave in that order.
             groups: dict[tuple[str | None, int], list[int]] = {}
             for article_id, item in inserted_ids:
                 groups.setdefault((item.skip_reason, item.priority), []).append(article_id)
@@ -808,14 +889,15 @@ class Ledger:
                     break
                 state = DeliveryState.SKIPPED if skip_reason else DeliveryState.QUEUED
                 conn.execute(
-                    self._new_deliveries(
-                        ids,
-                        routes,
-                        state=state,
-                        reason=self.redactor.redact_optional(skip_reason),
-                        priority=priority,
-                        now=now,
-                    )
+                    self._statements.deliveries_insert,
+                    {
+                        "ids": ids,
+                        "routes": list(routes),
+                        "state": str(state),
+                        "reason": self.redactor.redact_optional(skip_reason),
+                        "priority": priority,
+                        "now": now,
+                    },
                 )
                 if skip_reason:
                     skipped += len(ids) * len(routes)
@@ -825,70 +907,14 @@ class Ledger:
 
     def _insert_articles(self, conn: Connection, values: list[dict[str, Any]]) -> list[Any]:
         """Insert these article rows, skipping a (source, key) already there; (id, key) of
-        each inserted. On PostgreSQL the rows go as one array per column through ``unnest``:
-        one short statement, where a multi-row VALUES of 11 parameters a row is a statement of
-        thousands that psycopg re-parses and the server re-plans on every poll."""
-        insert = self._insert(articles)
+        each inserted."""
         if self._postgres:
-            names = list(values[0])
-            columns = (
-                sa.func.unnest(
-                    *(
-                        sa.literal(
-                            [row[name] for row in values], postgresql.ARRAY(articles.c[name].type)
-                        )
-                        for name in names
-                    )
-                )
-                .table_valued(*names)
-                .render_derived()
-            )
-            insert = insert.from_select(names, sa.select(*columns.c))
-            values = []
-        query = insert.on_conflict_do_nothing().returning(articles.c.id, articles.c.key)
-        return list(conn.execute(query, values or None).all())
-
-    def _new_deliveries(
-        self,
-        article_ids: list[int],
-        routes: Sequence[str],
-        *,
-        state: DeliveryState,
-        reason: str | None,
-        priority: int,
-        now: datetime,
-    ) -> Any:
-        """One delivery per (article, route), as one INSERT ... SELECT; ids follow the
-        articles' order, then the routes', so a channel's posts leave in that order."""
-        route = sa.union_all(
-            *(
-                sa.select(sa.literal(name).label("channel"), sa.literal(i).label("rank"))
-                for i, name in enumerate(routes)
-            )
-        ).subquery("route")
-        when = sa.literal(now, UTCDateTime)
-        rows = (
-            sa.select(
-                articles.c.id,
-                route.c.channel,
-                sa.literal(str(state)),
-                sa.literal(reason, sa.Text),
-                when,
-                sa.literal(priority),
-                sa.literal(0),
-                when,
-                when,
-            )
-            .select_from(articles.join(route, sa.true()))
-            .where(self._among(articles.c.id, article_ids, sa.Integer))
-            .order_by(articles.c.id, route.c.rank)
-        )
-        columns = ["article_id", "channel", "state", "reason", "due_at", "priority", "attempts"]
-        return (
-            self._insert(deliveries)
-            .from_select([*columns, "created_at", "updated_at"], rows)
-            .on_conflict_do_nothing()
-        )
+            # One array per column, not a multi-row VALUES of 11 parameters a row: a statement
+            # of thousands of parameters that psycopg re-parses and the server re-plans on
+            # every poll.
+            columns = {name: [row[name] for row in values] for name in _ARTICLE_COLUMNS}
+            return list(conn.execute(self._statements.articles_insert, columns).all())
+        return list(conn.execute(self._statements.articles_insert, values).all())
 
     # -- delivery ----------------------------------------------------------------------------
 
