@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -239,6 +240,8 @@ seen = sa.Table(
 )
 
 
+# A poll computes each digest twice (known(), then ingest() checks again in its transaction).
+@functools.lru_cache(maxsize=8192)
 def seen_digest(kind: str, value: str) -> str:
     """The ``seen`` row of an article's key (``kind`` "key") or canonical URL ("url"): 128 bits
     of SHA-256, compact at any length of key and collision-free in practice."""
@@ -434,6 +437,11 @@ class IngestReport:
     skipped: int
 
 
+# Asked by every ingest, claim and heartbeat (see Ledger._check_identity): built once.
+_LEDGER_ID = sa.select(meta.c.value).where(meta.c.key == "ledger_id")
+_HAS_SEEN = sa.select(sa.exists().where(seen.c.source.is_not(None)))
+
+
 class _JSONList(sa.types.TypeDecorator[list[Any]]):
     """A Python list bound as one JSON text parameter (SQLite reads it with ``json_each``)."""
 
@@ -560,6 +568,13 @@ class Ledger:
         # succeeds: the daemon's health while the database cannot be written to.
         self.write_error: str | None = None
         self._lock = threading.Lock()
+        # Every SQLite transaction takes the database's write lock at BEGIN (IMMEDIATE), so
+        # this process's threads take turns anyway: queued on a lock of our own, the next one
+        # goes the moment the last commits, where SQLite's busy handler has each waiting
+        # thread sleep and retry (1 ms, 2 ms, 5 ms ... up to 100 ms at a time).
+        self._turn: AbstractContextManager[Any] = (
+            nullcontext() if self._postgres else threading.RLock()
+        )
 
     @classmethod
     def open(
@@ -615,7 +630,7 @@ class Ledger:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self._turn, self.engine.begin() as conn:
                 yield conn
         except sa.exc.IntegrityError as exc:
             # A constraint refused a write: the ledger's own error, not a database failure.
@@ -708,12 +723,8 @@ class Ledger:
                 .on_conflict_do_nothing()
             )
         try:
-            ledger_id = conn.execute(
-                sa.select(meta.c.value).where(meta.c.key == "ledger_id")
-            ).scalar()
-            has_seen = conn.execute(
-                sa.select(sa.exists().where(seen.c.source.is_not(None)))
-            ).scalar()
+            ledger_id = conn.execute(_LEDGER_ID).scalar()
+            has_seen = conn.execute(_HAS_SEEN).scalar()
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
             # Only a missing table is a lost ledger; a disk or network error is not final.
             if isinstance(exc, sa.exc.ProgrammingError) or "no such table" in str(exc.orig):
