@@ -66,6 +66,7 @@ class Source(abc.ABC):
         return None
 
 
+
 class WrappedSource(Source):
     """A source that changes what another one polled (screening, enrichment): the inner
     source's lifecycle and attributes pass through."""
@@ -91,7 +92,6 @@ class WrappedSource(Source):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
-
 
 def backoff_interval(
     every: timedelta, consecutive_errors: int, cap: timedelta = timedelta(hours=1)

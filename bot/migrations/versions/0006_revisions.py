@@ -83,7 +83,9 @@ def upgrade() -> None:
         sa.Column("done_at", sa.DateTime()),
         sa.UniqueConstraint("revision_id", "delivery_id", name="uq_revision_actions_post"),
     )
-    op.create_index("ix_revision_actions_claim", "revision_actions", ["state", "channel", "due_at"])
+    op.create_index(
+        "ix_revision_actions_claim", "revision_actions", ["state", "channel", "due_at"]
+    )
     op.create_index("ix_revision_actions_delivery", "revision_actions", ["delivery_id", "id"])
     op.execute(_meta.update().where(_meta.c.key == "schema_version").values(value="6"))
 
