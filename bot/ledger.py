@@ -1861,6 +1861,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed transaction
+    # (a send recorded) survives the process being killed at any point, which is the promise
+    # the ledger makes (docs/architecture.md, "Never lost"); only a power cut or a kernel
+    # crash may take back the last commits before a checkpoint. FULL would sync every
+    # delivery's commit, a disk flush per post.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
