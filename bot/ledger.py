@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,7 +81,24 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("the ledger only stores timezone-aware datetimes")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None)
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        # Every row of an ingest binds several timestamps: on SQLite, one step straight to the
+        # text SQLAlchemy's DATETIME stores ("2026-12-01 09:30:00.000000": the same text, so
+        # old and new rows compare alike) instead of this method and then the impl's own
+        # formatting, which was a fifth of an ingest's CPU.
+        to_naive = self.process_bind_param
+
+        def process(value: datetime | None) -> str | None:
+            naive = to_naive(value, dialect)
+            return None if naive is None else naive.isoformat(" ", "microseconds")
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
@@ -232,6 +250,8 @@ seen = sa.Table(
 )
 
 
+# A poll computes each digest twice (known(), then ingest() checks again in its transaction).
+@functools.lru_cache(maxsize=8192)
 def seen_digest(kind: str, value: str) -> str:
     """The ``seen`` row of an article's key (``kind`` "key") or canonical URL ("url"): 128 bits
     of SHA-256, compact at any length of key and collision-free in practice."""
@@ -541,12 +561,182 @@ class RevisionRecord:
     actions: tuple[ActionRecord, ...]
 
 
+# Asked by every ingest, claim and heartbeat (see Ledger._check_identity): built once.
+_LEDGER_ID = sa.select(meta.c.value).where(meta.c.key == "ledger_id")
+_HAS_SEEN = sa.select(sa.exists().where(seen.c.source.is_not(None)))
+
+
+# The delivery path's updates, built once: building one costs more CPU than the database
+# spends running it (Ledger.finish and mark_in_flight run once per delivery).
+_MARK_IN_FLIGHT = (
+    sa.update(deliveries)
+    .where(
+        deliveries.c.id == sa.bindparam("b_id"),
+        deliveries.c.state == str(DeliveryState.SENDING),
+        deliveries.c.claimed_by == sa.bindparam("b_holder"),
+    )
+    .values(in_flight_at=sa.bindparam("b_now", type_=UTCDateTime))
+)
+
+
+def _finish_kind(state: DeliveryState) -> str:
+    """Which columns an outcome in ``state`` writes (see :func:`_finish_update`)."""
+    if state in (DeliveryState.SENT, DeliveryState.QUEUED, DeliveryState.SKIPPED):
+        return str(state)
+    return "other"
+
+
+@functools.cache
+def _finish_update(kind: str, *, by_holder: bool) -> Any:
+    """The UPDATE that :meth:`Ledger.finish` runs for an outcome of this kind."""
+    now = sa.bindparam("b_now", type_=UTCDateTime)
+    values: dict[str, Any] = {
+        "state": sa.bindparam("b_state", type_=sa.String),
+        "reason": sa.bindparam("b_reason", type_=sa.Text),
+        "updated_at": now,
+        "claimed_by": None,
+    }
+    if kind == str(DeliveryState.SENT):
+        # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
+        # seconds): rate windows and publish-to-post delays are measured on one clock.
+        values |= {
+            "text": sa.bindparam("b_text", type_=sa.Text),
+            "remote_id": sa.bindparam("b_remote_id", type_=sa.Text),
+            "remote_url": sa.bindparam("b_remote_url", type_=sa.Text),
+            "sent_at": now,
+            "cost": sa.bindparam("b_cost", type_=sa.Float),
+            # SET sees the row as it was: the holder whose claim this was.
+            "sent_by": deliveries.c.claimed_by,
+        }
+    elif kind == str(DeliveryState.QUEUED):
+        values["due_at"] = sa.bindparam("b_due_at", type_=UTCDateTime)
+    elif kind != str(DeliveryState.SKIPPED):
+        values["text"] = sa.bindparam("b_text", type_=sa.Text)
+    query = sa.update(deliveries).where(
+        deliveries.c.id == sa.bindparam("b_id"),
+        deliveries.c.state == str(DeliveryState.SENDING),
+    )
+    if by_holder:
+        query = query.where(deliveries.c.claimed_by == sa.bindparam("b_holder"))
+    return query.values(**values)
+
+
+class _JSONList(sa.types.TypeDecorator[list[Any]]):
+    """A Python list bound as one JSON text parameter (SQLite reads it with ``json_each``)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else json.dumps(value)
+
+
+_ARTICLE_COLUMNS = (
+    "source",
+    "key",
+    "url",
+    "title",
+    "summary_html",
+    "excerpt",
+    "published_at",
+    "author",
+    "categories",
+    "image",
+    "seen_at",
+    "content_digest",
+)
+
+
+class _Statements:
+    """The ingest's statements, built once per ledger: building and keying a statement cost
+    more CPU than running it on a poll of 50 items. A list goes as one parameter, an array on
+    PostgreSQL and JSON text on SQLite, never one parameter an item: an IN of hundreds of
+    parameters is a new statement to convert and plan each time, and cost PostgreSQL over a
+    second for the seen digests of a 1,000-item poll (30 ms as ``= ANY(array)``)."""
+
+    def __init__(self, *, postgres: bool) -> None:
+        self.postgres = postgres
+        insert: Any = postgresql.insert if postgres else sqlite.insert
+        source = sa.bindparam("source", type_=sa.String)
+        self.seen_query = sa.select(seen.c.digest).where(
+            seen.c.source == source, self._among(seen.c.digest, "digests", sa.String)
+        )
+        digests = self._listed("digests", sa.String)
+        # WHERE: SQLite would read the upsert's ON as a join's without one.
+        self.seen_insert = (
+            insert(seen)
+            .from_select(["source", "digest"], sa.select(source, digests.c.value).where(sa.true()))
+            .on_conflict_do_nothing()
+        )
+        if postgres:
+            arrays = sa.func.unnest(
+                *(
+                    sa.bindparam(name, type_=postgresql.ARRAY(articles.c[name].type))
+                    for name in _ARTICLE_COLUMNS
+                )
+            )
+            table = arrays.table_valued(*_ARTICLE_COLUMNS).render_derived()
+            articles_insert = insert(articles).from_select(
+                list(_ARTICLE_COLUMNS), sa.select(*table.c)
+            )
+        else:
+            articles_insert = insert(articles)
+        self.articles_insert = articles_insert.on_conflict_do_nothing().returning(
+            articles.c.id, articles.c.key
+        )
+        routes = self._listed("routes", sa.String)
+        now = sa.bindparam("now", type_=UTCDateTime)
+        rows = (
+            sa.select(
+                articles.c.id,
+                routes.c.value,
+                sa.bindparam("state", type_=sa.String),
+                sa.bindparam("reason", type_=sa.Text),
+                now,
+                sa.bindparam("priority", type_=sa.Integer),
+                sa.literal(0),
+                now,
+                now,
+            )
+            .select_from(articles.join(routes, sa.true()))
+            .where(self._among(articles.c.id, "ids", sa.Integer))
+            .order_by(articles.c.id, routes.c.rank)
+        )
+        columns = ["article_id", "channel", "state", "reason", "due_at", "priority", "attempts"]
+        self.deliveries_insert = (
+            insert(deliveries)
+            .from_select([*columns, "created_at", "updated_at"], rows)
+            .on_conflict_do_nothing()
+        )
+
+    def _listed(self, name: str, type_: type[sa.types.TypeEngine[Any]]) -> Any:
+        """The list parameter ``name`` as a table of (value, rank), in the list's order."""
+        if self.postgres:
+            array = sa.bindparam(name, type_=postgresql.ARRAY(type_()))
+            unnested = sa.func.unnest(array).table_valued("value", with_ordinality="rank")
+            return unnested.render_derived()
+        table = sa.func.json_each(sa.bindparam(name, type_=_JSONList())).table_valued(
+            "value", "key"
+        )
+        return sa.select(
+            sa.cast(table.c.value, type_()).label("value"), table.c.key.label("rank")
+        ).subquery()
+
+    def _among(self, column: Any, name: str, type_: type[sa.types.TypeEngine[Any]]) -> Any:
+        """``column`` is one of the list parameter ``name``; on PostgreSQL ``= ANY(array)``,
+        which the planner turns into index lookups."""
+        if self.postgres:
+            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(type_())))
+        return column.in_(sa.select(self._listed(name, type_).c.value))
+
+
 class Ledger:
     """The ledger on one database. Construct with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, engine: Engine, *, redactor: Redactor | None = None) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        self._statements = _Statements(postgres=self._postgres)
         self.schema_change: migrations.SchemaChange | None = None
         # Every reason and error text is masked on its way in and out (see bot.redact).
         self.redactor = redactor or Redactor()
@@ -558,6 +748,13 @@ class Ledger:
         # succeeds: the daemon's health while the database cannot be written to.
         self.write_error: str | None = None
         self._lock = threading.Lock()
+        # Every SQLite transaction takes the database's write lock at BEGIN (IMMEDIATE), so
+        # this process's threads take turns anyway: queued on a lock of our own, the next one
+        # goes the moment the last commits, where SQLite's busy handler has each waiting
+        # thread sleep and retry (1 ms, 2 ms, 5 ms ... up to 100 ms at a time).
+        self._turn: AbstractContextManager[Any] = (
+            nullcontext() if self._postgres else threading.RLock()
+        )
 
     @classmethod
     def open(
@@ -613,7 +810,7 @@ class Ledger:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self._turn, self.engine.begin() as conn:
                 yield conn
         except sa.exc.IntegrityError as exc:
             # A constraint refused a write: the ledger's own error, not a database failure.
@@ -706,12 +903,8 @@ class Ledger:
                 .on_conflict_do_nothing()
             )
         try:
-            ledger_id = conn.execute(
-                sa.select(meta.c.value).where(meta.c.key == "ledger_id")
-            ).scalar()
-            has_seen = conn.execute(
-                sa.select(sa.exists().where(seen.c.source.is_not(None)))
-            ).scalar()
+            ledger_id = conn.execute(_LEDGER_ID).scalar()
+            has_seen = conn.execute(_HAS_SEEN).scalar()
         except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
             # Only a missing table is a lost ledger; a disk or network error is not final.
             if isinstance(exc, sa.exc.ProgrammingError) or "no such table" in str(exc.orig):
@@ -819,16 +1012,10 @@ class Ledger:
         return {wanted[digest] for digest in present}
 
     def _seen(self, conn: Connection, source: str, digests: Collection[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(list(digests), 500):
-            found.update(
-                conn.execute(
-                    sa.select(seen.c.digest).where(
-                        seen.c.source == source, seen.c.digest.in_(chunk)
-                    )
-                ).scalars()
-            )
-        return found
+        if not digests:
+            return set()
+        params = {"source": source, "digests": list(digests)}
+        return set(conn.execute(self._statements.seen_query, params).scalars())
 
     def lookup(self, source: str, keys: Collection[str], urls: Collection[str]) -> Lookup:
         """:meth:`known`, and in the same transaction the id and content digest of each known
@@ -1169,7 +1356,7 @@ class Ledger:
                         "excerpt": item.excerpt,
                         "published_at": article.published,
                         "author": article.author,
-                        "categories": json.dumps(list(article.categories), ensure_ascii=False),
+                        "categories": _json_list(list(article.categories)),
                         "image": article.image,
                         "seen_at": now,
                         "content_digest": item.digest,
@@ -1180,45 +1367,50 @@ class Ledger:
             # One multi-row INSERT for the lot; a key another instance recorded meanwhile is
             # left alone (and returns no id). Ids grow in insertion order, so sorting by id
             # keeps the deliveries in publication order.
-            returned = conn.execute(
-                self._insert(articles)
-                .on_conflict_do_nothing()
-                .returning(articles.c.id, articles.c.key),
-                values,
-            ).all()
+            returned = self._insert_articles(conn, values)
             inserted_ids = sorted((int(row[0]), by_key[row[1]][0]) for row in returned)
-            new_seen = [
-                {"source": source, "digest": digest}
-                for row in returned
-                for digest in by_key[row[1]][1:]
-            ]
+            new_seen = [digest for row in returned for digest in by_key[row[1]][1:]]
             if new_seen:
-                conn.execute(self._insert(seen).on_conflict_do_nothing(), new_seen)
-            queued = skipped = 0
-            rows = []
+                conn.execute(self._statements.seen_insert, {"source": source, "digests": new_seen})
+            # One INSERT ... SELECT per decision (usually one or two a poll: queued, or
+            # skipped for the backlog), crossing its articles with the routes in SQL: no
+            # parameters per delivery to bind, the timestamps bound once. Ids follow the
+            # articles' order, then the routes', so a channel's posts leave in that order.
+            groups: dict[tuple[str | None, int], list[int]] = {}
             for article_id, item in inserted_ids:
-                state = DeliveryState.SKIPPED if item.skip_reason else DeliveryState.QUEUED
-                for channel in routes:
-                    rows.append(
-                        {
-                            "article_id": article_id,
-                            "channel": channel,
-                            "state": str(state),
-                            "reason": self.redactor.redact_optional(item.skip_reason),
-                            "due_at": now,
-                            "priority": item.priority,
-                            "attempts": 0,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    )
-                    if item.skip_reason:
-                        skipped += 1
-                    else:
-                        queued += 1
-            if rows:
-                conn.execute(self._insert(deliveries).on_conflict_do_nothing(), rows)
+                groups.setdefault((item.skip_reason, item.priority), []).append(article_id)
+            queued = skipped = 0
+            for (skip_reason, priority), ids in groups.items():
+                if not routes:
+                    break
+                state = DeliveryState.SKIPPED if skip_reason else DeliveryState.QUEUED
+                conn.execute(
+                    self._statements.deliveries_insert,
+                    {
+                        "ids": ids,
+                        "routes": list(routes),
+                        "state": str(state),
+                        "reason": self.redactor.redact_optional(skip_reason),
+                        "priority": priority,
+                        "now": now,
+                    },
+                )
+                if skip_reason:
+                    skipped += len(ids) * len(routes)
+                else:
+                    queued += len(ids) * len(routes)
         return IngestReport(len(inserted_ids), queued, skipped)
+
+    def _insert_articles(self, conn: Connection, values: list[dict[str, Any]]) -> list[Any]:
+        """Insert these article rows, skipping a (source, key) already there; (id, key) of
+        each inserted."""
+        if self._postgres:
+            # One array per column, not a multi-row VALUES of 11 parameters a row: a statement
+            # of thousands of parameters that psycopg re-parses and the server re-plans on
+            # every poll.
+            columns = {name: [row[name] for row in values] for name in _ARTICLE_COLUMNS}
+            return list(conn.execute(self._statements.articles_insert, columns).all())
+        return list(conn.execute(self._statements.articles_insert, values).all())
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -1472,6 +1664,9 @@ class Ledger:
         holder: str,
         table: sa.Table = deliveries,
     ) -> bool:
+        if table is deliveries:
+            params = {"b_id": row_id, "b_holder": holder, "b_now": now}
+            return bool(conn.execute(_MARK_IN_FLIGHT, params).rowcount)
         result = conn.execute(
             sa.update(table).where(_held(table, row_id, holder)).values(in_flight_at=now)
         )
@@ -1497,50 +1692,40 @@ class Ledger:
         ``then_in_flight``: the holder's next claimed delivery on this channel, marked in
         flight in the same transaction (see :meth:`mark_in_flight`) unless the outcome pauses
         the channel — one round trip per delivery on the way to the platform."""
-        values: dict[str, Any] = {"state": str(outcome.state), "reason": outcome.reason}
+        params: dict[str, Any] = {
+            "b_id": delivery_id,
+            "b_holder": holder,
+            "b_now": now,
+            "b_state": str(outcome.state),
+            "b_reason": self.redactor.redact_optional(outcome.reason),
+            "b_text": outcome.text,
+        }
         if outcome.state is DeliveryState.SENT:
             receipt = outcome.receipt or Receipt(remote_id="")
-            # sent_at is our clock at acceptance, not the platform's (Telegram's is whole
-            # seconds): rate windows and publish-to-post delays are measured on one clock.
-            values |= {
-                "text": outcome.text,
-                "remote_id": receipt.remote_id,
-                "remote_url": receipt.url,
-                "sent_at": now,
-                "cost": outcome.cost,
-                # SET sees the row as it was: the holder whose claim this was.
-                "sent_by": deliveries.c.claimed_by,
-            }
+            params |= {"b_remote_id": receipt.remote_id, "b_remote_url": receipt.url}
+            params["b_cost"] = outcome.cost
         elif outcome.state is DeliveryState.QUEUED:
-            values["due_at"] = outcome.due_at or now
-        elif outcome.state is not DeliveryState.SKIPPED:
-            values["text"] = outcome.text
-        query = sa.update(deliveries).where(
-            deliveries.c.id == delivery_id,
-            deliveries.c.state == str(DeliveryState.SENDING),
-        )
-        if holder is not None:
-            query = query.where(deliveries.c.claimed_by == holder)
-        if isinstance(values.get("reason"), str):
-            values["reason"] = self.redactor.redact(values["reason"])
+            params["b_due_at"] = outcome.due_at or now
+        query = _finish_update(_finish_kind(outcome.state), by_holder=holder is not None)
         with self._tx() as conn:
-            channel = conn.execute(
-                query.values(updated_at=now, claimed_by=None, **values).returning(
-                    deliveries.c.channel
-                )
-            ).scalar()
-            if channel is None:
+            result = conn.execute(query, params)
+            if not result.rowcount:
                 return Finished(False)
             marked = False
             if then_in_flight is not None and holder is not None and outcome.pause_until is None:
                 marked = self._mark_in_flight(conn, then_in_flight, now=now, holder=holder)
-            self._hold_channel(
-                conn,
-                channel,
-                pause_until=outcome.pause_until,
-                pause_reason=outcome.pause_reason,
-                next_at=now + spacing if spacing is not None else None,
-            )
+            if outcome.pause_until is not None or spacing is not None:
+                # Only a pause or a pace needs the channel: most outcomes cost no second query.
+                channel = conn.execute(
+                    sa.select(deliveries.c.channel).where(deliveries.c.id == delivery_id)
+                ).scalar_one()
+                self._hold_channel(
+                    conn,
+                    channel,
+                    pause_until=outcome.pause_until,
+                    pause_reason=outcome.pause_reason,
+                    next_at=now + spacing if spacing is not None else None,
+                )
         return Finished(True, marked)
 
     def _hold_channel(
@@ -2561,6 +2746,10 @@ def _delivery(row: sa.RowMapping) -> Delivery:
 _TICK = timedelta(milliseconds=50)
 
 
+# json.dumps with an option builds an encoder per call; an article's categories need one.
+_json_list = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _aware(value: datetime | str | None) -> datetime | None:
     """Aggregates (MIN over a datetime column) come back raw: text on SQLite, naive or aware."""
     if value is None:
@@ -2582,6 +2771,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a committed transaction
+    # (a send recorded) survives the process being killed at any point, which is the promise
+    # the ledger makes (docs/architecture.md, "Never lost"); only a power cut or a kernel
+    # crash may take back the last commits before a checkpoint. FULL would sync every
+    # delivery's commit, a disk flush per post.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
