@@ -6,16 +6,19 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import babel.localedata
 import pytest
 
 from bot.compose import excerpt as excerpt_module
 from bot.compose import render as render_module
 from bot.compose.length import X_POST
 from bot.compose.render import RENDER_SECONDS, Renderer
+from bot.compose.sample import SAMPLE_ARTICLE
 from bot.errors import TemplateError
 from bot.model import Article
 
@@ -175,3 +178,26 @@ def test_loading_the_word_segmenter_is_not_charged_to_the_template(
     text = render(tmp_path, "{{ article.title }}\n{{ article.excerpt|trim }}", excerpt)
     assert slow_first_load.cache_info().misses == 1
     assert text.startswith("高雄港擴建第一期完工") and text.endswith("…")
+
+
+def test_a_locales_first_date_is_not_charged_to_the_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Babel's one-off load of a locale's data happens when the renderer is built, not in the
+    first post's render budget."""
+    (tmp_path / "t.txt.j2").write_text(
+        "{{ article.published | datetime('EEEE') }} {{ article.title }}", "utf-8"
+    )
+    monkeypatch.setattr(babel.localedata, "_cache", {})  # as in a fresh process
+    renderer = Renderer(tmp_path, ZoneInfo("Asia/Taipei"), locale="en_US")
+    monkeypatch.setattr(render_module, "RENDER_SECONDS", 0.002)
+    post = renderer.render(
+        "t.txt.j2",
+        article=replace(SAMPLE_ARTICLE, published=datetime(2025, 9, 15, 8, 20, tzinfo=UTC)),
+        excerpt="",
+        source="s",
+        channel="c",
+        link="https://news.example.tw/a/1",
+        rule=X_POST,
+    )
+    assert post.text.startswith("Monday ")
