@@ -1481,18 +1481,7 @@ class Ledger:
     def _claim_ids(
         self, conn: Connection, ids: list[int], holder: str, now: datetime
     ) -> list[Delivery]:
-        conn.execute(
-            sa.update(deliveries)
-            .where(deliveries.c.id.in_(ids), deliveries.c.state == str(DeliveryState.QUEUED))
-            .values(
-                state=str(DeliveryState.SENDING),
-                claimed_by=holder,
-                claimed_at=now,
-                in_flight_at=None,
-                attempts=deliveries.c.attempts + 1,
-                updated_at=now,
-            )
-        )
+        conn.execute(_lease(deliveries, ids, holder, now))
         rows = conn.execute(
             _delivery_select().where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == holder)
         ).mappings()
@@ -2054,21 +2043,7 @@ class Ledger:
                     sa.select(sa.func.min(revision_actions.c.due_at)).where(eligible)
                 ).scalar()
                 return ActionClaim([], _aware(later))
-            conn.execute(
-                sa.update(revision_actions)
-                .where(
-                    revision_actions.c.id.in_(ids),
-                    revision_actions.c.state == str(ActionState.QUEUED),
-                )
-                .values(
-                    state=str(ActionState.SENDING),
-                    claimed_by=holder,
-                    claimed_at=now,
-                    in_flight_at=None,
-                    attempts=revision_actions.c.attempts + 1,
-                    updated_at=now,
-                )
-            )
+            conn.execute(_lease(revision_actions, ids, holder, now))
             rows = conn.execute(
                 _action_select().where(
                     revision_actions.c.id.in_(ids), revision_actions.c.claimed_by == holder
@@ -2640,6 +2615,23 @@ def _article_columns() -> tuple[Any, ...]:
 def _delivery_select() -> sa.Select[Any]:
     return sa.select(deliveries, *_article_columns()).join(
         articles, articles.c.id == deliveries.c.article_id
+    )
+
+
+def _lease(table: sa.Table, ids: list[int], holder: str, now: datetime) -> Any:
+    """The UPDATE that claims the queued rows ``ids`` of ``table`` (deliveries, revision
+    actions: both keep one lease's columns) for ``holder``: one more attempt, not in flight."""
+    return (
+        sa.update(table)
+        .where(table.c.id.in_(ids), table.c.state == str(DeliveryState.QUEUED))
+        .values(
+            state=str(DeliveryState.SENDING),
+            claimed_by=holder,
+            claimed_at=now,
+            in_flight_at=None,
+            attempts=table.c.attempts + 1,
+            updated_at=now,
+        )
     )
 
 
