@@ -1704,13 +1704,12 @@ class Ledger:
             if then_in_flight is not None and holder is not None and outcome.pause_until is None:
                 marked = self._mark_in_flight(conn, then_in_flight, now=now, holder=holder)
             if outcome.pause_until is not None or spacing is not None:
-                # Only a pause or a pace needs the channel: most outcomes cost no second query.
-                channel = conn.execute(
-                    sa.select(deliveries.c.channel).where(deliveries.c.id == delivery_id)
-                ).scalar_one()
+                # The channel as a subquery: no round trip on the way to the platform.
                 self._hold_channel(
                     conn,
-                    channel,
+                    sa.select(deliveries.c.channel)
+                    .where(deliveries.c.id == delivery_id)
+                    .scalar_subquery(),
                     pause_until=outcome.pause_until,
                     pause_reason=outcome.pause_reason,
                     next_at=now + spacing if spacing is not None else None,
@@ -1720,7 +1719,7 @@ class Ledger:
     def _hold_channel(
         self,
         conn: Connection,
-        channel: str,
+        channel: str | sa.ScalarSelect[str],
         *,
         pause_until: datetime | None,
         pause_reason: str | None,
