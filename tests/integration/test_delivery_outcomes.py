@@ -621,9 +621,12 @@ async def test_x_timeout_then_duplicate_is_recorded_sent_once(
     """A timed-out post that X did publish: the resend meets X's duplicate check and the
     delivery is recorded sent, with exactly one post on X."""
     fx.fail_next(1, XFault.slow(1.0))
-    async with open_world(tmp_path, tg, fx, answer_within="300ms", retry_backoff="0s") as world:
+    # The back-off keeps the first pass from resending at once: with none, a loaded machine
+    # let that pass resend before the slow attempt landed, and the resend won the race.
+    async with open_world(tmp_path, tg, fx, answer_within="300ms", retry_backoff="2s") as world:
         await world.publish(article(1))
         await world.deliver()
+        assert world.only("x").attempts == 1
         # The resend must come after the slow attempt landed on X (however loaded the
         # machine), so that it meets the duplicate check rather than racing it.
         for _ in range(200):
@@ -631,7 +634,11 @@ async def test_x_timeout_then_duplicate_is_recorded_sent_once(
                 break
             await asyncio.sleep(0.05)
         assert len(fx.posts) == 1, "the slow first attempt never reached X"
-        await world.deliver()
+        for _ in range(200):
+            await world.deliver()
+            if world.only("x").attempts == 2:
+                break
+            await asyncio.sleep(0.05)
 
         row = world.only("x")
         assert row.state is DeliveryState.SENT and row.attempts == 2
