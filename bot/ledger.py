@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import functools
 import hashlib
 import json
@@ -439,6 +440,20 @@ class Finished:
         return self.recorded
 
 
+class Mark(enum.Enum):
+    """What :meth:`Ledger.mark_in_flight` did. Only ``MARKED`` is true: anything else must not
+    be sent. ``LOST``: the holder no longer has the claim; ``RETRACTED``: the holder still has
+    it, but the article was withdrawn since the claim (a takedown that landed between the claim
+    and the send), so the delivery is to be finished ``skipped`` rather than posted."""
+
+    MARKED = "marked"
+    LOST = "lost"
+    RETRACTED = "retracted"
+
+    def __bool__(self) -> bool:
+        return self is Mark.MARKED
+
+
 @dataclass(frozen=True, slots=True)
 class _Gate:
     """What a paced channel lets through now (:meth:`Ledger._gate`)."""
@@ -568,14 +583,28 @@ _HAS_SEEN = sa.select(sa.exists().where(seen.c.source.is_not(None)))
 
 # The delivery path's updates, built once: building one costs more CPU than the database
 # spends running it (Ledger.finish and mark_in_flight run once per delivery).
+# The retraction is checked in the marking statement itself: a takedown committed before it
+# runs stops the post, one committed after finds the delivery sending and queues its delete.
+_RETRACTED_ARTICLE = (
+    sa.select(articles.c.id)
+    .where(articles.c.id == deliveries.c.article_id, articles.c.retracted_at.is_not(None))
+    .exists()
+)
 _MARK_IN_FLIGHT = (
     sa.update(deliveries)
     .where(
         deliveries.c.id == sa.bindparam("b_id"),
         deliveries.c.state == str(DeliveryState.SENDING),
         deliveries.c.claimed_by == sa.bindparam("b_holder"),
+        ~_RETRACTED_ARTICLE,
     )
     .values(in_flight_at=sa.bindparam("b_now", type_=UTCDateTime))
+)
+_HELD_RETRACTED = sa.select(deliveries.c.id).where(
+    deliveries.c.id == sa.bindparam("b_id"),
+    deliveries.c.state == str(DeliveryState.SENDING),
+    deliveries.c.claimed_by == sa.bindparam("b_holder"),
+    _RETRACTED_ARTICLE,
 )
 
 
@@ -1637,10 +1666,12 @@ class Ledger:
             value = conn.execute(query).scalar()
         return _aware(value)
 
-    def mark_in_flight(self, delivery_id: int, *, now: datetime, holder: str) -> bool:
+    def mark_in_flight(self, delivery_id: int, *, now: datetime, holder: str) -> Mark:
         """The request for this claimed delivery is about to be written: from now on its fate
-        may be unknown if the holder dies. False when the holder no longer has the claim
-        (recovery gave it away while this instance was stalled): then it must not be sent."""
+        may be unknown if the holder dies. Refused (a false :class:`Mark`) when the holder no
+        longer has the claim (recovery gave it away while this instance was stalled), or when
+        the article was retracted since it was claimed, checked in the same statement: then
+        it must not be sent."""
         with self._tx() as conn:
             return self._mark_in_flight(conn, delivery_id, now=now, holder=holder)
 
@@ -1652,14 +1683,17 @@ class Ledger:
         now: datetime,
         holder: str,
         table: sa.Table = deliveries,
-    ) -> bool:
+    ) -> Mark:
         if table is deliveries:
             params = {"b_id": row_id, "b_holder": holder, "b_now": now}
-            return bool(conn.execute(_MARK_IN_FLIGHT, params).rowcount)
+            if conn.execute(_MARK_IN_FLIGHT, params).rowcount:
+                return Mark.MARKED
+            held = conn.execute(_HELD_RETRACTED, {"b_id": row_id, "b_holder": holder}).first()
+            return Mark.RETRACTED if held is not None else Mark.LOST
         result = conn.execute(
             sa.update(table).where(_held(table, row_id, holder)).values(in_flight_at=now)
         )
-        return bool(result.rowcount)
+        return Mark.MARKED if result.rowcount else Mark.LOST
 
     def finish(
         self,
@@ -1702,7 +1736,7 @@ class Ledger:
                 return Finished(False)
             marked = False
             if then_in_flight is not None and holder is not None and outcome.pause_until is None:
-                marked = self._mark_in_flight(conn, then_in_flight, now=now, holder=holder)
+                marked = bool(self._mark_in_flight(conn, then_in_flight, now=now, holder=holder))
             if outcome.pause_until is not None or spacing is not None:
                 # The channel as a subquery: no round trip on the way to the platform.
                 self._hold_channel(
@@ -2122,8 +2156,10 @@ class Ledger:
         """The request for this claimed action is about to be written (see
         :meth:`mark_in_flight`); False when ``holder`` lost the claim: then it must not go."""
         with self._tx() as conn:
-            return self._mark_in_flight(
-                conn, action_id, now=now, holder=holder, table=revision_actions
+            return bool(
+                self._mark_in_flight(
+                    conn, action_id, now=now, holder=holder, table=revision_actions
+                )
             )
 
     def finish_action(
@@ -2171,8 +2207,10 @@ class Ledger:
                 return Finished(False)
             marked = False
             if then_in_flight is not None and outcome.pause_until is None:
-                marked = self._mark_in_flight(
-                    conn, then_in_flight, now=now, holder=holder, table=revision_actions
+                marked = bool(
+                    self._mark_in_flight(
+                        conn, then_in_flight, now=now, holder=holder, table=revision_actions
+                    )
                 )
             post: dict[str, Any] = {}
             if outcome.state is ActionState.DONE and outcome.text is not None:

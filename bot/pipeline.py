@@ -38,6 +38,7 @@ from bot.ledger import (
     IngestReport,
     Ledger,
     Lookup,
+    Mark,
     NewArticle,
     Pace,
     RevisionReport,
@@ -679,10 +680,18 @@ class Pipeline:
         if over is not None:
             alert = outcome_rules.Alert("budget", f"{delivery.channel}: {over}")
             return outcome_rules.skipped(over, alert=alert, level=logging.WARNING), None
-        if not in_flight and not await offload(
-            self.ledger.mark_in_flight, delivery.id, now=self.clock(), holder=self.holder
-        ):
-            return None, None
+        if not in_flight:
+            mark = await offload(
+                self.ledger.mark_in_flight, delivery.id, now=self.clock(), holder=self.holder
+            )
+            if mark is Mark.RETRACTED:
+                # A takedown landed between the claim and now: the claim is still ours.
+                return outcome_rules.skipped(
+                    "retracted: the article was withdrawn after this post was claimed, "
+                    "before it was sent"
+                ), None
+            if not mark:
+                return None, None
         result: Receipt | BaseException
         try:
             result = await channel.send(post)

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from bot.compose.length import TELEGRAM_MESSAGE
-from bot.model import Action, Post, Published, Receipt
+from bot.ledger import Mark
+from bot.model import Action, DeliveryState, Post, Published, Receipt
 from bot.testing.memory import MemoryChannel
-from tests.revisions import World, action_rows, article
+from tests.revisions import World, action_rows, article, delivery_row
 
 BURST = 20
 
@@ -105,3 +106,52 @@ async def test_a_kill_mid_burst_leaves_one_uncertain_and_the_rest_applied_once(
         assert report.actions_uncertain == 1 + states["x"]["uncertain"]
     finally:
         world.ledger.close()
+
+
+# ------------------------------------------------------- a takedown between the claim and the send
+
+
+async def test_a_takedown_after_the_claim_stops_the_send(world: World) -> None:
+    """The article withdrawn after its post was claimed, before it was marked in flight: the
+    marking statement refuses (the claim still held, the reason the retraction), and the
+    delete the takedown queued for the claimed post is skipped, never sent."""
+    world.source.articles = [article(1)]
+    await world.pipeline.poll_all()
+    claim = world.ledger.claim(world.clock(), holder="test:1", channel="telegram", pace=None)
+    [delivery] = claim.deliveries
+    report = await world.pipeline.withdraw("newsvision", article(1).key, reason="誤植")
+    assert report is not None and report.queued == 1  # a sending post may have gone out
+    assert world.ledger.mark_in_flight(delivery.id, now=world.clock(), holder="test:1") is (
+        Mark.RETRACTED
+    )
+    assert world.ledger.mark_in_flight(delivery.id, now=world.clock(), holder="other:1") is (
+        Mark.LOST
+    )
+    assert delivery_row(world.ledger, delivery.id)["in_flight_at"] is None
+
+
+async def test_a_post_claimed_before_its_takedown_is_skipped_not_sent(world: World) -> None:
+    """Two posts claimed in one batch, both articles withdrawn right after the claim: neither
+    goes out (the first refused by mark_in_flight, the second by the mark that rides on the
+    first's finish), both recorded skipped as retracted, their deletes skipped."""
+    world.source.articles = [article(1), article(2)]
+    await world.pipeline.poll_all()
+    claim = world.ledger.claim
+
+    def claim_then_withdraw(*args: object, **kwargs: object) -> object:
+        claimed = claim(*args, **kwargs)  # type: ignore[arg-type]
+        if claimed.deliveries:  # each channel's claim, before any of its sends
+            for n in (1, 2):
+                world.pipeline._withdraw("newsvision", article(n).key, reason="撤稿", origin="webhook")
+        return claimed
+
+    world.ledger.claim = claim_then_withdraw  # type: ignore[method-assign]
+    await world.pipeline.deliver_due()
+    assert world.telegram.posts == [] and world.x.posts == []
+    rows = world.ledger.deliveries()
+    assert {row.state for row in rows} == {DeliveryState.SKIPPED}
+    assert all("withdrawn after this post was claimed" in (row.reason or "") for row in rows)
+    await world.pipeline.deliver_due()
+    assert world.telegram.deletes == [] and world.x.deletes == []
+    # (the second channel's claim withdrew them again: its takedown superseded the first's)
+    assert {row["state"] for row in action_rows(world.ledger)} <= {"skipped", "superseded"}
