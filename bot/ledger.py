@@ -2216,6 +2216,13 @@ class Ledger:
             if outcome.state is ActionState.DONE and outcome.text is not None:
                 if row.action == str(Action.EDIT):
                     post = {"text": outcome.text}
+                    if outcome.receipt is not None and outcome.receipt.remote_id:
+                        # An edit on X is a new post id, and only the latest version may be
+                        # edited (or replied to) again: the next action must name it. The
+                        # sent time stays the original's, which X's edit window counts from.
+                        post["remote_id"] = outcome.receipt.remote_id
+                        if outcome.receipt.url:
+                            post["remote_url"] = outcome.receipt.url
                 elif row.action == str(Action.DELETE_AND_REPOST) and outcome.receipt is not None:
                     post = {
                         "text": outcome.text,

@@ -4,15 +4,21 @@ refusal as X words it, and what the fake records."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.channels.x import XChannel
+from bot.config import XChannelConfig, load_config
+from bot.ledger import Ledger
 from bot.errors import PermanentError, PostGone, TransientError
-from bot.model import Correction, Published, Receipt, Takedown
+from bot.model import Article, Correction, Published, Receipt, Takedown
 from bot.testing.x_server import FakeX, XFault
+from tests.integration.pipelines import started_pipeline
 from tests.integration.test_x_channel import (
     KEYS,
     LINK,
@@ -21,6 +27,8 @@ from tests.integration.test_x_channel import (
     make_post,
     x_config,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 CORRECTED = f"更正：高雄港與格丁尼亞港 12 月 5 日締結姊妹港（原誤植為 11 月）。🚢 {LINK}"
 NOTICE = f"📢 更正啟事：締約日期應為 12 月 5 日，特此更正。{LINK}"
@@ -270,3 +278,75 @@ async def test_a_fault_queued_for_deletes_spares_posts(fake: FakeX) -> None:
         await channel.delete(original)
     await channel.delete(original)
     assert len(fake.deletions) == 1
+
+
+# ------------------------------------------------- corrections through the pipeline and the ledger
+
+
+async def test_two_corrections_edit_the_latest_version_then_a_takedown_deletes(
+    fake: FakeX, tmp_path: Path
+) -> None:
+    """`corrections: edit` on X, an article corrected twice within 30 minutes: each edit
+    names the version the previous one made (X refuses an edit of an old version), the
+    delivery keeps the latest id, and the takedown deletes the whole chain."""
+    raw = {
+        "timezone": "Asia/Taipei",
+        "database": f"sqlite:///{tmp_path / 'ledger.db'}",
+        "templates": str(REPO / "templates"),
+        "sources": {
+            "newsvision": {"kind": "feed", "url": "https://news.example.tw/rss.xml", "backlog": 5}
+        },
+        "channels": {
+            "x": {
+                "kind": "x",
+                **KEYS,
+                "template": "x.txt.j2",
+                "api_url": fake.url,
+                "timeout": "3s",
+                "rate": "100/s",
+                "corrections": "edit",
+            }
+        },
+    }
+    path = tmp_path / "newsbot.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    config = load_config(path, environ={})
+    x_settings = config.channels["x"]
+    assert isinstance(x_settings, XChannelConfig)
+    ledger = Ledger.open(config.database)
+    story = Article(
+        key="newsvision-50001",
+        url="https://news.example.tw/article/50001",
+        title="高雄港與格丁尼亞港 11 月 5 日締結姊妹港",
+        summary_html="<p>高雄港務分公司與波蘭格丁尼亞港簽署合作備忘錄。</p>",
+        published=datetime.now(UTC),
+    )
+    try:
+        channels = {"x": XChannel.from_config(x_settings)}
+        async with started_pipeline(config, ledger, channels) as (source, pipeline):
+            source.articles = [story]
+            await pipeline.poll("newsvision")
+            await pipeline.deliver_due()
+            [original] = fake.posts
+            for title in ("高雄港與格丁尼亞港 12 月 5 日締結姊妹港", "高雄港與格丁尼亞港 12 月 5 日締約"):
+                source.articles = [dataclasses.replace(story, title=title)]
+                report = await pipeline.poll("newsvision")
+                assert report.revised is not None and report.revised.queued == 1
+                await pipeline.deliver_due()
+            first, second = fake.edits
+            assert first.previous_id == original.id and second.previous_id == first.id
+            assert fake.current(original.id) is not None and "12 月 5 日締約" in (
+                fake.current(original.id) or ""
+            )
+            [row] = ledger.deliveries(channel="x")
+            assert row.remote_id == second.id
+            assert row.remote_url == f"https://x.com/i/web/status/{second.id}"
+            await pipeline.withdraw("newsvision", story.key, reason="撤稿")
+            await pipeline.deliver_due()
+            [deletion] = fake.deletions
+            assert deletion.id == second.id and fake.current(original.id) is None
+        [stored] = ledger.find_articles(story.key)
+        history = [[(a.action, a.state) for a in r.actions] for r in ledger.history(stored.id)]
+        assert history == [[("edit", "done")], [("edit", "done")], [("delete", "done")]]
+    finally:
+        ledger.close()
