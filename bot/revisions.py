@@ -231,24 +231,35 @@ def policies_for(
 
 
 def policy_refusal(
-    policies: Policies, *, can_edit: bool, can_reply: bool, can_delete: bool
+    policies: Policies,
+    *,
+    can_edit: bool,
+    can_reply: bool,
+    can_delete: bool,
+    can_repost: bool | None = None,
+    platform: str = "this channel",
 ) -> tuple[str, str] | None:
-    """(key, why) when a policy asks what the platform cannot do; ``None`` when it can."""
+    """(key, why) when a policy asks what the platform cannot do; ``None`` when it can. The
+    reason says what the platform does allow for that key. ``can_repost`` (unset: as
+    ``can_delete``) is whether a delete followed by a new post of the same delivery works
+    there."""
+    repost = can_delete if can_repost is None else can_repost
     needs = {
         Correction.EDIT: (can_edit, "edit a published post"),
         Correction.REPLY: (can_reply, "reply to a published post"),
-        Correction.DELETE_AND_REPOST: (can_delete, "delete a published post"),
+        Correction.DELETE_AND_REPOST: (repost, "delete a published post and post it again"),
     }
     if policies.corrections in needs:
         able, what = needs[policies.corrections]
         if not able:
+            allowed = [str(c) for c, (ok, _) in needs.items() if ok] + [str(Correction.OFF)]
             return "corrections", (
                 f"corrections: {policies.corrections} needs a platform that can {what}, and "
-                "this channel cannot (choose another policy, or off)"
+                f"{platform} cannot; it allows corrections: {' | '.join(allowed)}"
             )
     if policies.takedowns is Takedown.DELETE and not can_delete:
         return "takedowns", (
-            "takedowns: delete needs a platform that can delete a published post, and this "
-            "channel cannot (use takedowns: off)"
+            "takedowns: delete needs a platform that can delete a published post, and "
+            f"{platform} cannot; it allows takedowns: off"
         )
     return None

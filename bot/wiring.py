@@ -255,7 +255,12 @@ def check_policies(config: Config, renderer: Renderer, channels: Mapping[str, Ch
     for name, settings in config.channels.items():
         cls = classes[name]
         refusal = policy_refusal(
-            chosen[name], can_edit=cls.can_edit, can_reply=cls.can_reply, can_delete=cls.can_delete
+            chosen[name],
+            can_edit=cls.can_edit,
+            can_reply=cls.can_reply,
+            can_delete=cls.can_delete,
+            can_repost=cls.can_repost,
+            platform=f"channel {name!r} ({getattr(settings, 'kind', '?')})",
         )
         if refusal is not None:
             key, why = refusal

@@ -80,6 +80,10 @@ class ThreadsChannel(Channel):
     resend_is_safe = True
     can_reply = True
     can_delete = True
+    # A repost would be published through send(), whose container note (never published
+    # twice) lives on a delivery being sent; a repost's delivery is already sent, so the note
+    # is refused after the delete has gone through. Config validation refuses the policy.
+    can_repost = False
     default_corrections = Correction.REPLY
     default_takedowns = Takedown.DELETE
 

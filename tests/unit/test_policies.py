@@ -80,3 +80,41 @@ def test_the_default_reply_renders_the_default_correction_template(
     """The platform's default (reply) passes with the default correction template of the
     post's format (plain text, Telegram HTML)."""
     check(tmp_path, "", template)
+
+
+THREADS = """\
+timezone: Asia/Taipei
+templates: {templates}
+sources:
+  newsvision: {{kind: feed, url: "https://news.example.tw/rss.xml"}}
+channels:
+  threads:
+    kind: threads
+    access_token: th-not-a-real-token
+    template: threads.txt.j2
+    corrections: {corrections}
+"""
+
+
+def test_threads_refuses_delete_and_repost_saying_what_it_allows(tmp_path: Path) -> None:
+    """Threads cannot repost a sent delivery (its never-twice note needs a delivery being
+    sent): `corrections: delete_and_repost` is refused at load, naming the channel, the key
+    and the corrections Threads allows; `reply` passes."""
+    path = tmp_path / "newsbot.yaml"
+    path.write_text(
+        THREADS.format(templates=REPO / "templates", corrections="delete_and_repost"),
+        encoding="utf-8",
+    )
+    config = load_config(path, environ={})
+    with pytest.raises(ConfigError) as caught:
+        check_policies(config, Renderer(config.templates, config.tz), {})
+    assert caught.value.key == "channels.threads.corrections"
+    assert caught.value.where == f"{path}:10"
+    message = caught.value.message
+    assert "channel 'threads' (threads) cannot" in message
+    assert "it allows corrections: reply | off" in message
+    path.write_text(
+        THREADS.format(templates=REPO / "templates", corrections="reply"), encoding="utf-8"
+    )
+    config = load_config(path, environ={})
+    check_policies(config, Renderer(config.templates, config.tz), {})
