@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -279,8 +279,29 @@ class SourceConfig(_Strict):
     priority: Literal["normal", "high"] = "normal"
     priority_categories: tuple[str, ...] = ()
     enrich: bool = False
+    # An article's page found gone (404/410) when read again takes its posts down. Off by
+    # default: a CMS glitch or a moved page also answers 404, and a takedown deletes posts.
+    takedown_on_gone: bool = False
     # Hosts, addresses and networks this source may fetch although private (least privilege).
     allow_private: tuple[AllowEntry, ...] = ()
+
+    @model_validator(mode="after")
+    def _gone_needs_pages(self) -> Self:
+        kind = getattr(self, "kind", None)
+        if not self.takedown_on_gone:
+            return self
+        if kind == "webhook":
+            raise ValueError(
+                "takedown_on_gone does not apply to a webhook: the CMS withdraws an article "
+                'itself with "action": "delete"'
+            )
+        if kind != "sitemap" and not self.enrich:
+            raise ValueError(
+                "takedown_on_gone needs enrich: true on a feed or html source: newsbot reads "
+                "an article's page only to enrich it (a sitemap's pages are also checked when "
+                "their entries leave it)"
+            )
+        return self
 
     @field_validator("strip")
     @classmethod

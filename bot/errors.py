@@ -60,6 +60,16 @@ class FetchRefused(SourceError):
     Refused before any connection is made."""
 
 
+class PageGone(SourceError):
+    """The server answered 404 Not Found or 410 Gone: the page is not there (any more).
+    ``status`` is the code. For an article known to be published, a sign it was withdrawn;
+    whether that takes its posts down is the source's ``takedown_on_gone``."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class LedgerError(BotError):
     """The ledger database refused an operation."""
 

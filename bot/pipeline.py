@@ -230,6 +230,8 @@ class Pipeline:
         report, revised = await offload(
             self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
         )
+        if result.gone:
+            await offload(self._gone, name, result.gone)
         await offload(self.ledger.record_poll, name, now=now, state=result.state, note=note)
         return PollReport(name, ok=True, seen=len(result.articles), ingest=report, revised=revised)
 
@@ -276,6 +278,28 @@ class Pipeline:
             extra={"source": name, "article": key},
         )
         return report
+
+    def _gone(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
+        """Articles whose page, read again, answered 404 or 410: a takedown of each one the
+        ledger keeps and has not withdrawn yet, when the source says so
+        (``takedown_on_gone``); otherwise only logged."""
+        settings = self.config.sources.get(name)
+        for key, why in gone:
+            stored = [s for s in self.ledger.find_articles(key, source=name) if not s.retracted_at]
+            if not stored:
+                continue
+            if settings is None or not settings.takedown_on_gone:
+                log.info(
+                    "source %s: the page of published article %s is gone (%s); its posts stay "
+                    "up (takedown_on_gone is off)",
+                    name,
+                    key,
+                    why,
+                    extra={"source": name, "article": key},
+                )
+                continue
+            origin = "sitemap" if isinstance(settings, SitemapSourceConfig) else "enrich"
+            self._withdraw(name, key, reason=f"the article's page is gone: {why}", origin=origin)
 
     def _ingest(
         self, name: str, articles: Sequence[Article], *, first_sight: bool, now: datetime

@@ -33,7 +33,9 @@ class PollResult:
     ``alarms`` what else the source's owner must hear of (an encoding guessed or repaired):
     these are logged as warnings, the rest as information. ``refusals`` are the articles the
     fetch policy left out, each with its reason; the source has logged them as warnings
-    already."""
+    already. ``gone`` are the keys of articles whose page, read again, answered 404 or 410,
+    each with that reason (the pipeline decides, by ``takedown_on_gone``, whether it is a
+    takedown)."""
 
     articles: tuple[Article, ...] = ()
     state: SourceState = field(default_factory=SourceState)
@@ -42,6 +44,7 @@ class PollResult:
     rejected: tuple[str, ...] = ()
     alarms: tuple[str, ...] = ()
     refusals: tuple[str, ...] = ()
+    gone: tuple[tuple[str, str], ...] = ()
 
 
 class Source(abc.ABC):

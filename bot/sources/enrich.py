@@ -48,7 +48,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bot.errors import FetchRefused, SourceError
+from bot.errors import FetchRefused, PageGone, SourceError
 from bot.links import absolute_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState, WrappedSource
@@ -277,6 +277,18 @@ class _Failure:
     reason: str
     until: float
     refused: bool = False  # the fetch policy said no: still a refusal when read from the cache
+    gone: int | None = None  # the page answered 404 or 410: still gone when read from the cache
+
+
+#: What makes a cached page stale: the source's word that the article changed since the page
+#: was read (a sitemap's ``lastmod``) and the title it lists.
+_Version = tuple[datetime | None, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    facts: PageFacts
+    version: _Version
 
 
 class Enricher:
@@ -306,20 +318,24 @@ class Enricher:
         self._retry_after = retry_after
         self._clock = clock
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._cache: OrderedDict[str, PageFacts | _Failure] = OrderedDict()
+        self._cache: OrderedDict[str, _Page | _Failure] = OrderedDict()
         self._in_flight: dict[str, asyncio.Future[PageFacts]] = {}
         self._next_start: dict[str, float] = {}
         self.fetches = 0  # pages actually fetched (cache misses), for tests and metrics
 
-    async def enrich(self, article: Article) -> Article:
+    async def enrich(self, article: Article, *, gone: bool = False) -> Article:
         """The article with what was missing filled in; unchanged (and a warning logged) when
         the page cannot be read. Raises only :class:`FetchRefused`, when the page is one the
-        source may not fetch: such an article must not be posted at all."""
+        source may not fetch: such an article must not be posted at all; and, with ``gone``,
+        :class:`PageGone` when the page answers 404 or 410 (the caller decides what that
+        means)."""
         try:
             return await self.fill(article)
         except FetchRefused:
             raise
         except SourceError as exc:
+            if gone and isinstance(exc, PageGone):
+                raise
             log.warning(
                 "cannot enrich %s: %s",
                 article.url or article.key,
@@ -337,7 +353,7 @@ class Enricher:
             url = article.key
         if not url:
             raise SourceError(f"article {article.key!r} has no URL to fetch")
-        facts = await self._facts(url)
+        facts = await self._facts(url, (article.modified, article.title))
         return _apply(article, facts)
 
     async def enrich_many(self, articles: Iterable[Article]) -> list[Article]:
@@ -347,15 +363,21 @@ class Enricher:
 
     # -- pages --------------------------------------------------------------------------------
 
-    async def _facts(self, url: str) -> PageFacts:
+    async def _facts(self, url: str, version: _Version) -> PageFacts:
         cached = self._cache.get(url)
-        if isinstance(cached, PageFacts):
-            self._cache.move_to_end(url)
-            return cached
+        if isinstance(cached, _Page):
+            if cached.version == version:
+                self._cache.move_to_end(url)
+                return cached.facts
+            # The source says the article changed since its page was read (a new lastmod, a
+            # new title): read it again, a revision candidate (the digest decides).
+            del self._cache[url]
         if isinstance(cached, _Failure):
             if cached.until > self._clock():
-                error = FetchRefused if cached.refused else SourceError
-                raise error(f"{cached.reason} (not retried before a while has passed)")
+                reason = f"{cached.reason} (not retried before a while has passed)"
+                if cached.gone is not None:
+                    raise PageGone(reason, status=cached.gone)
+                raise (FetchRefused if cached.refused else SourceError)(reason)
             del self._cache[url]
         pending = self._in_flight.get(url)
         if pending is not None:
@@ -366,14 +388,15 @@ class Enricher:
             facts = await self._fetch(url)
         except SourceError as exc:
             until = self._clock() + self._retry_after
-            self._remember(url, _Failure(str(exc), until, isinstance(exc, FetchRefused)))
+            gone = exc.status if isinstance(exc, PageGone) else None
+            self._remember(url, _Failure(str(exc), until, isinstance(exc, FetchRefused), gone))
             future.set_exception(exc)
             raise
         except BaseException:
             future.cancel()  # cancelled (a stop): whoever shares this fetch stops too
             raise
         else:
-            self._remember(url, facts)
+            self._remember(url, _Page(facts, version))
             future.set_result(facts)
             return facts
         finally:
@@ -408,7 +431,7 @@ class Enricher:
         if start > now:
             await asyncio.sleep(start - now)
 
-    def _remember(self, url: str, value: PageFacts | _Failure) -> None:
+    def _remember(self, url: str, value: _Page | _Failure) -> None:
         if not self.cache_size:
             return
         self._cache[url] = value
@@ -463,12 +486,25 @@ class _EnrichingSource(WrappedSource):
         if result.not_modified or not result.articles:
             return result
         outcomes = await asyncio.gather(
-            *(self.enricher.enrich(a) for a in result.articles), return_exceptions=True
+            *(self.enricher.enrich(a, gone=True) for a in result.articles),
+            return_exceptions=True,
         )
         enriched: list[Article] = []
         refusals = list(result.refusals)
+        gone = list(result.gone)
         for article, outcome in zip(result.articles, outcomes, strict=True):
-            if isinstance(outcome, FetchRefused):
+            if isinstance(outcome, PageGone):
+                # Not enriched, and said: a known article's page gone may be a withdrawal.
+                log.warning(
+                    "source %s: the page of %s is gone: %s",
+                    self.name,
+                    article.url or article.key,
+                    outcome,
+                    extra={"source": self.name, "article": article.key},
+                )
+                gone.append((article.key, str(outcome)))
+                enriched.append(article)
+            elif isinstance(outcome, FetchRefused):
                 # Nothing was fetched; and its link leads where this source may not go.
                 refusal = f"article {article.title[:60] or article.url!r}: {outcome}; not posted"
                 log.warning("source %s: %s", self.name, refusal, extra={"source": self.name})
@@ -486,7 +522,11 @@ class _EnrichingSource(WrappedSource):
                 f"wait for the next poll: {', '.join(untitled[:3])}"
             )
         return dataclasses.replace(
-            result, articles=tuple(kept), warnings=tuple(warnings), refusals=tuple(refusals)
+            result,
+            articles=tuple(kept),
+            warnings=tuple(warnings),
+            refusals=tuple(refusals),
+            gone=tuple(gone),
         )
 
 

@@ -43,7 +43,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDictProxy
 
 from bot import USER_AGENT
-from bot.errors import FetchRefused, SourceError
+from bot.errors import FetchRefused, PageGone, SourceError
 from bot.sources.policy import STRICT, FetchPolicy, IPAddress, address_kind, parse_address
 
 __all__ = ["DEFAULT_USER_AGENT", "FetchResult", "Fetcher", "open_session", "refusal_in"]
@@ -358,6 +358,8 @@ async def _finish(response: aiohttp.ClientResponse, url: str, limit: int) -> Fet
         retry_after = headers.get("Retry-After", "").strip()
         if retry_after:
             message += f" (Retry-After: {retry_after[:64]})"
+        if response.status in (404, 410):
+            raise PageGone(message, status=response.status)
         raise SourceError(message)
     if 300 <= response.status < 400:
         raise SourceError(f"HTTP {response.status} from {url} without a Location to follow")

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from lxml import etree  # type: ignore[import-untyped]
 
 from bot.config import SitemapSourceConfig
-from bot.errors import FetchRefused, SourceError
+from bot.errors import FetchRefused, PageGone, SourceError
 from bot.links import WEB_OR_FILE, absolute_url
 from bot.model import Article
 from bot.sources.base import PollResult, Source, SourceState
@@ -49,6 +49,8 @@ log = logging.getLogger("newsbot.sources.sitemap")
 
 __all__ = ["ChildSitemap", "SitemapDocument", "SitemapSource", "parse_sitemap"]
 
+PAGE_BYTES = 2 * 1024 * 1024  # an article page checked for being gone; larger is not gone
+MAX_GONE_CHECKS = 20  # pages of entries that left the sitemap checked per poll (takedown_on_gone)
 MAX_ARTICLES = 1000  # Google News sitemaps hold at most 1000 URLs; a 50,000-URL one is not news
 _GZIP_MAGIC = b"\x1f\x8b"
 _HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html[\s>])", re.I | re.S)
@@ -82,11 +84,13 @@ class _Poll:
     """What one poll gathered across documents."""
 
     articles: list[Article] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     fetched: int = 0
     unchanged: int = 0
     failed: int = 0
+    gone: tuple[tuple[str, str], ...] = ()
 
 
 class SitemapSource(Source):
@@ -116,6 +120,9 @@ class SitemapSource(Source):
         self._top_kind: Literal["urlset", "sitemapindex"] | None = None
         self._children: tuple[str, ...] = ()
         self._validators: dict[str, tuple[str | None, str | None]] = {}
+        # The entries each urlset listed when last read: one that leaves a sitemap read again
+        # is checked (takedown_on_gone) for a page that answers 404 or 410.
+        self._listed: dict[str, frozenset[str]] = {}
 
     async def poll(self, state: SourceState) -> PollResult:
         top = await self._get(self.config.url, state.etag, state.last_modified)
@@ -125,6 +132,7 @@ class SitemapSource(Source):
             if self._top_kind == "sitemapindex" and self._children:
                 gathered = _Poll()
                 await self._read_children(list(self._children), 1, gathered, remember=False)
+                gathered.gone = await self._gone(gathered)
                 return self._result(gathered, state, index_unchanged=True)
             # Restarted: what the index holds is not remembered, so ask for it in full.
             top = await self._get(self.config.url, None, None)
@@ -133,11 +141,45 @@ class SitemapSource(Source):
         self._top_kind = document.kind
         gathered = _Poll(warnings=list(document.warnings))
         if document.kind == "urlset":
-            gathered.articles.extend(document.articles)
+            self._take(top.url, document, gathered)
         else:
             chosen = self._choose(document.children, self.config.url, gathered)
             await self._read_children(chosen, 1, gathered, remember=True)
+        gathered.gone = await self._gone(gathered)
         return self._result(gathered, new_state, index_unchanged=False)
+
+    def _take(self, url: str, document: SitemapDocument, gathered: _Poll) -> None:
+        """A urlset read: its articles, and the entries it listed last time and no more."""
+        gathered.articles.extend(document.articles)
+        listed = frozenset(article.key for article in document.articles)
+        before = self._listed.pop(url, None)
+        if before is not None:
+            gathered.vanished.extend(sorted(before - listed))
+        self._listed[url] = listed  # last in the order: the least recently read go first
+        while len(self._listed) > 4 * self.max_documents:
+            del self._listed[next(iter(self._listed))]
+
+    async def _gone(self, gathered: _Poll) -> tuple[tuple[str, str], ...]:
+        """Of the entries that left the sitemap, those whose page answers 404 or 410. Only
+        with ``takedown_on_gone``: a sitemap drops its older entries all the time, and
+        leaving it alone says nothing. Entries listed in another document still are fine."""
+        listed = {article.key for article in gathered.articles}
+        candidates = [key for key in dict.fromkeys(gathered.vanished) if key not in listed]
+        if not self.config.takedown_on_gone or not candidates:
+            return ()
+        checked = candidates[:MAX_GONE_CHECKS]
+        timeout = self.config.timeout.total_seconds()
+        answers = await asyncio.gather(
+            *(self._fetcher.get(key, max_bytes=PAGE_BYTES, timeout=timeout) for key in checked),
+            return_exceptions=True,
+        )
+        gone = []
+        for key, answer in zip(checked, answers, strict=True):
+            if isinstance(answer, PageGone):
+                gone.append((key, str(answer)))
+            elif isinstance(answer, BaseException) and not isinstance(answer, SourceError):
+                raise answer
+        return tuple(gone)
 
     def _result(self, gathered: _Poll, state: SourceState, *, index_unchanged: bool) -> PollResult:
         if gathered.fetched and gathered.failed == gathered.fetched:
@@ -156,6 +198,7 @@ class SitemapSource(Source):
             state=state,
             warnings=tuple(gathered.warnings),
             refusals=tuple(gathered.refusals),
+            gone=gathered.gone,
         )
 
     def _choose(
@@ -223,7 +266,7 @@ class SitemapSource(Source):
                 continue
             gathered.warnings.extend(document.warnings)
             if document.kind == "urlset":
-                gathered.articles.extend(document.articles)
+                self._take(url, document, gathered)
             elif depth >= self.max_depth:
                 gathered.warnings.append(
                     f"the index {url} is more than {self.max_depth} levels deep; not followed"
@@ -366,7 +409,8 @@ def _read_url(entry: Any, base: str, zone: tzinfo) -> Article | None:
             image = absolute_url(_child_text(child, "loc"), base, allow=WEB_OR_FILE)
     if not link:
         return None
-    published = _date(published_text, zone) or _date(lastmod, zone)
+    modified = _date(lastmod, zone)
+    published = _date(published_text, zone) or modified
     return Article(
         key=link,
         url=link,
@@ -374,6 +418,7 @@ def _read_url(entry: Any, base: str, zone: tzinfo) -> Article | None:
         published=published.astimezone(UTC).replace(microsecond=0) if published else None,
         categories=_keywords(keywords),
         image=image or None,
+        modified=modified.astimezone(UTC) if modified else None,
     )
 
 

@@ -78,12 +78,14 @@ def html_source(url: str, fetcher: Fetcher, **overrides: object) -> HtmlSource:
 
 def sitemap_source(url: str, fetcher: Fetcher, **kwargs: object) -> SitemapSource:
     enrich = bool(kwargs.pop("enrich", False))
+    takedown_on_gone = bool(kwargs.pop("takedown_on_gone", False))
     config = SitemapSourceConfig.model_validate(
         {
             "kind": "sitemap",
             "name": "newsvision",
             "url": url,
             "enrich": enrich,
+            "takedown_on_gone": takedown_on_gone,
             "allow_private": LOCAL,
         }
     )

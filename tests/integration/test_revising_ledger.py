@@ -142,7 +142,9 @@ async def test_a_post_claimed_before_its_takedown_is_skipped_not_sent(world: Wor
         claimed = claim(*args, **kwargs)  # type: ignore[arg-type]
         if claimed.deliveries:  # each channel's claim, before any of its sends
             for n in (1, 2):
-                world.pipeline._withdraw("newsvision", article(n).key, reason="撤稿", origin="webhook")
+                world.pipeline._withdraw(
+                    "newsvision", article(n).key, reason="撤稿", origin="webhook"
+                )
         return claimed
 
     world.ledger.claim = claim_then_withdraw  # type: ignore[method-assign]

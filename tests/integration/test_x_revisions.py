@@ -14,8 +14,8 @@ import yaml
 
 from bot.channels.x import XChannel
 from bot.config import XChannelConfig, load_config
-from bot.ledger import Ledger
 from bot.errors import PermanentError, PostGone, TransientError
+from bot.ledger import Ledger
 from bot.model import Article, Correction, Published, Receipt, Takedown
 from bot.testing.x_server import FakeX, XFault
 from tests.integration.pipelines import started_pipeline
@@ -328,7 +328,10 @@ async def test_two_corrections_edit_the_latest_version_then_a_takedown_deletes(
             await pipeline.poll("newsvision")
             await pipeline.deliver_due()
             [original] = fake.posts
-            for title in ("高雄港與格丁尼亞港 12 月 5 日締結姊妹港", "高雄港與格丁尼亞港 12 月 5 日締約"):
+            for title in (
+                "高雄港與格丁尼亞港 12 月 5 日締結姊妹港",
+                "高雄港與格丁尼亞港 12 月 5 日締約",
+            ):
                 source.articles = [dataclasses.replace(story, title=title)]
                 report = await pipeline.poll("newsvision")
                 assert report.revised is not None and report.revised.queued == 1

@@ -218,3 +218,18 @@ def test_error_never_repeats_a_value_from_the_environment(tmp_path: Path) -> Non
     error = error_for(tmp_path, GOOD.replace('chat: "@newsvision"', "chat: ${TG_TOKEN}"))
     assert error.key == "channels.telegram.chat"
     assert "tg-secret-value" not in str(error) and "[value from the environment]" in str(error)
+
+
+def test_takedown_on_gone_is_only_where_pages_are_read_again() -> None:
+    """takedown_on_gone (off by default) is refused where newsbot never reads an article's
+    page: a feed or html source without enrich, and a webhook (whose CMS says delete itself);
+    a sitemap takes it with or without enrich."""
+    from bot.config import FeedSourceConfig, SitemapSourceConfig, WebhookSourceConfig
+
+    assert not SitemapSourceConfig(kind="sitemap", url="https://a.tw/s.xml").takedown_on_gone
+    assert SitemapSourceConfig(kind="sitemap", url="https://a.tw/s.xml", takedown_on_gone=True)
+    assert FeedSourceConfig(kind="feed", url="https://a.tw/f", enrich=True, takedown_on_gone=True)
+    with pytest.raises(ValueError, match="needs enrich: true"):
+        FeedSourceConfig(kind="feed", url="https://a.tw/f", takedown_on_gone=True)
+    with pytest.raises(ValueError, match="does not apply to a webhook"):
+        WebhookSourceConfig(kind="webhook", secret="s" * 32, takedown_on_gone=True)
