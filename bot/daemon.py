@@ -278,8 +278,10 @@ class Daemon:
             raise
         finally:
             self._polls.pop(name, None)
-        if (report.ingest is not None and report.ingest.queued) or (
-            report.revised is not None and report.revised.queued
+        if (
+            (report.ingest is not None and report.ingest.queued)
+            or (report.revised is not None and report.revised.queued)
+            or report.withdrawn
         ):
             # New posts, or corrections and takedowns of published ones, to make now.
             self.wake()

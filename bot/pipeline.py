@@ -127,6 +127,8 @@ class PollReport:
     error: str | None = None
     #: Failed polls in a row, this one included (0 after a good poll): the back-off's input.
     errors: int = 0
+    #: Deletes queued for articles whose page was found gone (``takedown_on_gone``).
+    withdrawn: int = 0
 
 
 class Pipeline:
@@ -230,10 +232,16 @@ class Pipeline:
         report, revised = await offload(
             self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
         )
-        if result.gone:
-            await offload(self._gone, name, result.gone)
+        withdrawn = await offload(self._gone, name, result.gone) if result.gone else 0
         await offload(self.ledger.record_poll, name, now=now, state=result.state, note=note)
-        return PollReport(name, ok=True, seen=len(result.articles), ingest=report, revised=revised)
+        return PollReport(
+            name,
+            ok=True,
+            seen=len(result.articles),
+            ingest=report,
+            revised=revised,
+            withdrawn=withdrawn,
+        )
 
     async def accept(self, name: str, articles: Sequence[Article]) -> PollReport:
         """Articles pushed to us (a CMS webhook, a WebSub hub): recorded at once, no backlog
@@ -279,18 +287,19 @@ class Pipeline:
         )
         return report
 
-    def _gone(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
+    def _gone(self, name: str, gone: Sequence[tuple[str, str]]) -> int:
         """Articles whose page, read again, answered 404 or 410: a takedown of each one the
         ledger keeps and has not withdrawn yet, when the source says so
-        (``takedown_on_gone``); otherwise only logged."""
+        (``takedown_on_gone``); otherwise only logged. How many deletes were queued."""
         settings = self.config.sources.get(name)
+        queued = 0
         for key, why in gone:
             stored = [s for s in self.ledger.find_articles(key, source=name) if not s.retracted_at]
             if not stored:
                 continue
             if settings is None or not settings.takedown_on_gone:
                 log.info(
-                    "source %s: the page of published article %s is gone (%s); its posts stay "
+                    "source %s: the page of article %s is gone (%s); its posts stay "
                     "up (takedown_on_gone is off)",
                     name,
                     key,
@@ -299,7 +308,11 @@ class Pipeline:
                 )
                 continue
             origin = "sitemap" if isinstance(settings, SitemapSourceConfig) else "enrich"
-            self._withdraw(name, key, reason=f"the article's page is gone: {why}", origin=origin)
+            report = self._withdraw(
+                name, key, reason=f"the article's page is gone: {why}", origin=origin
+            )
+            queued += report.queued if report is not None else 0
+        return queued
 
     def _ingest(
         self, name: str, articles: Sequence[Article], *, first_sight: bool, now: datetime

@@ -243,7 +243,9 @@ async def test_a_withdrawn_page_takes_the_post_down_only_when_asked(
         assert len(w.telegram.posts) == 2
         server.set_fault("/news/b", "410")
         w.sitemap({})
-        await w.cycle()
+        report = await w.pipeline.poll("newsvision")
+        assert report.withdrawn == (1 if takedown_on_gone else 0)  # the daemon wakes for it
+        await w.pipeline.deliver_due()
         await w.cycle()  # and again: a page still gone is no second takedown
         [a, b] = (w.ledger.find_articles(server.url_for(f"/news/{s}"))[0] for s in "ab")
         assert w.ledger.history(a.id) == []
