@@ -41,6 +41,7 @@ from bot.ledger import (
     Mark,
     NewArticle,
     Pace,
+    Polled,
     RevisionReport,
     offload,
 )
@@ -230,10 +231,19 @@ class Pipeline:
                 await offload(self.ledger.record_poll, name, now=now, state=result.state)
             return PollReport(name, ok=True, not_modified=True)
         report, revised = await offload(
-            self._ingest, name, result.articles, first_sight=not record.seen_before, now=now
+            self._ingest,
+            name,
+            result.articles,
+            first_sight=not record.seen_before,
+            now=now,
+            # Pages found gone are handled after the ingest: the poll is recorded only then,
+            # so that a failure there is not hidden behind a 304 on the next poll.
+            polled=None if result.gone else Polled(result.state, note),
         )
-        withdrawn = await offload(self._gone, name, result.gone) if result.gone else 0
-        await offload(self.ledger.record_poll, name, now=now, state=result.state, note=note)
+        withdrawn = 0
+        if result.gone:
+            withdrawn = await offload(self._gone, name, result.gone)
+            await offload(self.ledger.record_poll, name, now=now, state=result.state, note=note)
         return PollReport(
             name,
             ok=True,
@@ -315,8 +325,16 @@ class Pipeline:
         return queued
 
     def _ingest(
-        self, name: str, articles: Sequence[Article], *, first_sight: bool, now: datetime
+        self,
+        name: str,
+        articles: Sequence[Article],
+        *,
+        first_sight: bool,
+        now: datetime,
+        polled: Polled | None = None,
     ) -> tuple[IngestReport, RevisionReport | None]:
+        """Record what is new and what changed; then ``polled``, the poll that read them, so
+        its validators are kept only once everything the poll found is in the ledger."""
         # Every source's text passes here: whatever a CMS push or a scraped page sent, a title
         # reaches the ledger on one line, without control or invisible characters.
         articles = [tidy_article(article) for article in articles]
@@ -324,8 +342,17 @@ class Pipeline:
         known = lookup.known
         fresh = [a for a in articles if a.key not in known and a.url not in known]
         items = self._decide(name, fresh, first_sight=first_sight, now=now)
-        report = self.ledger.ingest(name, items, self.config.routes(name), now=now)
-        revised = self._revise(name, articles, lookup, now=now) if lookup.stored else None
+        routes = self.config.routes(name)
+        if not lookup.stored:
+            # Nothing known to revise (a first sight, a poll of new items only): the poll is
+            # recorded in the ingest's transaction, one commit fewer per poll.
+            report = self.ledger.ingest(name, items, routes, now=now, polled=polled)
+            revised = None
+        else:
+            report = self.ledger.ingest(name, items, routes, now=now)
+            revised = self._revise(name, articles, lookup, now=now)
+            if polled is not None:
+                self.ledger.record_poll(name, now=now, state=polled.state, note=polled.note)
         if report.articles:
             log.info(
                 "source %s: %d new article(s), %d deliveries queued, %d skipped",

@@ -3,12 +3,13 @@ claims, retries and the delivery log."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
-from bot.ledger import Ledger, NewArticle, deliveries
+from bot.errors import LedgerError
+from bot.ledger import Ledger, NewArticle, Polled, deliveries
 from bot.model import Article, DeliveryState, Receipt
 from bot.outcome import Outcome
 from bot.sources.base import SourceState
@@ -186,6 +187,33 @@ def test_source_state_keeps_validators_and_error_count(ledger: Ledger) -> None:
     assert record.state.etag == '"v1"' and record.consecutive_errors == 1 and record.seen_before
     ledger.record_poll("nv", now=NOW, state=record.state)
     assert ledger.source("nv").consecutive_errors == 0
+
+
+def test_a_poll_is_recorded_with_its_ingest(ledger: Ledger) -> None:
+    """``ingest(polled=...)`` keeps the poll's validators and note with its articles, also
+    when nothing in it is new; a timestamp in another zone is stored as the same instant."""
+    taipei = timezone(timedelta(hours=8))
+    state = SourceState(etag='"v2"', last_modified="Mon, 15 Sep 2025 08:00:00 GMT")
+    items = [NewArticle(article(1, published=NOW.astimezone(taipei)), "摘要")]
+    report = ledger.ingest("nv", items, ["x"], now=NOW, polled=Polled(state, "entry 3 has no link"))
+    record = ledger.source("nv")
+    assert report.articles == 1 and record.state == state and record.last_polled_at == NOW
+    assert record.last_error == "entry 3 has no link"
+    assert ledger.find_articles("guid-1")[0].article.published == NOW
+    ledger.ingest("nv", items, ["x"], now=NOW + timedelta(minutes=5), polled=Polled(state))
+    record = ledger.source("nv")
+    assert record.last_polled_at == NOW + timedelta(minutes=5) and record.last_error is None
+
+
+def test_a_poll_is_not_recorded_when_its_ingest_fails(ledger: Ledger) -> None:
+    """The poll and its articles commit together: an ingest the database refuses (here a
+    title it cannot store) raises LedgerError and leaves neither, so the next poll reads the
+    feed again instead of answering 304 on validators whose articles were never kept."""
+    broken = NewArticle(article(1, title=None), "")
+    with pytest.raises(LedgerError, match="refused"):
+        ledger.ingest("nv", [broken], ["x"], now=NOW, polled=Polled(SourceState(etag='"v1"')))
+    assert not ledger.source("nv").seen_before
+    assert ledger.deliveries() == [] and ledger.known("nv", ["guid-1"], []) == set()
 
 
 def test_source_problems_are_failing_polls_and_skipped_entries(ledger: Ledger) -> None:
