@@ -350,7 +350,11 @@ _SENTENCE_END = re.compile(
 )
 # A dash sets off an aside or an explanation as a comma does; a full-width space between two
 # phrases is how Chinese headings and editors separate them (新篇章　激盪創新火花).
-_CLAUSE_END = re.compile(r"[，、；：｜]|[,;:](?=\s)|\s*——|\s—\s|(?<=\S)\u3000+(?=\S)")
+# The lookahead names every character a match can start with: sre then skips other positions
+# without trying each alternative (``\s*`` would let every position start one), a third faster.
+_CLAUSE_END = re.compile(
+    r"(?=[，、；：｜,;:\s—])(?:[，、；：｜]|[,;:](?=\s)|\s*——|\s—\s|(?<=\S)\u3000+(?=\S))"
+)
 _NUMBER = re.compile(
     rf"(?=[第NUHRACS$新€£¥￥\d])(?:第\s?)?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?"
     rf"(?:\s?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?)*"
