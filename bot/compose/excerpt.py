@@ -345,12 +345,17 @@ _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # paragraph: ``such as 臺灣半導體產業協會."經發局指出``), unless it numbers a list item
 # ("1. 人才交流", "2.產業媒合": see _analyse). Inside a word (``Node.js``, ``3.5``) it never
 # ends one: the word is protected.
-_SENTENCE_END = re.compile(
-    rf"[。！？!?]+[」』”’）)】\]》〉]*|(?<=[A-Za-z0-9{_HAN_CLASS}])\.[\"”’)]*(?=\s|$|[{_HAN_CLASS}])"
+_SENTENCE_END = re.compile(  # the lookahead lets sre skip positions, as in _CLAUSE_END
+    rf"(?=[。！？!?.])(?:[。！？!?]+[」』”’）)】\]》〉]*"
+    rf"|(?<=[A-Za-z0-9{_HAN_CLASS}])\.[\"”’)]*(?=\s|$|[{_HAN_CLASS}]))"
 )
 # A dash sets off an aside or an explanation as a comma does; a full-width space between two
 # phrases is how Chinese headings and editors separate them (新篇章　激盪創新火花).
-_CLAUSE_END = re.compile(r"[，、；：｜]|[,;:](?=\s)|\s*——|\s—\s|(?<=\S)\u3000+(?=\S)")
+# The lookahead names every character a match can start with: sre then skips other positions
+# without trying each alternative (``\s*`` would let every position start one), a third faster.
+_CLAUSE_END = re.compile(
+    r"(?=[，、；：｜,;:\s—])(?:[，、；：｜]|[,;:](?=\s)|\s*——|\s—\s|(?<=\S)\u3000+(?=\S))"
+)
 _NUMBER = re.compile(
     rf"(?=[第NUHRACS$新€£¥￥\d])(?:第\s?)?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?"
     rf"(?:\s?{_NUMBER_ATOM}(?:\s?(?:{_UNITS}|[{_HAN_CLASS}]))?)*"

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from bench.corpus import articles as corpus_articles
+from bench.corpus import broad_articles
 from bot.compose.excerpt import DEFAULT_SLACK
 from bot.testing.feed_server import FeedItem, rss
 from bot.testing.x_server import weighted_length
@@ -64,6 +65,7 @@ def _items() -> list[FeedItem]:
     published = datetime(2025, 9, 15, 14, 30, tzinfo=TAIPEI)
     stories = [*HANDWRITTEN]
     stories += [(g.title, g.html, g.categories) for g in corpus_articles(12, seed=7)]
+    stories += [(g.title, g.html, g.categories) for g in broad_articles(6, seed=7)]
     return [
         FeedItem(
             guid=f"editorial-{i}",

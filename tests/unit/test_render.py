@@ -189,3 +189,28 @@ def test_fitting_works_when_the_template_transforms_the_excerpt(tmp_path: Path) 
     text = _render(r, "t.txt.j2", X_POST, excerpt="Kaohsiung and Gdynia sign a memorandum. " * 20)
     assert x_weighted_length(text) <= 280
     assert text.startswith("KAOHSIUNG")
+
+
+def test_sandbox_kept_attribute_answers_match_jinja() -> None:
+    """The sandbox's remembered attribute answers equal Jinja's own, asked again and again, for
+    safe names, internals, mutating methods and module values alike."""
+    import types
+
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from bot.compose.render import _Sandbox
+
+    ours, jinja = _Sandbox(), ImmutableSandboxedEnvironment()
+    cases = [
+        ("高雄", "upper", str.upper), ("高雄", "__class__", str), ([], "append", None),
+        ([], "index", None), ({}, "keys", None), ({}, "clear", None), (str, "mro", None),
+        (len, "__self__", None), ((x for x in ()), "gi_frame", None), (types, "path", None),
+        (SAMPLE_ARTICLE, "title", "t"), (SAMPLE_ARTICLE, "os", types),
+    ]  # fmt: skip
+    for _ in range(3):
+        for obj, attr, value in cases:
+            expected = not isinstance(obj, types.ModuleType) and not isinstance(
+                value, types.ModuleType
+            )
+            expected = expected and jinja.is_safe_attribute(obj, attr, value)
+            assert ours.is_safe_attribute(obj, attr, value) == expected, (obj, attr)
