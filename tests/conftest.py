@@ -76,7 +76,8 @@ def report() -> Callable[[str], None]:
 
 # The tests that take tens of seconds each (the kill-and-restart crash tests, the benchmarks'
 # smoke run), by node id prefix: they run first, so that no worker is left with one of them
-# when the other has run out of tests (``pytest -n 2`` hands tests out in collection order).
+# when the other has run out of tests (``--dist worksteal``, pyproject.toml, steals from the
+# end of a worker's queue, so the end should be made of short tests).
 SLOWEST = ("tests/integration/test_crash", "tests/integration/test_bench_smoke.py")
 
 
