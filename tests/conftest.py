@@ -74,6 +74,26 @@ def report() -> Callable[[str], None]:
     return write
 
 
+# The tests that take tens of seconds each (the kill-and-restart crash tests, the benchmarks'
+# smoke run), by node id prefix: they run first, so that no worker is left with one of them
+# when the other has run out of tests (``--dist worksteal``, pyproject.toml, steals from the
+# end of a worker's queue, so the end should be made of short tests).
+SLOWEST = ("tests/integration/test_crash", "tests/integration/test_bench_smoke.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slowest first, then the tests that start servers or processes, then the unit tests,
+    which fill the end of the run on both workers in small pieces. The sort is stable: the
+    order within each group is pytest's own."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(SLOWEST):
+            return 0
+        return 2 if item.nodeid.startswith("tests/unit/") else 1
+
+    items.sort(key=rank)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):
         RESULTS.unlink(missing_ok=True)

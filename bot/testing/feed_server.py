@@ -152,6 +152,10 @@ class FeedServer(Served):
         self._version = 0
         self._fetches: dict[str, int] = {}
         self.requests: list[RequestRecord] = []
+        # Requests being answered at once, and the most seen: a client's concurrency, counted
+        # where it shows, not guessed from a wall clock that a loaded machine stretches.
+        self.in_flight = 0
+        self.most_in_flight = 0
         app = web.Application()
         app.router.add_route("GET", "/{path:.*}", self._handle)
         app.router.add_route("HEAD", "/{path:.*}", self._handle)
@@ -212,6 +216,16 @@ class FeedServer(Served):
     # -- answering ----------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer_request(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _answer_request(self, request: web.Request) -> web.StreamResponse:
         if self._delay:
             await asyncio.sleep(self._delay)
         path = request.path

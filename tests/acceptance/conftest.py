@@ -44,6 +44,11 @@ class Newsbot:
 def clean_env() -> dict[str, str]:
     """The environment with no newsbot settings or secrets inherited from the shell, and no
     proxy: every server these tests talk to is on 127.0.0.1."""
+    return environment()
+
+
+def environment() -> dict[str, str]:
+    """What :func:`clean_env` gives, for fixtures shared by a module's tests."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -58,7 +63,12 @@ def clean_env() -> dict[str, str]:
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
     """A copy of the default templates an editor can change in a test."""
-    folder = tmp_path / "templates"
+    return copy_templates(tmp_path)
+
+
+def copy_templates(into: Path) -> Path:
+    """``into``/templates, a copy of the default templates."""
+    folder = into / "templates"
     folder.mkdir()
     for template in (REPO / "templates").iterdir():
         (folder / template.name).write_text(template.read_text(encoding="utf-8"), encoding="utf-8")

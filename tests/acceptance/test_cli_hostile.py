@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.testing.feed_server import FeedServer, rss
-from tests.acceptance.conftest import Newsbot
+from tests.acceptance.conftest import Newsbot, copy_templates, environment
 from tests.acceptance.test_cli import item, setup
 
 
@@ -29,6 +30,18 @@ def newsbot(
     return bot
 
 
+@pytest.fixture(scope="module")
+def posted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newsbot]:
+    """What ``newsbot`` gives, made once for the tests that only read it (a usage error
+    changes nothing): one ``once`` less per test."""
+    folder = tmp_path_factory.mktemp("posted")
+    with FeedServer() as feed:
+        url = feed.publish("/rss.xml", rss([item(1)]))
+        bot = setup(folder, copy_templates(folder), environment(), url, 1)
+        assert bot("once").code == 0
+        yield bot
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -42,17 +55,17 @@ def newsbot(
     ],
 )
 def test_an_out_of_range_number_exits_2_with_one_message(
-    newsbot: Newsbot, args: tuple[str, ...]
+    posted: Newsbot, args: tuple[str, ...]
 ) -> None:
     """Huge, negative or non-ASCII numbers are a usage error (exit 2), never a traceback."""
-    result = newsbot(*args)
+    result = posted(*args)
     assert result.code == 2, result.err
     assert "Traceback" not in result.err and "expected" in result.err
 
 
-def test_retry_for_an_unknown_channel_names_the_mistake(newsbot: Newsbot) -> None:
+def test_retry_for_an_unknown_channel_names_the_mistake(posted: Newsbot) -> None:
     """`retry --channel nosuch` says there is no such channel and lists the real ones."""
-    result = newsbot("retry", "--channel", "nosuch")
+    result = posted("retry", "--channel", "nosuch")
     assert result.code == 2
     assert "no channel named 'nosuch'" in result.err and "telegram, x" in result.err
 
@@ -65,11 +78,15 @@ def test_once_exits_1_when_a_source_could_not_be_read(newsbot: Newsbot, feed: Fe
     assert "could not read 1 source(s): newsvision" in result.err
 
 
-def test_status_into_a_closed_pipe_has_no_traceback(newsbot: Newsbot) -> None:
+def test_status_into_a_closed_pipe_has_no_traceback(posted: Newsbot) -> None:
     """`newsbot status | head -1` ends quietly: no BrokenPipeError traceback."""
-    command = [sys.executable, "-m", "bot", "--config", str(newsbot.config), "status"]
+    command = [sys.executable, "-m", "bot", "--config", str(posted.config), "status"]
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=newsbot.env
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=posted.env,
+        cwd=posted.config.parent,
     ) as process:
         assert process.stdout is not None and process.stderr is not None
         process.stdout.readline()

@@ -4,13 +4,14 @@ config and ledger, with a feed on 127.0.0.1 whose article is corrected after it 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.testing.feed_server import FeedItem, FeedServer, rss
-from tests.acceptance.conftest import Newsbot
+from tests.acceptance.conftest import Newsbot, copy_templates, environment
 
 # Two sources read the same feed, so one key is in both (ARTICLE may be ambiguous); the console
 # channels' policies are off, so the actions are recorded skipped (test_corrections_run.py has
@@ -47,19 +48,33 @@ def item(title: str = TITLE) -> FeedItem:
     )
 
 
-@pytest.fixture
-def newsbot(tmp_path: Path, templates: Path, clean_env: dict[str, str]) -> Newsbot:
+def corrected_by_the_feed(folder: Path, env: dict[str, str]) -> Iterator[Newsbot]:
+    """The article posted by ``once``, then its corrected title read by a second ``once``."""
     with FeedServer() as feed:
         url = feed.publish("/rss.xml", rss([item()]))
-        config = tmp_path / "newsbot.yaml"
+        config = folder / "newsbot.yaml"
         config.write_text(CONFIG.format(url=url), encoding="utf-8")
-        bot = Newsbot(config, clean_env)
+        bot = Newsbot(config, env)
         first = bot("once")
         assert first.code == 0, first.err
         feed.publish("/rss.xml", rss([item(CORRECTED)]))
         second = bot("once")
         assert second.code == 0, second.err
-        yield bot  # type: ignore[misc]
+        yield bot
+
+
+@pytest.fixture
+def newsbot(tmp_path: Path, templates: Path, clean_env: dict[str, str]) -> Iterator[Newsbot]:
+    """A ledger of its own, for a test that corrects or retracts."""
+    yield from corrected_by_the_feed(tmp_path, clean_env)
+
+
+@pytest.fixture(scope="module")
+def read_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Newsbot]:
+    """One ledger for the tests that change nothing in it (two ``once`` runs less each)."""
+    folder = tmp_path_factory.mktemp("corrections")
+    copy_templates(folder)
+    yield from corrected_by_the_feed(folder, environment())
 
 
 def history(newsbot: Newsbot, article: str) -> dict[str, object]:
@@ -69,8 +84,9 @@ def history(newsbot: Newsbot, article: str) -> dict[str, object]:
     return found
 
 
-def test_a_corrected_feed_title_is_in_history(newsbot: Newsbot) -> None:
+def test_a_corrected_feed_title_is_in_history(read_only: Newsbot) -> None:
     """The feed's corrected title is a revision from the feed, naming the posts it was for."""
+    newsbot = read_only
     status = json.loads(newsbot("status", "--json", "--source", "newsvision").out)
     sent = [d for d in status["deliveries"] if d["state"] == "sent"]
     assert {d["revised"] for d in sent} == {"corrected"}
@@ -119,8 +135,9 @@ def test_correct_with_a_title_then_retract(newsbot: Newsbot) -> None:
     assert again.code == 1 and "retracted" in again.err and "Traceback" not in again.err
 
 
-def test_an_unknown_or_ambiguous_article_is_one_message(newsbot: Newsbot) -> None:
+def test_an_unknown_or_ambiguous_article_is_one_message(read_only: Newsbot) -> None:
     """ARTICLE that names nothing exits 1; one in two sources lists both to choose from."""
+    newsbot = read_only
     unknown = newsbot("history", "nv-no-such-article")
     assert unknown.code == 1 and "no article 'nv-no-such-article'" in unknown.err
     ambiguous = newsbot("retract", "nv-typhoon-1003", "--reason", "撤稿")

@@ -5,7 +5,9 @@ platforms' own records are compared with the ledger.
 A post in flight at a kill may or may not have reached the platform: it must become
 ``uncertain`` (never be resent blindly), and each kill can leave at most one per channel, since
 a channel sends one post at a time per instance, paced (``rate: 1000/s``) or not (``rate:
-off``, where a whole batch is claimed at once but only the post being sent is in flight).
+off``, where a whole batch is claimed at once but only the post being sent is in flight). Each
+run has two channels of each kind (which two swaps between SQLite and PostgreSQL, so that
+every platform is killed mid-send both paced and unpaced).
 Once a person has looked (here: the fakes' records), ``newsbot retry --uncertain --id …``
 sends the ones that did not arrive, and every article is then on every channel exactly once.
 On Threads every uncertain post is retried, arrived or not: the container id noted before
@@ -52,12 +54,15 @@ pytestmark = pytest.mark.crash
 REPO = Path(__file__).resolve().parents[2]
 HOST = socket.gethostname()
 DESKS = ("desk-a", "desk-b")
-PER_DESK = 100  # 200 articles, 400 deliveries
+PER_DESK = 60  # 120 articles, 480 deliveries
 CHANNELS = ("telegram", "x", "threads", "mastodon")
+# Pacing off (a batch claimed at once) on two channels, paced on the other two; SQLite and
+# PostgreSQL swap them.
+UNPACED_SQLITE = ("telegram", "x")
+UNPACED_POSTGRES = ("threads", "mastodon")
 THREADS_TOKEN = "THAA-crash-test-token"
 MASTO_TOKEN = "masto-crash-test-token"
-KILLS = 20
-UNPACED_KILLS = 12  # pacing off: 120 articles x 2 channels, a batch claimed at once
+KILLS = 12
 X_KEYS = {
     "XK": "ck-crash-test",
     "XS": "cs-crash-test-secret",
@@ -80,7 +85,7 @@ channels:
     chat: "@newsvision"
     template: telegram.html.j2
     api_url: {tg}
-    rate: {rate}
+    rate: {rate_telegram}
     min_gap: 0s
   x:
     kind: x
@@ -90,21 +95,21 @@ channels:
     access_token_secret: ${{XTS}}
     template: x.txt.j2
     api_url: {x}
-    rate: {rate}
+    rate: {rate_x}
     min_gap: 0s
   threads:
     kind: threads
     access_token: ${{THREADS_TOKEN}}
     template: threads.txt.j2
     api_url: {threads}
-    rate: {rate}
+    rate: {rate_threads}
     min_gap: 0s
   mastodon:
     kind: mastodon
     instance_url: {masto}
     access_token: ${{MT}}
     template: mastodon.txt.j2
-    rate: {rate}
+    rate: {rate_mastodon}
     min_gap: 0s
 """
 
@@ -238,7 +243,7 @@ class Newsroom:
     threads: FakeThreads
     rng: random.Random
     per_desk: int = PER_DESK
-    rate: str = "1000/s"
+    unpaced: tuple[str, ...] = ()
     published: dict[str, list[FeedItem]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -257,7 +262,10 @@ class Newsroom:
                 x=self.x.url,
                 threads=self.threads.url,
                 masto=self.masto.url,
-                rate=self.rate,
+                **{
+                    f"rate_{channel}": "off" if channel in self.unpaced else "1000/s"
+                    for channel in CHANNELS
+                },
             ),
             encoding="utf-8",
         )
@@ -370,7 +378,7 @@ def open_newsroom(
     monkeypatch: pytest.MonkeyPatch,
     *,
     per_desk: int = PER_DESK,
-    rate: str = "1000/s",
+    unpaced: tuple[str, ...] = (),
 ) -> Iterator[Newsroom]:
     """The fakes in threads of this process, posts delayed a little (so that kills land
     mid-send), X's 200-per-15-minutes and 300-per-3-hours caps lifted (hundreds of posts in a
@@ -399,7 +407,7 @@ def open_newsroom(
             threads.fail_next(1, GraphFault.slow(delay), path="/threads_publish")
             masto.fail_next(1, MastodonFault.slow(delay), path="/api/v1/statuses")
         room = Newsroom(
-            folder, database, tg, x, masto, feed, threads, rng, per_desk=per_desk, rate=rate
+            folder, database, tg, x, masto, feed, threads, rng, per_desk=per_desk, unpaced=unpaced
         )
         try:
             yield room
@@ -540,64 +548,42 @@ def crash_seed() -> int:
     return seed()
 
 
+def pacing(unpaced: tuple[str, ...]) -> str:
+    """Which channels run unpaced and which paced, for the measured line and messages."""
+    paced = [channel for channel in CHANNELS if channel not in unpaced]
+    return f"rate off: {', '.join(unpaced)}; rate 1000/s: {', '.join(paced)}"
+
+
 def test_sigkill_and_restart_never_posts_twice_nor_loses_one_sqlite(
     crash_seed: int,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     report: Callable[[str], None],
 ) -> None:
-    """One instance on SQLite, SIGKILLed 20 times at random moments and restarted: no
-    article is posted twice on any channel, none is lost, each post in flight at a kill is
-    'uncertain' (at most one per channel per kill), and after retrying the uncertain ones
-    that did not arrive every article is on every channel exactly once."""
-    one_instance_killed(crash_seed, tmp_path, monkeypatch, report, kills=KILLS)
-
-
-def test_unpaced_sigkill_leaves_at_most_the_post_in_flight_uncertain_sqlite(
-    crash_seed: int,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    report: Callable[[str], None],
-) -> None:
-    """Pacing off (``rate: off``: a batch claimed at once), 120 articles x 2 channels, 12
-    SIGKILLs on SQLite: claimed is not in flight, so a kill leaves at most the one post being
-    sent per channel uncertain; the rest of its batch goes back to the queue and is posted
-    without anyone's help, never twice."""
-    one_instance_killed(
-        crash_seed, tmp_path, monkeypatch, report, kills=UNPACED_KILLS, per_desk=60, rate="off"
-    )
-
-
-def one_instance_killed(
-    crash_seed: int,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    report: Callable[[str], None],
-    *,
-    kills: int,
-    per_desk: int = PER_DESK,
-    rate: str = "1000/s",
-) -> None:
+    """One instance on SQLite, 120 articles, SIGKILLed 12 times at random moments and
+    restarted, Telegram and X with pacing off (``rate: off``: a batch claimed at once),
+    Threads and Mastodon paced: no article is posted twice on any channel, none is lost, each
+    post in flight at a kill is 'uncertain' (at most one per channel per kill: claimed is not
+    in flight, the rest of a killed batch goes back to the queue), and after retrying the
+    uncertain ones that did not arrive every article is on every channel exactly once."""
     started = time.monotonic()
-    where = f"sqlite, rate {rate}, seed {crash_seed}"
+    where = f"sqlite, {pacing(UNPACED_SQLITE)}, seed {crash_seed}"
     rng = random.Random(crash_seed + 1)
     database = f"sqlite:///{tmp_path / 'ledger.db'}"
-    with open_newsroom(
-        tmp_path, database, crash_seed, monkeypatch, per_desk=per_desk, rate=rate
-    ) as room:
+    with open_newsroom(tmp_path, database, crash_seed, monkeypatch, unpaced=UNPACED_SQLITE) as room:
         instance = Instance(1, room.config(), room.env())
         with running([instance]):
             room.publish_over(seconds=20)
-            for _ in range(kills):
+            for _ in range(KILLS):
                 instance.start()
                 kill_later(room, instance, rng)
             instance.start()
             finish(room, [instance], where)
-        outcome = check(room, [instance], kills, where)
+        outcome = check(room, [instance], KILLS, where)
     line = (
-        f"crash test (sqlite, rate {rate}): kills={kills} posts={outcome.posts} duplicates=0 "
-        f"lost=0 uncertain={outcome.uncertain} seconds={time.monotonic() - started:.0f} "
-        f"seed={crash_seed}"
+        f"crash test (sqlite, {pacing(UNPACED_SQLITE)}): kills={KILLS} posts={outcome.posts} "
+        f"duplicates=0 lost=0 uncertain={outcome.uncertain} "
+        f"seconds={time.monotonic() - started:.0f} seed={crash_seed}"
     )
     report(line)
 
@@ -644,54 +630,18 @@ def test_three_instances_on_postgres_killed_at_random_share_the_work_safely(
     monkeypatch: pytest.MonkeyPatch,
     report: Callable[[str], None],
 ) -> None:
-    """Three instances on one PostgreSQL ledger, started together on an empty schema; one
-    of them, chosen at random, is SIGKILLed and restarted 20 times; then each in turn is left
-    alone (the other two killed) and must take the sources and the posting over. No
-    duplicate, no loss, at most one uncertain post per channel per kill, and every instance
-    sent posts (``sent_by`` in the ledger)."""
-    three_instances_killed(crash_seed, pg_database, tmp_path, monkeypatch, report, kills=KILLS)
-
-
-@pytest.mark.postgres
-def test_three_unpaced_instances_on_postgres_leave_only_posts_in_flight_uncertain(
-    crash_seed: int,
-    pg_database: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    report: Callable[[str], None],
-) -> None:
-    """Three instances on PostgreSQL with pacing off (``rate: off``), 120 articles x 2
-    channels, at least 12 SIGKILLs: no duplicate, no loss, at most one uncertain post per
-    kill per channel (a killed batch's unsent claims go back to the queue), every instance
-    sent posts, and everything but the uncertain posted without a person's help."""
-    three_instances_killed(
-        crash_seed,
-        pg_database,
-        tmp_path,
-        monkeypatch,
-        report,
-        kills=UNPACED_KILLS - 3 * 2,
-        per_desk=60,
-        rate="off",
-    )
-
-
-def three_instances_killed(
-    crash_seed: int,
-    pg_database: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    report: Callable[[str], None],
-    *,
-    kills: int,
-    per_desk: int = PER_DESK,
-    rate: str = "1000/s",
-) -> None:
+    """Three instances on one PostgreSQL ledger, started together on an empty schema, 120
+    articles, Threads and Mastodon with pacing off (``rate: off``), Telegram and X paced; one
+    instance, chosen at random, is SIGKILLed and restarted 6 times, then each in turn is left
+    alone (the other two killed: 12 kills in all) and must take the sources and the posting
+    over. No duplicate, no loss, at most one uncertain post per channel per kill (a killed
+    batch's unsent claims go back to the queue), every instance sent posts (``sent_by`` in
+    the ledger), and everything but the uncertain posted without a person's help."""
     started = time.monotonic()
-    where = f"postgres, rate {rate}, seed {crash_seed}"
+    where = f"postgres, {pacing(UNPACED_POSTGRES)}, seed {crash_seed}"
     rng = random.Random(crash_seed + 2)
     with open_newsroom(
-        tmp_path, pg_database, crash_seed, monkeypatch, per_desk=per_desk, rate=rate
+        tmp_path, pg_database, crash_seed, monkeypatch, unpaced=UNPACED_POSTGRES
     ) as room:
         config, env = room.config(), room.env()
         instances = [Instance(slot, config, env) for slot in (1, 2, 3)]
@@ -700,7 +650,8 @@ def three_instances_killed(
             room.publish_over(seconds=15, keep=5 * len(instances))
             for instance in instances:
                 instance.start()
-            for _ in range(kills):
+            # Random kills, then the take-overs' 2 per instance make KILLS in all.
+            for _ in range(KILLS - 2 * len(instances)):
                 # The others keep working (and recover the victim's posts) meanwhile.
                 time.sleep(rng.uniform(0.2, 1.0))
                 wait_for(lambda: any(room.registered(i.holder) for i in instances), 60, "one up")
@@ -716,11 +667,12 @@ def three_instances_killed(
     per_slot = {
         instance.slot: sum(outcome.sent_by[h] for h in instance.holders) for instance in instances
     }
+    assert killed >= KILLS, f"{where}: {killed} kills"
     assert all(per_slot.values()), f"{where}: an instance sent nothing: {per_slot}"
     assert sum(per_slot.values()) == sum(outcome.sent_by.values()), f"{where}: {outcome.sent_by}"
     line = (
-        f"crash test (postgres, 3 instances, rate {rate}): kills={killed} posts={outcome.posts} "
-        f"duplicates=0 lost=0 uncertain={outcome.uncertain} sent_by_instance={per_slot} "
-        f"seconds={time.monotonic() - started:.0f} seed={crash_seed}"
+        f"crash test (postgres, 3 instances, {pacing(UNPACED_POSTGRES)}): kills={killed} "
+        f"posts={outcome.posts} duplicates=0 lost=0 uncertain={outcome.uncertain} "
+        f"sent_by_instance={per_slot} seconds={time.monotonic() - started:.0f} seed={crash_seed}"
     )
     report(line)

@@ -4,10 +4,12 @@ while running, health and metrics, and a clean stop that loses nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -181,6 +183,31 @@ class World:
             "the first poll to be recorded",
         )
 
+    def ledger(self, query: str) -> list[tuple[object, ...]]:
+        """A query on the daemon's SQLite ledger from outside (nothing before it exists)."""
+        path = self.folder / "ledger.db"
+        if not path.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(path, timeout=5)) as conn:
+            try:
+                return conn.execute(query).fetchall()
+            except sqlite3.OperationalError:
+                return []  # the schema not made yet
+
+    def first_sight_recorded(self) -> bool:
+        """The first poll's articles are in the ledger (so a later one is new)."""
+        rows = self.ledger("SELECT COUNT(*) FROM articles")
+        return bool(rows) and int(rows[0][0]) >= 1  # type: ignore[call-overload]
+
+    def settled(self, sent: int) -> bool:
+        """``sent`` deliveries recorded sent and none queued or in flight: nothing more is due,
+        so a post beyond those would be a resend (waiting for this, not for some seconds)."""
+        rows = self.ledger(
+            "SELECT SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN state IN ('queued', 'sending') THEN 1 ELSE 0 END) FROM deliveries"
+        )
+        return bool(rows) and rows[0][0] == sent and rows[0][1] == 0
+
     def get(self, path: str) -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
@@ -219,7 +246,7 @@ def test_posts_arrive_once_in_order_at_the_channels_pace(world: World) -> None:
     assert first_arrival - published < 1 + 5  # every + a few seconds
     world.publish(4, 5)
     wait_for(lambda: len(world.tg.messages) >= 5 and len(world.x.posts) >= 5, 30, "5 posts each")
-    time.sleep(2.5)  # anything extra would have arrived by now
+    wait_for(lambda: world.settled(10), 30, "the ledger to settle")
 
     tg_texts = [m.plain for m in world.tg.messages]
     x_texts = [p.text for p in world.x.posts]
@@ -252,7 +279,7 @@ def test_faults_delay_posts_but_lose_none(world: World) -> None:
     world.started()
     world.publish(1, 2, 3)
     wait_for(lambda: len(world.tg.messages) >= 3 and len(world.x.posts) >= 3, 40, "3 posts each")
-    time.sleep(1.5)
+    wait_for(lambda: world.settled(6), 30, "the ledger to settle")
     assert numbers_in([m.plain for m in world.tg.messages]) == [1, 2, 3]
     assert numbers_in([p.text for p in world.x.posts]) == [1, 2, 3]
     attempts = [a.at for a in world.tg.attempts if a.method.lower() == "sendmessage"]
@@ -300,7 +327,7 @@ def test_sigterm_during_a_burst_then_restart_loses_nothing(world: World) -> None
     assert len(world.tg.messages) < 10
     world.daemon.start()
     wait_for(lambda: len(world.tg.messages) >= 10 and len(world.x.posts) >= 10, 40, "the rest")
-    time.sleep(1.5)
+    wait_for(lambda: world.settled(20), 30, "the ledger to settle")
     assert sorted(numbers_in([m.plain for m in world.tg.messages])) == list(range(1, 11))
     assert sorted(numbers_in([p.text for p in world.x.posts])) == list(range(1, 11))
     assert world.daemon.terminate() == 0
@@ -359,7 +386,7 @@ def test_webhook_push_is_posted_within_a_second(
     report(f"webhook call to acceptance by both platforms: {(latest - sent_at) * 1000:.0f} ms")
     assert latest - sent_at < 1.0
     assert "港灣城市論壇" in world.tg.messages[0].plain
-    time.sleep(1)
+    wait_for(lambda: world.settled(2), 30, "the ledger to settle")
     assert len(world.tg.messages) == 1 and len(world.x.posts) == 1
     assert world.daemon.terminate() == 0
 
@@ -379,7 +406,7 @@ def test_websub_subscription_is_verified_and_a_push_is_posted(world: World) -> N
         world.daemon.start()
         wait_for(lambda: "newsbot running" in world.daemon.text(), 20, "the daemon to start")
         wait_for(lambda: len(hub.subscribers(topic)) == 1, 20, "a verified subscription")
-        time.sleep(1)  # the first poll (first sight) has recorded what the feed held
+        wait_for(world.first_sight_recorded, 20, "the first poll (first sight) recorded")
         statuses = hub.publish_from_thread(topic, rss([item(1), item(0)]))
         assert statuses == [202] or all(200 <= s < 300 for s in statuses)
         wait_for(lambda: len(world.tg.messages) >= 1 and len(world.x.posts) >= 1, 10, "the push")
@@ -432,7 +459,7 @@ def test_a_reload_that_turns_websub_on_subscribes_at_the_hub(world: World) -> No
         config.write_text(f"public_url: http://127.0.0.1:{world.port}\n{text}", "utf-8")
         world.daemon.start()
         wait_for(lambda: "newsbot running" in world.daemon.text(), 20, "the daemon to start")
-        time.sleep(1.5)  # the first poll (first sight) has recorded what the feed held
+        wait_for(world.first_sight_recorded, 20, "the first poll (first sight) recorded")
         assert hub.subscribers(topic) == []
         text = config.read_text(encoding="utf-8")
         text = text.replace("    max_age: off\n", "    max_age: off\n    websub: true\n", 1)

@@ -456,7 +456,8 @@ async def test_one_host_is_fetched_at_a_polite_pace(server: FeedServer, fetcher:
 
 
 async def test_concurrency_is_bounded(server: FeedServer, fetcher: Fetcher) -> None:
-    """Four pages answering in 0.2 s each, two at a time, take two rounds."""
+    """Four pages answering in 0.2 s each are fetched two at a time, never more: two rounds.
+    (Counted at the server; only the lower bound of the time holds on a loaded machine.)"""
     server.set_delay(0.2)
     urls = [
         server.publish(f"/news/{n}", fixture("article.html"), content_type=HTML) for n in range(4)
@@ -465,7 +466,8 @@ async def test_concurrency_is_bounded(server: FeedServer, fetcher: Fetcher) -> N
     started = time.monotonic()
     articles = await enricher.enrich_many([bare(u) for u in urls])
     elapsed = time.monotonic() - started
-    assert 0.4 <= elapsed < 0.8
+    assert elapsed >= 0.4
+    assert server.most_in_flight == 2
     assert all(a.image for a in articles)
 
 

@@ -310,8 +310,10 @@ def test_ledger_deleted_under_newsbot_run_fails_health_and_posts_nothing(world: 
         assert "ledger file was deleted" in body
         _, metrics = world.get("/metrics")
         assert 'newsbot_health{check="ledger"} 0.0' in metrics
+        polls = len(world.feed.requests)
         world.feed.publish("/rss.xml", rss([item(n) for n in (0, 1, 2, 3)]))
-        time.sleep(4)  # several polls at `every: 1s`
+        # Several polls of the new feed answered (at `every: 1s`), however slow the machine.
+        wait_for(lambda: len(world.feed.requests) >= polls + 3, 30, "three more polls")
         assert world.posts() == 3
         assert process.poll() is None
     finally:
