@@ -391,6 +391,10 @@ _TRANSLITERATION = frozenset(
     "什史斯索塔泰坦特提圖托瓦威韋維溫沃烏西希謝辛休雅亞揚伊因英尤約贊澤扎茲"
 )
 _HAN = regex.compile(r"\p{Han}")
+# One-character words that lean on the word after them: particles, prepositions, conjunctions,
+# determiners and the adjectives that open a compound jieba's dictionary lacks (以上的小|客車,
+# 大量在|地). A teaser an editor cuts never stops on one of them, so no phrase cut follows one.
+_LEANS_ON_NEXT = frozenset("的之在於與和及或並而把被將對從向往為以由讓給跟同這那此該各每其小大老新")
 # Each protected pattern with what a text must hold for it to match at all: the cheap search
 # spares the pattern's scan of every position in most texts.
 _PROTECTED = (
@@ -528,6 +532,8 @@ def _phrase_cuts(cuts: _Cuts, low: int, high: int) -> list[int]:
                     words = _word_ends(text[window_start : high + _WORD_CONTEXT])
                 if b - window_start not in words:
                     continue
+                if before in _LEANS_ON_NEXT and b - 1 - window_start in words:
+                    continue  # a one-character word that belongs with the next one
             elif han_before == han_after:
                 continue
             k = _kept_end(text, b)

@@ -260,3 +260,32 @@ def test_a_latin_full_stop_before_chinese_text_ends_a_sentence() -> None:
     assert result == Cut(
         'Smith said: "We will keep working with partners such as 臺灣半導體產業協會."', "sentence"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "budget", "expected"),
+    [
+        (
+            "交通局表示，今年起凡是載客 3 人以上的小客車可使用高乘載專用道",
+            22,
+            "交通局表示，今年起凡是載客 3 人以上…",
+        ),
+        (
+            "文化局希望藉由這項計畫，創造大量在地就業機會並活化老街商圈",
+            18,
+            "文化局希望藉由這項計畫，創造大量…",
+        ),
+        (
+            "市府今年將推動新政策協助青年創業並在各區設立新的服務據點",
+            19,
+            "市府今年將推動新政策協助青年創業…",
+        ),
+    ],
+    ids=["的小|客車", "在|地", "並在"],
+)
+def test_a_phrase_cut_never_stops_on_a_word_that_leans_on_the_next(
+    text: str, budget: int, expected: str
+) -> None:
+    """A one-character particle, preposition or compound opener (的, 在, 並, 小) ends no excerpt:
+    the cut falls before it, as an editor's would."""
+    assert cut(text, budget, slack=0.0) == Cut(expected, "phrase")
