@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 BYLINE = r"新聞視界時報\s*記者\s*\S+\s*整理報導"
 
@@ -92,6 +93,19 @@ class Generated:
     published: datetime
     numbers: list[str] = field(default_factory=list)
     latin: list[str] = field(default_factory=list)
+
+    def article(self, *, query: str = "") -> Any:
+        """The article as a source would record it, at its page on the sample site."""
+        from bot.model import Article
+
+        return Article(
+            key=self.key,
+            url=f"https://news.example.tw/article/{self.key}{query}",
+            title=self.title,
+            summary_html=self.html,
+            published=self.published,
+            categories=self.categories,
+        )
 
 
 class _Writer:

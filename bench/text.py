@@ -75,16 +75,7 @@ def _source(gen: Any) -> str:
 
 
 def _compose(renderer: Any, gen: Any, template: str, label: str, rule: Any) -> Any:
-    from bot.model import Article
-
-    article = Article(
-        key=gen.key,
-        url=f"https://news.example.tw/article/{gen.key}",
-        title=gen.title,
-        summary_html=gen.html,
-        published=gen.published,
-        categories=gen.categories,
-    )
+    article = gen.article()
     return renderer.compose(
         template,
         article=article,

@@ -24,7 +24,6 @@ from bot.compose.length import (
     LengthRule,
 )
 from bot.compose.render import Renderer
-from bot.model import Article
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGESTS = ROOT / "tests" / "fixtures" / "fitted" / "posts.json"
@@ -42,14 +41,7 @@ def _digests() -> dict[str, str]:
     renderer = Renderer(ROOT / "templates", ZoneInfo("Asia/Taipei"))
     found = {}
     for gen in articles(240):
-        article = Article(
-            key=gen.key,
-            url=f"https://news.example.tw/article/{gen.key}?utm_source=bot",
-            title=gen.title,
-            summary_html=gen.html,
-            published=gen.published,
-            categories=gen.categories,
-        )
+        article = gen.article(query="?utm_source=bot")
         source = stored_excerpt(gen.html, strip=[BYLINE], length=300)
         for label, template, rule, bound in CHANNELS:
             composed = renderer.compose(
