@@ -12,7 +12,8 @@ from bot.ledger import LedgerIdentity, identity_problem
 from bot.logs import setup_logging
 from bot.redact import REDACTED, Redactor, redact_url
 
-TOKEN = "7405221932:AAHk3f0_tR9xZ-Jm2qLwPz8yBv4cDn6eUoI"
+# The shape of a bot token (digits, colon, 35 URL-safe characters); plainly not a real one.
+TOKEN = "123456789:TEST-not-a-real-token_0000000000000000"
 
 
 def test_a_token_echoed_in_a_request_path_is_masked_without_being_configured() -> None:
