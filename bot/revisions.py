@@ -236,14 +236,13 @@ def policy_refusal(
     can_edit: bool,
     can_reply: bool,
     can_delete: bool,
-    can_repost: bool | None = None,
+    can_repost: bool = True,
     platform: str = "this channel",
 ) -> tuple[str, str] | None:
     """(key, why) when a policy asks what the platform cannot do; ``None`` when it can. The
-    reason says what the platform does allow for that key. ``can_repost`` (unset: as
-    ``can_delete``) is whether a delete followed by a new post of the same delivery works
-    there."""
-    repost = can_delete if can_repost is None else can_repost
+    reason says what the platform does allow for that key. A repost needs a delete and
+    ``can_repost``: a new post of the same delivery working there."""
+    repost = can_delete and can_repost
     needs = {
         Correction.EDIT: (can_edit, "edit a published post"),
         Correction.REPLY: (can_reply, "reply to a published post"),

@@ -33,9 +33,9 @@ class Channel(abc.ABC):
     can_edit: bool = False
     can_reply: bool = False
     can_delete: bool = False
-    #: Whether ``corrections: delete_and_repost`` works: a delete, then a new post of the
-    #: same delivery (already sent) through :meth:`send`. Unset: as ``can_delete``.
-    can_repost: bool | None = None
+    #: False where ``corrections: delete_and_repost`` fails although the platform can delete:
+    #: the new post of an already sent delivery cannot go through :meth:`send` there.
+    can_repost: bool = True
     #: The policies used when the channel's config sets no ``corrections:`` / ``takedowns:``.
     default_corrections: Correction = Correction.OFF
     default_takedowns: Takedown = Takedown.OFF
