@@ -43,6 +43,7 @@ from bot.ledger import (
     Pace,
     Polled,
     RevisionReport,
+    StoredArticle,
     offload,
 )
 from bot.model import MAX_TITLE, Article, DeliveryState, Post, Receipt, RevisionKind
@@ -270,9 +271,17 @@ class Pipeline:
         return await offload(self._withdraw, name, key, reason=reason, origin=origin)
 
     def _withdraw(
-        self, name: str, key: str, *, reason: str | None, origin: str
+        self,
+        name: str,
+        key: str,
+        *,
+        reason: str | None,
+        origin: str,
+        found: Sequence[StoredArticle] | None = None,
     ) -> RevisionReport | None:
-        found = self.ledger.find_articles(key, source=name)
+        """Take down the articles ``found`` under ``key`` (looked up when not given)."""
+        if found is None:
+            found = self.ledger.find_articles(key, source=name)
         if not found:
             return None
         takedowns = [
@@ -319,7 +328,11 @@ class Pipeline:
                 continue
             origin = "sitemap" if isinstance(settings, SitemapSourceConfig) else "enrich"
             report = self._withdraw(
-                name, key, reason=f"the article's page is gone: {why}", origin=origin
+                name,
+                key,
+                reason=f"the article's page is gone: {why}",
+                origin=origin,
+                found=stored,
             )
             queued += report.queued if report is not None else 0
         return queued
