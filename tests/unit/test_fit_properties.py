@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.compose.excerpt import _WORD_SLACK
 from bot.compose.length import TELEGRAM_CAPTION, TELEGRAM_MESSAGE, X_POST, LengthRule
 from bot.compose.render import Renderer
 from bot.compose.sample import SAMPLE_ARTICLE
@@ -73,9 +75,14 @@ def test_fitted_post_is_within_limit_and_keeps_the_link(
 @settings(max_examples=50, deadline=None)
 @given(excerpt=st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=600))
 def test_long_chinese_excerpt_fills_the_x_post(excerpt: str) -> None:
-    """A long Chinese excerpt is cut close to the limit, not far below it (within an ellipsis)."""
-    post = RENDERER.render(
+    """A long Chinese excerpt is cut close to the limit: within an ellipsis at a character cut,
+    within the word slack (a phrase boundary the segmenter finds) at a phrase cut."""
+    composed = RENDERER.compose(
         "x.txt.j2", article=SAMPLE_ARTICLE, excerpt=excerpt, source="sample",
         channel="c", link="https://news.example.tw/a?utm_source=x", rule=X_POST,
     )  # fmt: skip
-    assert 280 - 4 <= post.length <= 280
+    ellipsis = 2  # "…" weighs two on X
+    allowed = {"character": ellipsis, "phrase": ellipsis + math.ceil(_WORD_SLACK * X_POST.limit)}
+    assert composed.cut in allowed
+    assert composed.post.length <= 280
+    assert composed.budget_left <= allowed[composed.cut]
