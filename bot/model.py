@@ -90,8 +90,9 @@ class Article:
     author: str | None = None
     categories: tuple[str, ...] = ()
     image: str | None = None
-    #: When the source says the article last changed (a sitemap's ``<lastmod>``): not content
-    #: (no post shows it, the content digest leaves it out), a reason to read its page again.
+    #: When the source says the article last changed (a sitemap's ``<lastmod>``, a feed entry's
+    #: later ``<updated>``): not content (no post shows it, the content digest leaves it out),
+    #: a reason to read its page again.
     modified: datetime | None = None
 
     def __post_init__(self) -> None:

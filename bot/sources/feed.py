@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, overload
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
@@ -256,6 +256,9 @@ class _RawEntry:
     title: str = ""
     summary_html: str = ""
     published: datetime | None = None
+    # The entry's own "last changed" (Atom <updated>, JSON Feed date_modified): with
+    # enrichment on, a new one is the reason to read the article's page again.
+    updated: datetime | None = None
     author: str = ""
     categories: tuple[str, ...] = ()
     image: str = ""
@@ -291,12 +294,15 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
         key = _identity(link)
     image = clean_text(raw.image).strip() or _first_img_src(raw.html_for_image)
     image = absolute_url(image, base_url, allow=None) if image else ""
-    published = raw.published or now
-    if published.tzinfo is None:
-        published = published.replace(tzinfo=UTC)
     # A future date would put the entry ahead of the queue and out of max_age's reach for as
     # long as it lies: it is taken as first seen now (parse_feed warns when it is far off).
-    published = min(published, now)
+    published = _stated_time(raw.published or raw.updated or now, now)
+    # Updated when it was published is no change, only a later time is. An entry with an
+    # update time alone (an Atom entry without <published>) has no "modified": its update time
+    # is all it says of its publication, and the fast parser reads it as the published time.
+    modified = _stated_time(raw.updated, now) if raw.updated else None
+    if modified == published:
+        modified = None
     # Cleaned as text is: a NUL would even be refused by PostgreSQL when the ledger stores it.
     summary_html = unicodedata.normalize("NFC", clean_text(raw.summary_html).strip())
     return Article(
@@ -304,11 +310,28 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
         url=link,
         title=_plain_title(raw.title, is_html=raw.title_is_html) or _title_from(summary_html),
         summary_html=summary_html,
-        published=published.astimezone(UTC).replace(microsecond=0),
+        published=published,
         author=_author_name(raw.author),
         categories=_categories(raw.categories),
         image=image if _is_web(image) else None,
+        modified=modified,
     )
+
+
+@overload
+def _stated_time(value: datetime, now: datetime) -> datetime: ...
+@overload
+def _stated_time(value: None, now: datetime) -> None: ...
+@overload
+def _stated_time(value: datetime | None, now: datetime) -> datetime | None: ...
+def _stated_time(value: datetime | None, now: datetime) -> datetime | None:
+    """A time the feed states, as the ledger keeps times: aware, UTC, whole seconds, and
+    never later than ``now``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return min(value, now).astimezone(UTC).replace(microsecond=0)
 
 
 def _is_web(url: str) -> bool:
@@ -610,7 +633,8 @@ def _from_fast(entry: Mapping[str, Any], *, html_title: bool | None) -> _RawEntr
         link=link,
         title=title,
         summary_html=summary,
-        published=_iso_datetime(_str(entry.get("published")) or _str(entry.get("updated"))),
+        published=_iso_datetime(_str(entry.get("published"))),
+        updated=_iso_datetime(_str(entry.get("updated"))),
         author=_str(entry.get("author")),
         categories=tuple(_str(tag.get("term")) for tag in entry.get("tags") or []),
         image=image,
@@ -704,10 +728,12 @@ def _from_feedparser(entry: Mapping[str, Any], *, atom: bool) -> _RawEntry:
     if not image:
         thumbnails = entry.get("media_thumbnail") or []
         image = _str(thumbnails[0].get("url")) if thumbnails else ""
-    parsed_time = (
-        entry.get("published_parsed") or entry.get("updated_parsed") or entry.get("created_parsed")
-    )
+    parsed_time = entry.get("published_parsed") or entry.get("created_parsed")
     published = datetime.fromtimestamp(calendar.timegm(parsed_time), UTC) if parsed_time else None
+    # feedparser's get() answers "updated_parsed" with the published time when the entry has
+    # none (`in` does not): only an update time the entry states is asked for.
+    updated_time = entry["updated_parsed"] if "updated_parsed" in entry else None  # noqa: SIM401
+    updated = datetime.fromtimestamp(calendar.timegm(updated_time), UTC) if updated_time else None
     author = _str((entry.get("author_detail") or {}).get("name")) or _str(entry.get("author"))
     link = _str(entry.get("link"))
     if entry.get("guidislink") and link == _str(entry.get("id")) and not _is_web(link):
@@ -720,6 +746,7 @@ def _from_feedparser(entry: Mapping[str, Any], *, atom: bool) -> _RawEntry:
         title=title,
         summary_html=summary,
         published=published,
+        updated=updated,
         author=author,
         categories=tuple(_str(tag.get("term")) for tag in entry.get("tags") or []),
         image=image,
@@ -815,8 +842,8 @@ def _from_json_item(item: Mapping[str, Any]) -> _RawEntry:
         title=html.unescape(_str(item.get("title"))),
         title_is_html=False,
         summary_html=content,
-        published=_iso_datetime(_str(item.get("date_published")))
-        or _iso_datetime(_str(item.get("date_modified"))),
+        published=_iso_datetime(_str(item.get("date_published"))),
+        updated=_iso_datetime(_str(item.get("date_modified"))),
         author=author,
         categories=tuple(_str(tag) for tag in tags if isinstance(tag, str | int)),
         image=image,

@@ -136,6 +136,8 @@ class FeedItem:
     categories: Sequence[str] = ()
     author: str | None = None
     image: str | None = None
+    #: Atom's <updated> (default: the published time), for an entry the newsroom changed.
+    updated: datetime | None = None
 
 
 class FeedServer(Served):
@@ -494,7 +496,8 @@ def atom(
         parts.append(f'<link rel="alternate" type="text/html" href={quoteattr(item.link)}/>')
         when = _aware(item.published) if item.published is not None else updated
         parts.append(f"<published>{when.isoformat()}</published>")
-        parts.append(f"<updated>{when.isoformat()}</updated>")
+        changed = _aware(item.updated) if item.updated is not None else when
+        parts.append(f"<updated>{changed.isoformat()}</updated>")
         if item.author:
             parts.append(f"<author><name>{escape(item.author)}</name></author>")
         parts.extend(f"<category term={quoteattr(term)}/>" for term in item.categories)

@@ -17,13 +17,15 @@ import yaml
 
 from bot.compose.length import TELEGRAM_MESSAGE
 from bot.compose.render import Renderer
-from bot.config import load_config
+from bot.config import FeedSourceConfig, load_config
 from bot.ledger import Ledger
 from bot.pipeline import Pipeline
 from bot.sources.base import SourceState
 from bot.sources.enrich import Enricher, enriching
+from bot.sources.feed import FeedSource
 from bot.sources.fetch import Fetcher
-from bot.testing.feed_server import FeedServer
+from bot.sources.policy import FetchPolicy
+from bot.testing.feed_server import FeedItem, FeedServer, atom
 from bot.testing.memory import MemoryChannel
 from bot.wiring import build_source
 from tests.integration.test_html_sitemap_enrich import (
@@ -88,6 +90,39 @@ async def test_a_new_lastmod_reads_the_page_again(server: FeedServer, fetcher: F
     assert len(server.requests_for("/news/a")) == 1
     later = WHEN + timedelta(minutes=20)
     server.publish("/sitemap.xml", urlset(server, {"a": later}), content_type=XML)
+    changed = await source.poll(same.state)
+    assert "12 月 5 日" in changed.articles[0].summary_html
+    assert changed.articles[0].modified == later
+    assert len(server.requests_for("/news/a")) == 2
+
+
+async def test_a_new_atom_updated_reads_an_enriched_feed_entrys_page_again(
+    server: FeedServer, fetcher: Fetcher
+) -> None:
+    """A title-only feed entry's page is read once while its <updated> stays; a later
+    <updated> (same title) reads it again, so the page's correction reaches the article."""
+    server.publish("/news/a", page("締約日期為 11 月 5 日。"), content_type=HTML)
+
+    def feed(updated: datetime) -> str:
+        item = FeedItem("nv-a", "高雄港與格丁尼亞港締結姊妹港", f"{server.url}/news/a",
+                        published=WHEN, updated=updated)  # fmt: skip
+        return atom([item])
+
+    url = server.publish("/atom.xml", feed(WHEN), content_type=XML)
+    config = FeedSourceConfig.model_validate(
+        {"kind": "feed", "name": "newsvision", "url": url, "enrich": True,
+         "allow_private": ["127.0.0.1"]}
+    )  # fmt: skip
+    feed_source = FeedSource(config, fetcher.scoped(FetchPolicy.for_source(config)))
+    source = enriching(feed_source, Enricher(fetcher, per_host_delay=0))
+    first = await source.poll(SourceState())
+    assert "11 月 5 日" in first.articles[0].summary_html
+    server.publish("/news/a", page("締約日期為 12 月 5 日（更正）。"), content_type=HTML)
+    server.publish("/atom.xml", feed(WHEN) + " ", content_type=XML)
+    same = await source.poll(first.state)
+    assert "11 月 5 日" in same.articles[0].summary_html  # <updated> unchanged: not re-read
+    later = WHEN + timedelta(minutes=20)
+    server.publish("/atom.xml", feed(later), content_type=XML)
     changed = await source.poll(same.state)
     assert "12 月 5 日" in changed.articles[0].summary_html
     assert changed.articles[0].modified == later

@@ -159,6 +159,37 @@ def test_atom_entry_with_only_updated_uses_it() -> None:
     assert second.image == "https://news.example.tw/images/2025/09/biotech.jpg"
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_later_update_time_is_the_articles_modified_time(fast_path: bool) -> None:
+    """An entry's update time later than its publication is Article.modified (Atom <updated>,
+    JSON Feed date_modified), whichever parser reads it; equal to it, or absent, it is None."""
+    published = datetime(2025, 9, 16, 1, 2, 3, tzinfo=UTC)
+    later = datetime(2025, 9, 16, 8, 30, tzinfo=UTC)
+    items = [
+        FeedItem("nv-1", "高雄港更正報導", "https://news.example.tw/a/1", published=published,
+                 updated=later),
+        FeedItem("nv-2", "格丁尼亞論壇", "https://news.example.tw/a/2", published=published),
+    ]  # fmt: skip
+    got = {}
+    for name, document in (("atom", atom(items)), ("rss", rss(items))):
+        articles, _ = parse_feed(
+            document.encode(), base_url="https://x.example/", now=NOW, fast_path=fast_path
+        )
+        got[name] = [(a.published, a.modified) for a in articles]
+    assert got["atom"] == [(published, later), (published, None)]
+    assert got["rss"] == [(published, None), (published, None)]  # RSS states no update time
+    json_feed = (
+        '{"version": "https://jsonfeed.org/version/1.1", "title": "新聞視界時報", "items": ['
+        '{"id": "nv-3", "url": "https://news.example.tw/a/3", "title": "更正",'
+        f' "date_published": "{published.isoformat()}", "date_modified": "{later.isoformat()}"}}]}}'
+    )
+    (article,), _ = parse_feed(
+        json_feed.encode(), base_url="https://x.example/", now=NOW,
+        content_type="application/feed+json", fast_path=fast_path,
+    )  # fmt: skip
+    assert (article.published, article.modified) == (published, later)
+
+
 def test_json_feed() -> None:
     """JSON Feed 1.1: numeric ids become strings, text content is escaped HTML, tags kept."""
     articles, warnings = parse("feed.json")
