@@ -614,6 +614,15 @@ _MARK_IN_FLIGHT = (
     )
     .values(in_flight_at=sa.bindparam("b_now", type_=UTCDateTime))
 )
+# A correction (an edit, a reply, a repost) of an article withdrawn since its claim must not
+# reach the platform: its takedown decides the post. The takedown's own delete must.
+_CORRECTS_RETRACTED = sa.and_(
+    revision_actions.c.action != str(Action.DELETE),
+    sa.select(deliveries.c.id)
+    .join(articles, articles.c.id == deliveries.c.article_id)
+    .where(deliveries.c.id == revision_actions.c.delivery_id, articles.c.retracted_at.is_not(None))
+    .exists(),
+)
 _HELD_RETRACTED = sa.select(deliveries.c.id).where(
     deliveries.c.id == sa.bindparam("b_id"),
     deliveries.c.state == str(DeliveryState.SENDING),
@@ -1765,10 +1774,14 @@ class Ledger:
                 return Mark.MARKED
             held = conn.execute(_HELD_RETRACTED, {"b_id": row_id, "b_holder": holder}).first()
             return Mark.RETRACTED if held is not None else Mark.LOST
+        holding = _held(table, row_id, holder)
         result = conn.execute(
-            sa.update(table).where(_held(table, row_id, holder)).values(in_flight_at=now)
+            sa.update(table).where(holding, ~_CORRECTS_RETRACTED).values(in_flight_at=now)
         )
-        return Mark.MARKED if result.rowcount else Mark.LOST
+        if result.rowcount:
+            return Mark.MARKED
+        still_held = conn.execute(sa.select(table.c.id).where(holding)).first()
+        return Mark.RETRACTED if still_held is not None else Mark.LOST
 
     def finish(
         self,
@@ -2227,14 +2240,14 @@ class Ledger:
             .values(state=str(ActionState.SKIPPED), reason=reason, updated_at=now, done_at=now)
         )
 
-    def mark_action_in_flight(self, action_id: int, *, now: datetime, holder: str) -> bool:
+    def mark_action_in_flight(self, action_id: int, *, now: datetime, holder: str) -> Mark:
         """The request for this claimed action is about to be written (see
-        :meth:`mark_in_flight`); False when ``holder`` lost the claim: then it must not go."""
+        :meth:`mark_in_flight`). Refused when ``holder`` lost the claim, and for a correction
+        (not a delete) of an article retracted since the claim, checked in the same statement:
+        either way it must not go."""
         with self._tx() as conn:
-            return bool(
-                self._mark_in_flight(
-                    conn, action_id, now=now, holder=holder, table=revision_actions
-                )
+            return self._mark_in_flight(
+                conn, action_id, now=now, holder=holder, table=revision_actions
             )
 
     def finish_action(

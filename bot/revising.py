@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from bot import outcome as rules
 from bot.channels.base import Channel
 from bot.errors import PermanentError, PostGone, TemplateError
-from bot.ledger import ClaimedAction, Pace, offload
+from bot.ledger import ClaimedAction, Mark, Pace, offload
 from bot.model import Action, Post, Receipt
 from bot.outcome import ActionOutcome
 
@@ -171,13 +171,19 @@ class Reviser:
         )
         if early is not None:
             return early, None
-        if not in_flight and not await offload(
-            pipeline.ledger.mark_action_in_flight,
-            action.id,
-            now=pipeline.clock(),
-            holder=pipeline.holder,
-        ):
-            return None, None
+        if not in_flight:
+            mark = await offload(
+                pipeline.ledger.mark_action_in_flight,
+                action.id,
+                now=pipeline.clock(),
+                holder=pipeline.holder,
+            )
+            if mark is Mark.RETRACTED:  # withdrawn since the claim
+                return rules.before_action(
+                    action.action, retracted=True, current_text=None, new_text=None
+                ), None
+            if not mark:
+                return None, None
         result: Receipt | BaseException | None
         try:
             result = await self._call(channel, action, post, notice)

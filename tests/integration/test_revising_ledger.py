@@ -160,3 +160,45 @@ async def test_a_post_claimed_before_its_takedown_is_skipped_not_sent(world: Wor
     assert world.telegram.deletes == [] and world.x.deletes == []
     # (the second channel's claim withdrew them again: its takedown superseded the first's)
     assert {row["state"] for row in action_rows(world.ledger)} <= {"skipped", "superseded"}
+
+
+async def test_a_correction_claimed_before_a_takedown_is_refused_at_the_mark(world: World) -> None:
+    """An edit claimed, then its article withdrawn before the edit was marked in flight: the
+    marking statement refuses it, telling a retraction (the claim still held) from a lost claim."""
+    await world.publish(article(1))
+    world.revise(1, {"telegram": Action.EDIT}, title="【更正】颱風警報第 1 報")
+    [edit] = world.ledger.claim_actions(
+        world.clock(), holder="test:1", channel="telegram", pace=None
+    ).actions
+    assert edit.action is Action.EDIT
+    world.revise(1, {"telegram": Action.DELETE}, retract=True)
+    now = world.clock()
+    assert world.ledger.mark_action_in_flight(edit.id, now=now, holder="test:1") is Mark.RETRACTED
+    assert world.ledger.mark_action_in_flight(edit.id, now=now, holder="other:1") is Mark.LOST
+
+
+async def test_an_edit_of_an_article_withdrawn_after_its_claim_never_reaches_the_platform(
+    world: World,
+) -> None:
+    """The pipeline's reviser holding a claimed edit when the article is withdrawn: the edit is
+    recorded skipped as retracted, the platform sees no edit, and the takedown deletes the post."""
+    await world.publish(article(1))
+    world.revise(1, {"telegram": Action.EDIT}, title="【更正】颱風警報第 1 報")
+    claim = world.ledger.claim_actions
+
+    def claim_then_withdraw(*args: object, **kwargs: object) -> object:
+        claimed = claim(*args, **kwargs)  # type: ignore[arg-type]
+        if any(a.action is Action.EDIT for a in claimed.actions):
+            world.pipeline._withdraw("newsvision", article(1).key, reason="撤稿", origin="webhook")
+        return claimed
+
+    world.ledger.claim_actions = claim_then_withdraw  # type: ignore[method-assign]
+    await world.pipeline.deliver_due()
+    world.ledger.claim_actions = claim  # type: ignore[method-assign]
+    await world.pipeline.deliver_due()
+    assert world.telegram.edits == []
+    assert len(world.telegram.deletes) == 1
+    rows = {(r["action"], r["state"]): r["reason"] for r in action_rows(world.ledger)
+            if r["channel"] == "telegram"}  # fmt: skip
+    assert "retracted" in str(rows[("edit", "skipped")])
+    assert ("delete", "done") in rows
