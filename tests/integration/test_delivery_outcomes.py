@@ -479,7 +479,7 @@ async def test_telegram_token_revoked_while_running_fails(
     """A token revoked after start: 401 on send, failed naming TELEGRAM_BOT_TOKEN, not the token."""
     async with open_world(tmp_path, tg, fx) as world:
         await world.publish(article(1))
-        tg.token = "424242:TEST-the-token-after-revocation"
+        tg.token = "424242:TEST-token-after-revocation"
         await world.deliver()
 
         row = world.only("telegram")
