@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from typing import Any, overload
+from typing import Any
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
@@ -318,17 +318,9 @@ def _to_article(raw: _RawEntry, *, base_url: str, now: datetime) -> Article | st
     )
 
 
-@overload
-def _stated_time(value: datetime, now: datetime) -> datetime: ...
-@overload
-def _stated_time(value: None, now: datetime) -> None: ...
-@overload
-def _stated_time(value: datetime | None, now: datetime) -> datetime | None: ...
-def _stated_time(value: datetime | None, now: datetime) -> datetime | None:
+def _stated_time(value: datetime, now: datetime) -> datetime:
     """A time the feed states, as the ledger keeps times: aware, UTC, whole seconds, and
     never later than ``now``."""
-    if value is None:
-        return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return min(value, now).astimezone(UTC).replace(microsecond=0)
