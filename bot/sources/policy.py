@@ -18,6 +18,7 @@ poll, and a name resolving to an intranet address harms nobody who reads the pos
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import logging
 import re
@@ -252,6 +253,14 @@ def link_refusal(url: str, policy: FetchPolicy = STRICT, *, what: str = "link") 
         return f"its {what} to {host} carries a user name or password"
     if not host:
         return f"its {what} has no host"
+    return _host_refusal(host, policy, what)
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_refusal(host: str, policy: FetchPolicy, what: str) -> str | None:
+    """:func:`link_refusal`'s verdict on the host alone. Kept per host and policy: a feed's
+    fifty links share one or two hosts, and reading a host as an address (a ValueError for
+    every name) was most of the screen's cost on a first sight of many feeds."""
     address = parse_address(host)
     if address is not None:
         refusal = policy.address_refusal(address, host)

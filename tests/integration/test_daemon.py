@@ -471,3 +471,16 @@ def test_a_reload_that_turns_websub_on_subscribes_at_the_hub(world: World) -> No
         wait_for(lambda: len(world.tg.messages) >= 1, 10, "the push")
         assert "第1則" in world.tg.messages[0].plain
         assert world.daemon.terminate() == 0
+
+
+def test_the_running_daemon_copies_the_ledgers_log_into_its_file(world: World) -> None:
+    """A running daemon checkpoints its SQLite ledger every few seconds: what it wrote reaches
+    the database file soon, not only at SQLite's own threshold (inside some commit) or a stop."""
+    world.configure()
+    world.daemon.start()
+    world.started()
+    database, log = world.folder / "ledger.db", world.folder / "ledger.db-wal"
+    wait_for(lambda: log.exists() and log.stat().st_size > 0, 10, "the first writes")
+    # The schema and the first poll: dozens of pages, written to the log first.
+    wait_for(lambda: database.stat().st_size >= 32 * 4096, 15, "a checkpoint")
+    assert world.daemon.terminate() == 0

@@ -3,7 +3,9 @@ claims, retries and the delivery log."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -234,3 +236,36 @@ def test_times_come_back_timezone_aware(ledger: Ledger) -> None:
     ledger.ingest("nv", [NewArticle(article(1, published=taipei), "")], ["x"], now=NOW)
     (row,) = ledger.deliveries()
     assert row.article.published == taipei and row.article.published.tzinfo is not None
+
+
+def _long_article(n: int) -> Article:
+    """An article the size of a real one (a long Chinese summary), so an ingest of hundreds
+    writes thousands of database pages."""
+    paragraph = "<p>高雄與波蘭姊妹市格丁尼亞的交流再度邁向新里程，雙方簽署備忘錄，共 12 項。</p>"
+    return article(n, summary_html=paragraph * 40)
+
+
+def test_an_ingest_leaves_its_pages_in_the_log_until_the_checkpoint(tmp_path: Path) -> None:
+    """A big ingest on SQLite does not copy the write-ahead log into the database file inside
+    its commit (SQLite's default threshold would); checkpoint() does, off the write path."""
+    path = f"{tmp_path}/ledger.db"
+    ledger = Ledger.open(f"sqlite:///{path}")
+    try:
+        ledger.checkpoint()
+        before = os.path.getsize(path)
+        items = [NewArticle(_long_article(n), "摘要" * 50) for n in range(800)]
+        assert ledger.ingest("nv", items, ["telegram", "x"], now=NOW).articles == 800
+        assert os.path.getsize(f"{path}-wal") > 4096 * 1000  # past SQLite's default threshold
+        assert os.path.getsize(path) == before
+        assert ledger.checkpoint() > 1000
+        assert os.path.getsize(path) > before
+        assert len(ledger.deliveries(limit=2000)) == 1600
+    finally:
+        ledger.close()
+
+
+def test_a_checkpoint_on_postgresql_does_nothing(ledger: Ledger) -> None:
+    """checkpoint() is SQLite's: on PostgreSQL it asks the server nothing and says 0."""
+    if ledger.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    assert ledger.checkpoint() == 0
