@@ -1,4 +1,5 @@
-"""newsbot: posts a newsroom's new articles to Telegram and X, with a ledger of every delivery."""
+"""newsbot: posts a newsroom's new articles to Telegram, X, Threads, Facebook Pages, Bluesky
+and Mastodon, with a ledger of every delivery."""
 
 __version__ = "0.1.0"
 

@@ -72,7 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     common = _common_options(top=False)
     parser = _Parser(
         prog="newsbot",
-        description="Posts a newsroom's new articles to Telegram and X.",
+        description=(
+            "Posts a newsroom's new articles to Telegram, X, Threads, Facebook Pages, "
+            "Bluesky and Mastodon."
+        ),
         parents=[_common_options(top=True)],
     )
     parser.add_argument("--version", action="version", version=f"newsbot {__version__}")
