@@ -591,12 +591,11 @@ class RevisionRecord:
     actions: tuple[ActionRecord, ...]
 
 
-# Asked by every ingest, claim and heartbeat (see Ledger._check_identity): built once.
-# A source's record, read at the start of every poll.
+# A source's record, read at the start of every poll: built once.
 _SOURCE = sa.select(sources).where(sources.c.name == sa.bindparam("name"))
 
-# The ledger's id and whether it has seen anything, in one round trip: every ingest and claim
-# asks.
+# Asked by every ingest, claim and heartbeat (see Ledger._check_identity): built once, the
+# ledger's id and whether it has seen anything in one round trip.
 _IDENTITY = sa.select(
     sa.select(meta.c.value).where(meta.c.key == "ledger_id").scalar_subquery(),
     sa.exists().where(seen.c.source.is_not(None)),
@@ -2932,13 +2931,13 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-# SQLite's automatic checkpoint threshold, in pages of 4 kB: about 40 MB of WAL.
-WAL_AUTOCHECKPOINT_PAGES = 10_000
-
-
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+# SQLite's automatic checkpoint threshold, in pages of 4 kB: about 40 MB of WAL.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
